@@ -1,0 +1,198 @@
+"""The he_ml blob container: self-describing, versioned, checksummed bytes.
+
+Every context, ciphertext vector and aggregation blob that leaves a process is
+wrapped in this container so that a reader can tell, before handing a single
+byte to a native library, what it is, which scheme and parameters produced it,
+which public key it belongs to, and whether it was damaged in transit.
+
+Layout (all integers little-endian)::
+
+    offset  size  field
+    0       4     magic  b"HEML"
+    4       2     format version (currently 1)
+    6       1     kind   (see ``Kind``)
+    7       1     scheme (see ``SCHEME_IDS``)
+    8       16    public-key fingerprint (zeros if not applicable)
+    24      4     length M of the metadata
+    28      M     metadata: UTF-8 JSON object
+    28+M    4     number S of sections
+    ...           S times: 8-byte length L, then L bytes (opaque backend payload)
+    end-4   4     CRC-32 of every preceding byte
+
+The CRC is not a security measure (anyone can recompute it); it makes random
+corruption and truncation fail in this parser with `InvalidCiphertextError`
+instead of reaching TenSEAL/SEAL or gmpy2 with garbage.  Authenticity of blobs
+is out of scope: an attacker who can replace blobs can always send a valid
+encryption of anything under the public key.
+"""
+from __future__ import annotations
+
+import enum
+import json
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ContextMismatchError, InvalidCiphertextError
+
+__all__ = [
+    "MAGIC",
+    "FORMAT_VERSION",
+    "Kind",
+    "SCHEME_IDS",
+    "Blob",
+    "pack_blob",
+    "unpack_blob",
+    "MAX_SECTIONS",
+]
+
+MAGIC = b"HEML"
+FORMAT_VERSION = 1
+FINGERPRINT_BYTES = 16
+MAX_METADATA_BYTES = 1 << 24  # 16 MiB of JSON is far beyond any legitimate header
+MAX_SECTIONS = 1 << 24
+
+_HEAD = struct.Struct("<4sHBB16sI")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
+
+class Kind(enum.IntEnum):
+    """What a blob holds."""
+
+    PUBLIC_CONTEXT = 1
+    SECRET_CONTEXT = 2
+    CIPHERTEXT = 3
+    AGGREGATE = 4
+
+
+SCHEME_IDS = {"ckks": 1, "bfv": 2, "paillier": 3}
+_SCHEME_NAMES = {v: k for k, v in SCHEME_IDS.items()}
+
+
+@dataclass(frozen=True)
+class Blob:
+    """A parsed container: header fields, JSON metadata and opaque sections."""
+
+    kind: Kind
+    scheme: str
+    fingerprint: bytes
+    metadata: dict[str, Any]
+    sections: list[bytes] = field(default_factory=list)
+
+    def expect(self, *, kind: Kind | tuple[Kind, ...] | None = None, scheme: str | None = None,
+               fingerprint: bytes | None = None, what: str = "blob") -> "Blob":
+        """Check kind, scheme and key fingerprint; raise the matching he_ml error otherwise."""
+        if kind is not None:
+            kinds = kind if isinstance(kind, tuple) else (kind,)
+            if self.kind not in kinds:
+                raise InvalidCiphertextError(
+                    f"{what} must be a {' or '.join(k.name.lower() for k in kinds)} blob; "
+                    f"got a {self.kind.name.lower()} blob. Pass the bytes produced by the matching "
+                    f"to_bytes() call."
+                )
+        if scheme is not None and self.scheme != scheme:
+            raise ContextMismatchError(
+                f"{what} was produced by the {self.scheme!r} scheme but this context is {scheme!r}; "
+                f"load it with a {self.scheme!r} context (he_ml.load_context on its context blob)."
+            )
+        if fingerprint is not None and self.fingerprint != fingerprint:
+            raise ContextMismatchError(
+                f"{what} belongs to another key (public-key fingerprint {self.fingerprint.hex()} "
+                f"!= this context's {fingerprint.hex()}); it was encrypted under a different context. "
+                f"Encrypt with this context's public_context(), or decrypt with the context that made it."
+            )
+        return self
+
+
+def pack_blob(kind: Kind, scheme: str, fingerprint: bytes, metadata: dict[str, Any],
+              sections: list[bytes] | tuple[bytes, ...] = ()) -> bytes:
+    """Serialize a container. `metadata` must be JSON-serializable."""
+    if scheme not in SCHEME_IDS:
+        raise ValueError(f"scheme must be one of {sorted(SCHEME_IDS)}; got {scheme!r}")
+    if len(fingerprint) != FINGERPRINT_BYTES:
+        raise ValueError(f"fingerprint must be {FINGERPRINT_BYTES} bytes; got {len(fingerprint)}")
+    meta = json.dumps(metadata, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    parts = [
+        _HEAD.pack(MAGIC, FORMAT_VERSION, int(kind), SCHEME_IDS[scheme], fingerprint, len(meta)),
+        meta,
+        _U32.pack(len(sections)),
+    ]
+    for s in sections:
+        parts.append(_U64.pack(len(s)))
+        parts.append(bytes(s))
+    body = b"".join(parts)
+    return body + _U32.pack(zlib.crc32(body) & 0xFFFFFFFF)
+
+
+def _bad(msg: str) -> InvalidCiphertextError:
+    return InvalidCiphertextError(
+        f"not a valid he_ml blob: {msg}. The bytes are truncated, corrupted or were not produced "
+        f"by he_ml's to_bytes(); re-send the original bytes."
+    )
+
+
+def unpack_blob(data: bytes | bytearray | memoryview) -> Blob:
+    """Parse and verify a container. Never trusts a length field beyond the buffer.
+
+    Raises
+    ------
+    InvalidCiphertextError
+        If the bytes are not a complete, undamaged he_ml blob of a known version.
+    """
+    if isinstance(data, memoryview):
+        data = data.tobytes()
+    if not isinstance(data, (bytes, bytearray)):
+        raise InvalidCiphertextError(
+            f"expected bytes from to_bytes(); got {type(data).__name__}. Pass the bytes object itself."
+        )
+    data = bytes(data)
+    total = len(data)
+    if total < _HEAD.size + 4 + 4:
+        raise _bad(f"{total} bytes is shorter than the {_HEAD.size + 8}-byte minimum")
+    if data[:4] != MAGIC:
+        raise _bad(f"magic must be {MAGIC!r}; got {data[:4]!r}")
+    crc_stored = _U32.unpack_from(data, total - 4)[0]
+    if zlib.crc32(data[:-4]) & 0xFFFFFFFF != crc_stored:
+        raise _bad("checksum mismatch")
+    magic, version, kind_id, scheme_id, fp, meta_len = _HEAD.unpack_from(data, 0)
+    if version != FORMAT_VERSION:
+        raise InvalidCiphertextError(
+            f"blob format version must be {FORMAT_VERSION}; got {version}. It was written by a "
+            f"different he_ml release; re-create it with this version."
+        )
+    try:
+        kind = Kind(kind_id)
+    except ValueError:
+        raise _bad(f"unknown blob kind {kind_id}") from None
+    if scheme_id not in _SCHEME_NAMES:
+        raise _bad(f"unknown scheme id {scheme_id}")
+    end = total - 4
+    pos = _HEAD.size
+    if meta_len > MAX_METADATA_BYTES or pos + meta_len + 4 > end:
+        raise _bad(f"metadata length {meta_len} exceeds the buffer")
+    try:
+        metadata = json.loads(data[pos:pos + meta_len].decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise _bad(f"metadata is not valid JSON ({e.__class__.__name__})") from e
+    if not isinstance(metadata, dict):
+        raise _bad("metadata must be a JSON object")
+    pos += meta_len
+    (count,) = _U32.unpack_from(data, pos)
+    pos += 4
+    if count > MAX_SECTIONS or count * 8 > end - pos:
+        raise _bad(f"section count {count} exceeds the buffer")
+    sections = []
+    for i in range(count):
+        if pos + 8 > end:
+            raise _bad(f"section {i} header is truncated")
+        (length,) = _U64.unpack_from(data, pos)
+        pos += 8
+        if length > end - pos:
+            raise _bad(f"section {i} length {length} exceeds the buffer")
+        sections.append(data[pos:pos + length])
+        pos += length
+    if pos != end:
+        raise _bad(f"{end - pos} trailing bytes after the last section")
+    return Blob(kind, _SCHEME_NAMES[scheme_id], fp, metadata, sections)

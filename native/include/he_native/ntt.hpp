@@ -1,0 +1,96 @@
+// he_native: negacyclic NTT over Z_q[X]/(X^n + 1).
+//
+// Conventions (shared by every tier, the numba fallback and the tests):
+//   * n is a power of two, 2 <= n <= 65536; q is prime, q < 2^62, q == 1 (mod 2n).
+//   * psi is the *smallest* primitive 2n-th root of unity mod q (psi^n == q - 1).
+//   * forward NTT output is in bit-reversed order:
+//         A[j] = sum_i a[i] * psi^((2*bitrev(j) + 1) * i)  (mod q),  bitrev over log2(n) bits.
+//   * inverse NTT takes that order back to natural coefficient order; intt(ntt(a)) == a.
+//   * all public entry points take and return values in [0, q).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace he_native {
+
+/// Precomputed tables for one (n, q). Built once, cached, immutable afterwards
+/// (safe to share between threads). Layout invariants:
+///   root_powers[i]        = psi^bitrev(i)           (i in [0, n), bit-reversed order, [0] == 1)
+///   root_powers_shoup[i]  = floor(root_powers[i] * 2^64 / q)
+///   inv_root_powers       = inverse roots in the order the inverse (Gentleman-Sande)
+///                           butterflies consume them (the layout Intel HEXL uses):
+///                           [0] == 1 (unused); then for each stage, h = n/2, n/4, ..., 1
+///                           butterfly groups (butterfly distance t = n/(2h) = 1, 2, ..., n/2),
+///                           the h roots psi^-bitrev(h + i), i = 0..h-1, consecutively, i.e.
+///                             inv_root_powers[n + 1 - 2h + i] = psi^-bitrev(h + i)
+///                           (bitrev over log2(n) bits). Group i of that stage is
+///                           a[2ti .. 2ti+2t) and its butterfly is
+///                             (x, y) -> (x + y, (x - y) * psi^-bitrev(h + i)).
+///                           A counter starting at 1 and incremented once per group walks it.
+///   inv_root_powers_shoup = floor(inv_root_powers[i] * 2^64 / q)
+///   n_inv                 = n^-1 mod q, n_inv_shoup = floor(n_inv * 2^64 / q)
+///   Forward (Cooley-Tukey) uses root_powers the same way: stage with m groups
+///   (m = 1, 2, ..., n/2, distance t = n/(2m)), group i is a[2ti .. 2ti+2t) and its
+///   butterfly is (x, y) -> (x + w*y, x - w*y) with w = root_powers[m + i].
+///   All tables have exactly n entries.
+struct NTTTables {
+    std::uint64_t n = 0;
+    std::uint64_t log_n = 0;
+    std::uint64_t q = 0;
+    std::uint64_t psi = 0;          ///< smallest primitive 2n-th root of unity
+    std::uint64_t psi_inv = 0;
+    std::vector<std::uint64_t> root_powers;
+    std::vector<std::uint64_t> root_powers_shoup;
+    std::vector<std::uint64_t> inv_root_powers;
+    std::vector<std::uint64_t> inv_root_powers_shoup;
+    std::uint64_t n_inv = 0;
+    std::uint64_t n_inv_shoup = 0;
+};
+
+/// Tables for (n, q), built on first use and cached (thread-safe).
+/// Throws std::invalid_argument with a "must be X; got Y" message on bad (n, q).
+const NTTTables& get_ntt_tables(std::uint64_t n, std::uint64_t q);
+
+/// Which kernel family runs.
+enum class NTTTier { Reference, Scalar, AVX512IFMA, AVX512 };
+
+const char* tier_name(NTTTier tier);
+
+/// Tier that `Auto` dispatch picks for modulus q on this CPU with the current
+/// environment kill switches (HE_ML_DISABLE_AVX512IFMA, HE_ML_DISABLE_AVX512).
+NTTTier select_tier(std::uint64_t q);
+
+/// Forward / inverse transforms on one polynomial of length t.n, in place,
+/// input and output in [0, q). `tier` must be valid for q (checked by the caller
+/// through tier_supported()).
+void forward_ntt(std::uint64_t* a, const NTTTables& t, NTTTier tier);
+void inverse_ntt(std::uint64_t* a, const NTTTables& t, NTTTier tier);
+bool tier_supported(NTTTier tier, std::uint64_t q);
+
+// ---- kernels, by tier (names state the output range) ----
+void forward_ntt_reference(std::uint64_t* a, const NTTTables& t);
+void inverse_ntt_reference(std::uint64_t* a, const NTTTables& t);
+void forward_ntt_scalar(std::uint64_t* a, const NTTTables& t);   // Harvey lazy inside, [0, q) out
+void inverse_ntt_scalar(std::uint64_t* a, const NTTTables& t);
+#if defined(HE_NATIVE_HAVE_AVX512)
+void forward_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t);  // q < 2^50
+void inverse_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t);
+void forward_ntt_avx512(std::uint64_t* a, const NTTTables& t);      // any q < 2^62
+void inverse_ntt_avx512(std::uint64_t* a, const NTTTables& t);
+#endif
+
+// ---- element-wise and polynomial operations ----
+void pointwise_mul_mod(const std::uint64_t* a, const std::uint64_t* b, std::uint64_t* out,
+                       std::size_t n, std::uint64_t q);
+/// Negacyclic product out = a * b mod (X^n + 1, q); out may alias neither input.
+void polymul_negacyclic(const std::uint64_t* a, const std::uint64_t* b, std::uint64_t* out,
+                        std::size_t n, std::uint64_t q, NTTTier tier);
+
+// ---- number theory ----
+bool is_prime_u64(std::uint64_t q);  ///< deterministic Miller-Rabin for all 64-bit q
+/// `count` distinct primes of exactly `bits` bits with q == 1 mod 2n, largest first.
+std::vector<std::uint64_t> find_ntt_primes(unsigned bits, std::uint64_t n, std::size_t count);
+
+}  // namespace he_native
