@@ -312,6 +312,12 @@ class SchemeContext(abc.ABC):
     def _op_sub(self, x: "EncryptedVector", y: "EncryptedVector") -> "EncryptedVector":
         return self._op_add(x, self._op_neg(y))
 
+    def _op_rotate(self, x: "EncryptedVector", steps: int) -> "EncryptedVector":
+        raise self._unsupported(
+            "slot rotation",
+            "Rotations exist only for CKKS/BFV vectors that fill exactly one ciphertext.",
+        )
+
     def _op_mul(self, x: "EncryptedVector", y: "EncryptedVector") -> "EncryptedVector":
         raise self._unsupported(
             "ciphertext x ciphertext multiplication",
@@ -472,6 +478,25 @@ class EncryptedVector:
         if not isinstance(w, np.ndarray):
             w = np.full(self.size, w)
         return self.context._op_dot(self, w)
+
+    def rotate(self, steps: int) -> "EncryptedVector":
+        """Cyclic left rotation by ``steps`` slots (negative: right).
+
+        Defined for a vector that fills exactly one ciphertext (``size == context.slot_count``),
+        where it is one Galois automorphism; CKKS and BFV only.
+        """
+        if not isinstance(steps, (int, np.integer)):
+            raise ParameterError(f"{self.scheme}: rotate steps must be an int; got {type(steps).__name__}.")
+        if self.size != self.context.slot_count or len(self.chunks) != 1:
+            raise ShapeMismatchError(
+                f"{self.scheme}: rotate needs a vector of exactly slot_count={self.context.slot_count} "
+                f"values in one ciphertext; got {self.size} values in {len(self.chunks)} ciphertexts. "
+                f"Pad the data to slot_count before encrypting."
+            )
+        steps = int(steps) % self.size
+        if steps == 0:
+            return self
+        return self.context._op_rotate(self, steps)
 
     # ------------------------------------------------------------------ bytes and pickling
     def to_bytes(self) -> bytes:
