@@ -49,8 +49,19 @@ struct NTTTables {
     std::uint64_t n_inv_shoup = 0;
 };
 
-/// Tables for (n, q), built on first use and cached (thread-safe).
-/// Throws std::invalid_argument with a "must be X; got Y" message on bad (n, q).
+/// Supported transform sizes and modulus width (q < 2^kMaxModulusBits keeps 4q < 2^64,
+/// the headroom of the lazy butterflies).
+inline constexpr std::uint64_t kMinN = 2;
+inline constexpr std::uint64_t kMaxN = 65536;
+inline constexpr unsigned kMaxModulusBits = 62;
+
+/// Checks that (n, q) is valid for a negacyclic NTT: n a power of two in [kMinN, kMaxN],
+/// q < 2^62, q prime, q == 1 (mod 2n). Throws std::invalid_argument with a message of the
+/// form "<what> must be X; got Y" otherwise.
+void validate_ntt_parameters(std::uint64_t n, std::uint64_t q);
+
+/// Tables for (n, q), built on first use and cached (thread-safe; the returned reference
+/// stays valid for the life of the process). Throws like validate_ntt_parameters.
 const NTTTables& get_ntt_tables(std::uint64_t n, std::uint64_t q);
 
 /// Which kernel family runs.
@@ -58,15 +69,38 @@ enum class NTTTier { Reference, Scalar, AVX512IFMA, AVX512 };
 
 const char* tier_name(NTTTier tier);
 
+/// CPU features relevant to the tiers, detected once (cpuid + xgetbv).
+/// os_avx512: the OS saves opmask and zmm state (XCR0 bits 5-7 and 1-2 set).
+struct CPUFeatures {
+    bool avx2 = false;
+    bool avx512f = false;
+    bool avx512dq = false;
+    bool avx512vl = false;
+    bool avx512bw = false;
+    bool avx512ifma = false;
+    bool os_avx512 = false;
+};
+const CPUFeatures& cpu_features();
+
+/// True if the tier's kernels are compiled into this library (Reference and Scalar always).
+bool tier_compiled(NTTTier tier);
+
+/// True if the environment kill switch for the tier is set (read once at first use):
+/// HE_ML_DISABLE_AVX512IFMA / HE_ML_DISABLE_AVX512 set to anything except "", "0",
+/// "false", "no", "off". Reference and Scalar cannot be disabled.
+bool tier_disabled_by_env(NTTTier tier);
+
 /// Tier that `Auto` dispatch picks for modulus q on this CPU with the current
 /// environment kill switches (HE_ML_DISABLE_AVX512IFMA, HE_ML_DISABLE_AVX512).
 NTTTier select_tier(std::uint64_t q);
 
 /// Forward / inverse transforms on one polynomial of length t.n, in place,
 /// input and output in [0, q). `tier` must be valid for q (checked by the caller
-/// through tier_supported()).
+/// through tier_supported()); an uncompiled tier throws std::invalid_argument.
 void forward_ntt(std::uint64_t* a, const NTTTables& t, NTTTier tier);
 void inverse_ntt(std::uint64_t* a, const NTTTables& t, NTTTier tier);
+/// compiled in && CPU has it && not disabled by the environment && q within the tier's
+/// range (IFMA: q < 2^50; AVX512, Scalar, Reference: q < 2^62).
 bool tier_supported(NTTTier tier, std::uint64_t q);
 
 // ---- kernels, by tier (names state the output range) ----
@@ -82,15 +116,20 @@ void inverse_ntt_avx512(std::uint64_t* a, const NTTTables& t);
 #endif
 
 // ---- element-wise and polynomial operations ----
+/// out[i] = a[i] * b[i] mod q; a, b in [0, q); q < 2^62 odd; out may alias a or b.
 void pointwise_mul_mod(const std::uint64_t* a, const std::uint64_t* b, std::uint64_t* out,
                        std::size_t n, std::uint64_t q);
-/// Negacyclic product out = a * b mod (X^n + 1, q); out may alias neither input.
+/// Negacyclic product out = a * b mod (X^n + 1, q); a, b in [0, q); (n, q) valid for
+/// get_ntt_tables. out may alias a and/or b (inputs are copied before use).
 void polymul_negacyclic(const std::uint64_t* a, const std::uint64_t* b, std::uint64_t* out,
                         std::size_t n, std::uint64_t q, NTTTier tier);
 
 // ---- number theory ----
 bool is_prime_u64(std::uint64_t q);  ///< deterministic Miller-Rabin for all 64-bit q
-/// `count` distinct primes of exactly `bits` bits with q == 1 mod 2n, largest first.
+/// `count` distinct primes of exactly `bits` bits with q == 1 mod 2n, largest first
+/// (scanning down from 2^bits - 2n + 1 in steps of 2n). n: power of two in [2, 65536];
+/// bits in [log2(n) + 3, 62] (below that fewer than two candidates exist); count <= 65536.
+/// Throws std::invalid_argument on bad arguments or when fewer than `count` such primes exist.
 std::vector<std::uint64_t> find_ntt_primes(unsigned bits, std::uint64_t n, std::size_t count);
 
 }  // namespace he_native

@@ -1,0 +1,34 @@
+// Element-wise products mod q and negacyclic polynomial multiplication through the NTT.
+#include <algorithm>
+#include <vector>
+
+#include "he_native/ntt.hpp"
+#include "modarith.hpp"
+
+namespace he_native {
+
+using detail::u64;
+
+void pointwise_mul_mod(const u64* a, const u64* b, u64* out, std::size_t n, u64 q) {
+    const detail::Barrett128 ratio(q);
+    for (std::size_t i = 0; i < n; ++i) out[i] = detail::mul_mod_barrett(a[i], b[i], q, ratio);
+}
+
+void polymul_negacyclic(const u64* a, const u64* b, u64* out, std::size_t n, u64 q,
+                        NTTTier tier) {
+    const NTTTables& t = get_ntt_tables(n, q);
+    // Per-thread scratch for the transform of b, grown on demand and reused across calls.
+    thread_local std::vector<u64> scratch;
+    if (scratch.size() < n) scratch.resize(n);
+    u64* b_hat = scratch.data();
+    std::copy(b, b + n, b_hat);  // b first: out may alias b
+    if (out != a) std::copy(a, a + n, out);
+    forward_ntt(out, t, tier);
+    forward_ntt(b_hat, t, tier);
+    // In the NTT domain the negacyclic product is the element-wise product (both operands
+    // are in the same bit-reversed order, which the inverse transform expects).
+    pointwise_mul_mod(out, b_hat, out, n, q);
+    inverse_ntt(out, t, tier);
+}
+
+}  // namespace he_native
