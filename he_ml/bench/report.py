@@ -1,0 +1,257 @@
+"""Presenting benchmark results: rich tables, Markdown, JSON document and PNG plot."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import platform
+from pathlib import Path
+from typing import Any, Sequence
+
+from rich.table import Table
+from rich.text import Text
+
+from .measure import OPERATIONS, BenchSettings, Measurement
+from .runner import MEMORY_METHOD
+from .timing import Timing
+from .workload import EXTRAPOLATION_NOTE, Recommendation
+
+__all__ = ["SCHEMA", "TIMING_METHOD", "format_seconds", "format_bytes", "results_table",
+           "recommendation_table", "markdown_table", "to_document", "write_json", "write_plot"]
+
+SCHEMA = "he_ml.bench/1"
+TIMING_METHOD = ("wall-clock time.perf_counter; one warm-up call, then `repeats` samples of a "
+                 "calibrated number of back-to-back calls; median and interquartile range over the "
+                 "samples; every operation on one full ciphertext (slot_count values) and checked "
+                 "against numpy")
+
+
+def format_seconds(s: float | None) -> str:
+    """``0.00123`` -> ``"1.23 ms"`` (three significant digits, ns to s)."""
+    if s is None or not math.isfinite(s):
+        return "—"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
+        if s >= scale or unit == "ns":
+            v = s / scale
+            if unit == "s" and v >= 1000:
+                return f"{v / 3600:.3g} h" if v >= 36000 else f"{v:,.0f} s"
+            return f"{v:.3g} {unit}"
+    return f"{s:.3g} s"
+
+
+def format_bytes(n: float | None) -> str:
+    """Binary units: ``1536`` -> ``"1.5 KiB"``."""
+    if n is None:
+        return "—"
+    n = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
+        n /= 1024
+    return f"{n:.3g} TiB"
+
+
+def _timing_text(m: Measurement, op: str, *, plain: bool = False) -> str | Text:
+    if m.error:
+        return "failed" if plain else Text("failed", style="red")
+    t = m.timings.get(op)
+    if t is None:
+        if op in m.failures:
+            return "failed" if plain else Text("failed", style="red")
+        return "n/a" if op in m.unavailable else "—"
+    main = format_seconds(t.median)
+    spread = f" ±{t.spread * 100:.0f}%" if t.samples >= 3 else f" ({t.samples} run{'s' if t.samples > 1 else ''})"
+    warn = "" if m.checks.get(op, True) else " ⚠"
+    pv = m.per_value(op)
+    if plain:
+        return main + spread + warn + (f" ({format_seconds(pv.median)}/value)" if pv else "")
+    text = Text(main, style="bold")
+    text.append(spread, style="dim")
+    if warn:
+        text.append(warn, style="red")
+    if pv is not None:
+        text.append(f"\n{format_seconds(pv.median)}/value", style="dim")
+    return text
+
+
+def _facts(m: Measurement) -> list[tuple[str, str]]:
+    after = m.public_context_bytes_after_ops
+    rot = "—" if after is None or after == m.public_context_bytes else format_bytes(after)
+    return [
+        ("security", "—" if m.security_level is None else f"{m.security_level}-bit"),
+        ("slots per ciphertext", "—" if m.slot_count is None else f"{m.slot_count:,}"),
+        ("max multiplicative depth", "—" if m.max_depth is None else str(m.max_depth)),
+        ("ciphertext (one, full)", format_bytes(m.ciphertext_bytes)),
+        ("ciphertext bytes / value", "—" if m.ciphertext_bytes_per_value is None
+         else f"{m.ciphertext_bytes_per_value:,.1f}"),
+        ("public context", format_bytes(m.public_context_bytes)),
+        ("  … with rotation keys", rot),
+        ("peak memory", format_bytes(m.peak_memory_bytes)),
+    ]
+
+
+def results_table(measurements: Sequence[Measurement], title: str = "he-ml bench") -> Table:
+    """Rows = operations and sizes, columns = scheme/preset."""
+    table = Table(title=title, title_style="bold", show_lines=False, header_style="bold cyan",
+                  caption="times: median per ciphertext ±half-IQR, then per value; "
+                          "⚠ = result did not match numpy; n/a = not supported",
+                  caption_style="dim")
+    table.add_column("operation", style="bold", no_wrap=True)
+    for m in measurements:
+        table.add_column(m.label.replace(" (", "\n("), justify="right",
+                         style="red" if m.config.insecure else None)
+    for op in OPERATIONS:
+        unit = "per context" if op.per == "context" else "per ciphertext"
+        table.add_row(f"{op.title}\n[dim]{unit}[/dim]", *[_timing_text(m, op.key) for m in measurements])
+    table.add_section()
+    facts = [_facts(m) for m in measurements]
+    for i, (name, _) in enumerate(facts[0] if facts else []):
+        table.add_row(name, *[f[i][1] for f in facts])
+    return table
+
+
+def markdown_table(measurements: Sequence[Measurement]) -> str:
+    """The results table as GitHub Markdown (for the README)."""
+    head = "| operation | " + " | ".join(m.label for m in measurements) + " |"
+    sep = "|---|" + "---:|" * len(measurements)
+    lines = [head, sep]
+    for op in OPERATIONS:
+        unit = "per context" if op.per == "context" else "per ciphertext"
+        lines.append(f"| {op.title} ({unit}) | "
+                     + " | ".join(str(_timing_text(m, op.key, plain=True)) for m in measurements) + " |")
+    facts = [_facts(m) for m in measurements]
+    for i, (name, _) in enumerate(facts[0] if facts else []):
+        lines.append(f"| {name.strip()} | " + " | ".join(f[i][1] for f in facts) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def recommendation_table(rec: Recommendation) -> Table:
+    """One row per candidate (and layout) with the numbers behind the recommendation."""
+    table = Table(title=f"Workload: {rec.workload.describe()}", title_style="bold",
+                  header_style="bold cyan", caption=EXTRAPOLATION_NOTE, caption_style="dim")
+    for col, just in (("candidate", "left"), ("ciphertexts", "right"), ("time per op (measured)", "left"),
+                      ("est. total time", "right"), ("ciphertext traffic", "right"),
+                      ("public context", "right"), ("total bytes", "right"), ("notes", "left")):
+        table.add_column(col, justify=just)
+    for e in sorted(rec.estimates, key=lambda e: (not e.feasible, e.total_seconds)):
+        tags = []
+        if rec.fastest is e:
+            tags.append("fastest")
+        if rec.smallest is e:
+            tags.append("smallest")
+        name = Text(e.name, style="bold green" if tags else None)
+        if tags:
+            name.append(f"\n← {' & '.join(tags)}", style="green")
+        if not e.feasible:
+            table.add_row(name, "—", "—", "—", "—", "—", "—", Text(f"cannot run: {e.reason}", style="yellow"))
+            continue
+        ops = "\n".join(f"{op} {format_seconds(e.op_seconds[op])} × {n:,}" for op, n in e.op_counts.items())
+        notes = list(e.notes)
+        if (e.security_level or 0) < 128:
+            notes.insert(0, f"only {e.security_level}-bit security")
+        table.add_row(name, f"{e.ciphertexts:,}", ops, format_seconds(e.total_seconds),
+                      format_bytes(e.ciphertext_bytes), format_bytes(e.context_bytes),
+                      format_bytes(e.total_bytes), "\n".join(notes))
+    return table
+
+
+def machine_description() -> dict[str, Any]:
+    from .sysinfo import cpu_info
+    cpu = cpu_info()
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "cpu": cpu["model"], "logical_cpus": cpu["logical_cpus"]}
+
+
+def to_document(measurements: Sequence[Measurement], settings: BenchSettings, *, quick: bool,
+                isolated: bool, recommendation: Recommendation | None = None) -> dict[str, Any]:
+    """The JSON document written by ``--json`` (schema ``he_ml.bench/1``)."""
+    from .. import __version__
+    return {
+        "schema": SCHEMA,
+        "he_ml_version": __version__,
+        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine_description(),
+        "settings": {**settings.to_dict(), "quick": quick, "isolated": isolated,
+                     "timing_method": TIMING_METHOD,
+                     "memory_method": MEMORY_METHOD if isolated else "not measured (--in-process)"},
+        "results": [m.to_dict() for m in measurements],
+        "recommendation": None if recommendation is None else recommendation.to_dict(),
+    }
+
+
+def write_json(path: str | Path, document: dict[str, Any]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(document, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    return path
+
+
+def _bar_labels(ax, bars, texts: list[str]) -> None:
+    for bar, txt in zip(bars, texts):
+        if txt and bar.get_height() > 0:
+            ax.annotate(txt, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
+
+
+def write_plot(path: str | Path, measurements: Sequence[Measurement], title: str = "he-ml bench") -> Path:
+    """Grouped bars, log scale: time per value of each operation (top), key generation,
+    ciphertext bytes per value and public-context size (bottom). Error bars: IQR."""
+    import matplotlib
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    ms = [m for m in measurements if not m.error]
+    ops = [op for op in OPERATIONS if op.per == "ciphertext"]
+    fig = plt.figure(figsize=(max(10.0, 1.2 * len(ops) * max(1, len(ms)) / 2.2), 8.5), layout="constrained")
+    grid = fig.add_gridspec(2, 3, height_ratios=[1.6, 1.0])
+    ax = fig.add_subplot(grid[0, :])
+    colors = plt.get_cmap("tab10").colors
+    width = 0.8 / max(1, len(ms))
+    x = np.arange(len(ops))
+    for i, m in enumerate(ms):
+        vals, lo, hi = [], [], []
+        for op in ops:
+            t: Timing | None = m.per_value(op.key)
+            vals.append(t.median if t else 0.0)
+            lo.append(t.median - t.q1 if t else 0.0)
+            hi.append(t.q3 - t.median if t else 0.0)
+        bars = ax.bar(x - 0.4 + width * (i + 0.5), vals, width, yerr=[lo, hi], capsize=2,
+                      label=m.label, color=colors[i % len(colors)],
+                      hatch="//" if m.config.insecure else None)
+        for xi, op in zip(x, ops):
+            if m.timings.get(op.key) is None:
+                ax.annotate("n/a", (xi - 0.4 + width * (i + 0.5), 0), xycoords=("data", "axes fraction"),
+                            ha="center", va="bottom", fontsize=7, rotation=90, xytext=(0, 3),
+                            textcoords="offset points")
+    ax.set_yscale("log")
+    ax.set_xticks(x, [op.title for op in ops], rotation=15)
+    ax.set_ylabel("seconds per value (log)\n= time per full ciphertext ÷ slots")
+    ax.set_title(f"{title}: time per value (median, IQR bars; lower is better)")
+    ax.grid(axis="y", which="major", alpha=0.3)
+    ax.legend(fontsize=8, ncols=min(4, max(1, len(ms))))
+
+    panels = (
+        ("key generation (s)", [m.timings["keygen"].median if "keygen" in m.timings else 0 for m in ms],
+         format_seconds),
+        ("ciphertext bytes per value", [m.ciphertext_bytes_per_value or 0 for m in ms],
+         lambda v: f"{v:,.1f}"),
+        ("public context (bytes)", [m.public_context_bytes or 0 for m in ms], format_bytes),
+    )
+    for j, (name, vals, fmt) in enumerate(panels):
+        pax = fig.add_subplot(grid[1, j])
+        bars = pax.bar(range(len(ms)), vals, color=[colors[i % len(colors)] for i in range(len(ms))])
+        _bar_labels(pax, bars, [fmt(v) if v else "" for v in vals])
+        pax.set_yscale("log")
+        pax.set_title(name, fontsize=10)
+        pax.set_xticks(range(len(ms)), [m.label.split(" (")[0] for m in ms], rotation=30, ha="right",
+                       fontsize=8)
+        pax.grid(axis="y", alpha=0.3)
+        if any(vals):
+            lo, hi = min(v for v in vals if v > 0), max(vals)
+            pax.set_ylim(lo / 3, hi * 6)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
