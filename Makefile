@@ -27,7 +27,7 @@ install-test: $(BIN)/python
 	$(BIN)/pip install --quiet ".[test,torch,flower]"
 
 ## test: the whole suite — Python tests, native tests under ASan/UBSan, a short fuzz run
-test: install-test test-python test-native fuzz-short
+test: install-test test-native fuzz-short test-python
 
 test-python:
 	HE_ML_REQUIRE_NATIVE=1 $(BIN)/pytest $(PYTEST_ARGS)

@@ -1,0 +1,222 @@
+"""Batched layouts of an encrypted design matrix.
+
+Two layouts, each chosen for one job:
+
+``"columns"`` (inference, every scheme)
+    One encrypted vector per feature holding that feature for *many samples*
+    (chunked over as many ciphertexts as the sample count needs).  A linear
+    score ``X @ w + b`` is then ``sum_j w_j * column_j + b``: ``d`` plaintext
+    multiplications for thousands of samples at once, no rotations, depth 1.
+
+``"blocks"`` (training, CKKS)
+    For each mini-batch of ``B`` samples (``B`` a power of two), one ciphertext
+    whose ``slot_count`` slots are split into ``D = slot_count / B`` blocks of
+    ``B`` slots; block ``j`` holds feature ``j`` of the batch's samples::
+
+        slot (j * B + i)  =  X[batch_start + i, j]
+
+    Labels use the same layout with ``y`` repeated in every block.  Weights
+    live in one ciphertext with ``w_j`` repeated over block ``j``, so
+    ``X * W`` is one ciphertext product per batch, the per-sample logits are a
+    rotate-and-sum over blocks (``log2 D`` rotations) and per-feature gradients a
+    rotate-and-sum inside blocks (``log2 B`` rotations).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..errors import InvalidCiphertextError, ParameterError, ShapeMismatchError
+from ..schemes._format import pack_blob, unpack_blob, Kind
+from ..schemes.base import EncryptedVector, SchemeContext, check_values
+
+__all__ = ["EncryptedFeatures", "encrypt_features", "DEFAULT_BFV_FEATURE_BITS"]
+
+#: Fractional bits used to quantize features for BFV (integers only): x -> round(x * 2**8).
+DEFAULT_BFV_FEATURE_BITS = 8
+
+
+@dataclass
+class EncryptedFeatures:
+    """An encrypted design matrix (or label vector) in a batched layout.
+
+    Attributes
+    ----------
+    context : SchemeContext
+    layout : {"columns", "blocks"}
+    n_samples, n_features : int
+        ``n_features`` is 0 for a label vector.
+    vectors : list of EncryptedVector
+        "columns": one per feature (length ``n_samples``);
+        "blocks": one per mini-batch (length ``context.slot_count``).
+    batch_size : int
+        "blocks" only: samples per mini-batch ``B`` (power of two).
+    fixed_point_bits : int
+        BFV only: values were encrypted as ``round(x * 2**fixed_point_bits)``.
+    """
+
+    context: SchemeContext
+    layout: str
+    n_samples: int
+    n_features: int
+    vectors: list[EncryptedVector]
+    batch_size: int = 0
+    fixed_point_bits: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_labels(self) -> bool:
+        return self.n_features == 0
+
+    @property
+    def n_blocks(self) -> int:
+        """Feature blocks per ciphertext in the "blocks" layout."""
+        return self.context.slot_count // self.batch_size if self.layout == "blocks" else 0
+
+    def batch_rows(self, k: int) -> int:
+        """Number of real (non-padding) samples in mini-batch ``k``."""
+        return min(self.batch_size, self.n_samples - k * self.batch_size)
+
+    def to_bytes(self) -> bytes:
+        """Self-describing bytes (what a client uploads)."""
+        meta = {"layout": self.layout, "n_samples": self.n_samples, "n_features": self.n_features,
+                "batch_size": self.batch_size, "fixed_point_bits": self.fixed_point_bits}
+        return pack_blob(Kind.AGGREGATE, self.context.name, self.context.fingerprint,
+                         {"features": meta}, [v.to_bytes() for v in self.vectors])
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes a client uploads for this data (``len(to_bytes())``)."""
+        return len(self.to_bytes())
+
+    @classmethod
+    def from_bytes(cls, context: SchemeContext, data: bytes) -> "EncryptedFeatures":
+        """Load features serialized by `to_bytes` under ``context``'s key."""
+        blob = unpack_blob(data).expect(kind=Kind.AGGREGATE, scheme=context.name,
+                                        fingerprint=context.fingerprint, what="encrypted features")
+        try:
+            m = blob.metadata["features"]
+            layout, n, d = m["layout"], int(m["n_samples"]), int(m["n_features"])
+            b, fp = int(m["batch_size"]), int(m["fixed_point_bits"])
+            if layout not in ("columns", "blocks") or n < 1 or d < 0:
+                raise ValueError("bad layout or sizes")
+        except (KeyError, TypeError, ValueError) as e:
+            raise InvalidCiphertextError(f"encrypted features metadata is malformed ({e}).") from e
+        vectors = [context.ciphertext_from_bytes(s) for s in blob.sections]
+        expected = max(d, 1) if layout == "columns" else -(-n // max(b, 1))
+        if len(vectors) != expected:
+            raise InvalidCiphertextError(
+                f"encrypted features hold {len(vectors)} vectors; their layout needs {expected}.")
+        return cls(context, layout, n, d, vectors, b, fp)
+
+
+def _check_matrix(X: Any, scheme: str) -> np.ndarray:
+    arr = check_values(X, scheme=scheme, what="X")
+    if arr.ndim == 1:
+        return arr
+    if arr.ndim != 2:
+        raise ShapeMismatchError(
+            f"X must be 2-D (n_samples, n_features) or 1-D labels; got shape {arr.shape}.")
+    if arr.shape[0] == 0 or arr.shape[1] == 0:
+        raise ShapeMismatchError(f"X must have at least one sample and one feature; got shape {arr.shape}.")
+    return arr
+
+
+def encrypt_features(context: SchemeContext, X: Any, *, layout: str = "columns",
+                     batch_size: int | None = None, fixed_point_bits: int | None = None
+                     ) -> EncryptedFeatures:
+    """Encrypt a design matrix (or labels) in a batched layout chosen for throughput.
+
+    Parameters
+    ----------
+    context : SchemeContext
+        Any scheme for ``"columns"``; CKKS for ``"blocks"``. A public context is enough.
+    X : array of shape (n_samples, n_features), or (n_samples,) for labels
+    layout : {"columns", "blocks"}, default "columns"
+        "columns" for inference (`decision_function`, `predict_proba`), "blocks" for
+        encrypted training (`fit`). See the module docstring.
+    batch_size : int, optional
+        "blocks" only: samples per mini-batch, a power of two; default: the smallest
+        power of two >= n_samples that leaves room for the features (and one intercept
+        block), capped by the slot count.
+    fixed_point_bits : int, optional
+        BFV only: fractional bits of the integer encoding (default 8).
+
+    Returns
+    -------
+    EncryptedFeatures
+
+    Raises
+    ------
+    ShapeMismatchError
+        Empty or >2-D input; too many features for one ciphertext in "blocks".
+    ParameterError
+        Unknown layout, bad batch size, NaN/inf values.
+    UnsupportedOperationError
+        "blocks" on a scheme without rotations.
+    """
+    arr = _check_matrix(X, context.name)
+    n = arr.shape[0]
+    d = 0 if arr.ndim == 1 else arr.shape[1]
+    fp = 0
+    if context.name == "bfv":
+        fp = DEFAULT_BFV_FEATURE_BITS if fixed_point_bits is None else int(fixed_point_bits)
+        if not 0 <= fp <= 30:
+            raise ParameterError(f"fixed_point_bits must be in [0, 30]; got {fixed_point_bits!r}.")
+        arr = np.rint(arr * float(1 << fp)).astype(np.int64)
+    elif fixed_point_bits is not None:
+        raise ParameterError(
+            f"fixed_point_bits applies to BFV only; {context.name} encodes real numbers itself.")
+
+    if layout == "columns":
+        if d == 0:
+            vectors = [context.encrypt(arr)]
+        else:
+            vectors = [context.encrypt(np.ascontiguousarray(arr[:, j])) for j in range(d)]
+        return EncryptedFeatures(context, "columns", n, d, vectors, 0, fp)
+    if layout != "blocks":
+        raise ParameterError(f"layout must be 'columns' or 'blocks'; got {layout!r}.")
+    if "rotate" not in context.capabilities:
+        raise context._unsupported(
+            "the 'blocks' training layout",
+            "It needs slot rotations; use he_ml.CKKS for encrypted training.")
+    slots = context.slot_count
+    B = block_batch_size(slots, n, d, batch_size)
+    D = slots // B
+    batches = []
+    for start in range(0, n, B):
+        rows = arr[start:start + B]
+        grid = np.zeros((D, B), dtype=arr.dtype)
+        if d == 0:
+            grid[:, : rows.shape[0]] = rows[None, :]
+        else:
+            grid[:d, : rows.shape[0]] = rows.T
+        batches.append(context.encrypt(grid.reshape(-1)))
+    return EncryptedFeatures(context, "blocks", n, d, batches, B, fp)
+
+
+def block_batch_size(slots: int, n_samples: int, n_features: int, batch_size: int | None) -> int:
+    """Validate or choose the mini-batch size B for the "blocks" layout.
+
+    The ciphertext must hold ``n_features + 1`` blocks (one spare block carries the
+    intercept), so ``B <= slots / next_pow2(n_features + 1)``.
+    """
+    need_blocks = 1 << max(0, int(np.ceil(np.log2(max(n_features, 0) + 1))))
+    max_b = slots // need_blocks
+    if max_b < 1:
+        raise ShapeMismatchError(
+            f"{n_features} features (+1 intercept block) do not fit one ciphertext of {slots} slots; "
+            f"use a larger ring (he_ml.plan(values=...)) or fewer features.")
+    if batch_size is None:
+        b = 1 << int(np.ceil(np.log2(max(n_samples, 1))))
+        return int(min(b, max_b))
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1 or batch_size & (batch_size - 1):
+        raise ParameterError(f"batch_size must be a power of two >= 1; got {batch_size!r}.")
+    if batch_size > max_b:
+        raise ShapeMismatchError(
+            f"batch_size={batch_size} with {n_features} features (+1 intercept block, rounded up to "
+            f"{need_blocks} blocks) needs {batch_size * need_blocks} slots; the context has {slots}. "
+            f"Use batch_size <= {max_b}.")
+    return int(batch_size)
