@@ -289,6 +289,12 @@ class SchemeContext(abc.ABC):
     def _chunk_level(self, chunk: Any) -> int | None:
         return None
 
+    def _vector_level(self, vector: "EncryptedVector") -> int | None:
+        """Levels left of a whole vector (default: lowest `_chunk_level`); BFV overrides it."""
+        levels = [self._chunk_level(c) for c in vector.chunks]
+        levels = [lv for lv in levels if lv is not None]
+        return min(levels) if levels else None
+
     # Operations on whole vectors; operands already validated (same key, same size).
     # ``other`` plaintext operands are a scalar or a flat numpy array of the vector's size.
     @abc.abstractmethod
@@ -391,9 +397,7 @@ class EncryptedVector:
     @property
     def level(self) -> int | None:
         """Multiplicative levels left (lowest over chunks); None for schemes without levels."""
-        levels = [self.context._chunk_level(c) for c in self.chunks]
-        levels = [lv for lv in levels if lv is not None]
-        return min(levels) if levels else None
+        return self.context._vector_level(self)
 
     @property
     def num_ciphertexts(self) -> int:
