@@ -280,6 +280,11 @@ def _as_coeffs(a: object, name: str) -> np.ndarray:
     if kind == "O":
         flat = a.reshape(-1)
         for i, v in enumerate(flat):
+            if isinstance(v, (list, tuple, np.ndarray)):
+                raise ParameterError(
+                    f"{name} must be a rectangular array of integers; got a ragged or nested "
+                    f"sequence (element {i} is a {type(v).__name__}). Give every row the same "
+                    "length n.")
             if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)) \
                     or not 0 <= int(v) < 1 << 64:
                 raise ParameterError(
