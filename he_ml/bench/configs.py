@@ -20,10 +20,11 @@ __all__ = [
     "build_context",
 ]
 
-#: Paillier key sizes offered by the benchmark. 3072 bits is the 128-bit default
-#: (NIST SP 800-57 Part 1, Table 2); 2048 bits gives 112-bit security.
-PAILLIER_SECURE_KEY_BITS = (3072, 2048)
-#: A deliberately insecure key size for smoke tests: keygen in well under a second.
+#: Paillier key size of the plain preset names: 128-bit security (NIST SP 800-57 Part 1, Table 2).
+PAILLIER_DEFAULT_KEY_BITS = 3072
+#: Smaller secure key size offered as ``<preset>-2048`` (112-bit security).
+PAILLIER_SMALL_KEY_BITS = 2048
+#: A deliberately insecure key size for smoke tests (``insecure-1024``): keygen in a blink.
 PAILLIER_INSECURE_TEST_KEY_BITS = 1024
 
 
@@ -62,31 +63,52 @@ class BenchConfig:
         return cls(d["scheme"], d["preset"], dict(d.get("params", {})), bool(d.get("insecure", False)))
 
 
-#: Preset labels the benchmark accepts, per scheme (first = the scheme's default).
+def _scheme_presets(scheme: str) -> tuple[str, ...]:
+    """Preset names of a scheme, read from its parameter tables."""
+    try:
+        if scheme == "paillier":
+            from ..schemes.paillier import PRESETS as table
+        else:
+            from ..schemes import params
+            table = params.CKKS_PRESETS if scheme == "ckks" else params.BFV_PRESETS
+        return tuple(table)
+    except (ImportError, AttributeError):  # backend not available: the contract's names
+        return ("general", "sum") if scheme == "paillier" else ("sum", "inference", "deep")
+
+
+def _paillier_labels() -> tuple[str, ...]:
+    names = _scheme_presets("paillier")
+    return names + tuple(f"{p}-{PAILLIER_SMALL_KEY_BITS}" for p in names) + (
+        f"insecure-{PAILLIER_INSECURE_TEST_KEY_BITS}",)
+
+
+#: Preset labels the benchmark accepts, per scheme. Paillier: ``<preset>`` uses a 3072-bit
+#: key, ``<preset>-2048`` a 2048-bit key, ``insecure-1024`` the "general" preset with a
+#: 1024-bit key (smoke tests only).
 PRESETS: dict[str, tuple[str, ...]] = {
-    "ckks": ("sum", "inference", "deep"),
-    "bfv": ("sum", "inference", "deep"),
-    "paillier": ("3072", "2048", f"insecure-{PAILLIER_INSECURE_TEST_KEY_BITS}"),
+    "ckks": _scheme_presets("ckks"),
+    "bfv": _scheme_presets("bfv"),
+    "paillier": _paillier_labels(),
 }
 #: What `he-ml bench` runs without --scheme/--preset (kept under ~2-3 minutes on 2 cores).
 DEFAULT_PRESETS: dict[str, tuple[str, ...]] = {
     "ckks": ("sum", "inference"),
     "bfv": ("sum",),
-    "paillier": ("3072",),
+    "paillier": ("general", "sum"),
 }
-#: What `he-ml bench --quick` runs: the smallest secure parameters of each scheme.
+#: What `he-ml bench --quick` runs: each scheme's "sum" preset (all 128-bit secure).
 QUICK_PRESETS: dict[str, tuple[str, ...]] = {
     "ckks": ("sum",),
     "bfv": ("sum",),
-    "paillier": ("2048",),
+    "paillier": ("sum",),
 }
 
 
-def _paillier_params(preset: str) -> tuple[dict[str, Any], bool]:
-    if preset.startswith("insecure-"):
-        bits = int(preset.split("-", 1)[1])
-        return {"key_bits": bits, "allow_insecure": True}, True
-    return {"key_bits": int(preset)}, False
+def _paillier_params(label: str) -> tuple[dict[str, Any], bool]:
+    if label.startswith("insecure-"):
+        return {"key_bits": int(label.split("-", 1)[1]), "preset": "general", "allow_insecure": True}, True
+    preset, _, bits = label.partition("-")
+    return {"key_bits": int(bits) if bits else PAILLIER_DEFAULT_KEY_BITS, "preset": preset}, False
 
 
 def _config(scheme: str, preset: str) -> BenchConfig:

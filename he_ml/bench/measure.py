@@ -35,7 +35,8 @@ OPERATIONS: tuple[OpSpec, ...] = (
     OpSpec("encrypt", "encrypt", "ciphertext"),
     OpSpec("decrypt", "decrypt", "ciphertext"),
     OpSpec("add", "add (ct + ct)", "ciphertext"),
-    OpSpec("mul_plain", "multiply by plaintext", "ciphertext"),
+    OpSpec("mul_scalar", "multiply by plaintext scalar", "ciphertext"),
+    OpSpec("mul_plain", "multiply by plaintext vector", "ciphertext"),
     OpSpec("mul", "multiply (ct × ct)", "ciphertext"),
     OpSpec("sum", "sum of all slots", "ciphertext"),
     OpSpec("dot", "dot with plaintext", "ciphertext"),
@@ -272,6 +273,7 @@ def measure(config: BenchConfig, settings: BenchSettings, *, ops: set[str] | Non
     xv = rng.integers(-_DATA_BOUND, _DATA_BOUND + 1, size).astype(dtype)
     yv = rng.integers(-_DATA_BOUND, _DATA_BOUND + 1, size).astype(dtype)
     wv = rng.integers(-_DATA_BOUND, _DATA_BOUND + 1, size).astype(dtype)
+    scalar = dtype(3)
 
     def timed(key: str, fn: Callable[[], Any]) -> Any:
         notify(key)
@@ -289,6 +291,7 @@ def measure(config: BenchConfig, settings: BenchSettings, *, ops: set[str] | Non
     plan: list[tuple[str, Callable[[], Any], np.ndarray | None, float]] = [
         ("decrypt", lambda: ctx.decrypt(x), xv, 0.0),
         ("add", lambda: x + y, xv + yv, 0.0),
+        ("mul_scalar", lambda: x * scalar, xv * scalar, 0.0),
         ("mul_plain", lambda: x * wv, xv * wv, 0.0),
         ("mul", lambda: x * y, xv * yv, 0.0),
         ("sum", lambda: x.sum(), np.array([xv.sum()]), float(np.abs(xv).sum())),

@@ -93,8 +93,8 @@ def _facts(m: Measurement) -> list[tuple[str, str]]:
 def results_table(measurements: Sequence[Measurement], title: str = "he-ml bench") -> Table:
     """Rows = operations and sizes, columns = scheme/preset."""
     table = Table(title=title, title_style="bold", show_lines=False, header_style="bold cyan",
-                  caption="times: median per ciphertext ±half-IQR, then per value; "
-                          "⚠ = result did not match numpy; n/a = not supported",
+                  caption="median per ciphertext ±½ IQR, then per value · n/a: unsupported · "
+                          "⚠: wrong result",
                   caption_style="dim")
     table.add_column("operation", style="bold", no_wrap=True)
     for m in measurements:

@@ -3,30 +3,90 @@
 Why a subprocess per configuration
 ----------------------------------
 Peak memory of SEAL (TenSEAL) and gmpy2 lives in native allocations that
-:mod:`tracemalloc` does not see. The operating system does: the child records
-``getrusage(RUSAGE_SELF).ru_maxrss`` (the resident-set high-water mark) after
-its imports and again at the end, and the difference is the peak memory the
-scheme's keys and ciphertexts added. A fresh process per configuration keeps
-one scheme's keys from inflating another's figure, and a crash inside native
-code costs one row of the table instead of the whole run.
+:mod:`tracemalloc` does not see. The operating system does. After its imports
+the child resets the kernel's resident-set high-water mark (writing ``5`` to
+``/proc/self/clear_refs``, Linux >= 4.0), notes its current resident set, and at
+the end reads the high-water mark (``VmHWM`` in ``/proc/self/status``): the
+difference is the peak memory that keys, ciphertexts and temporaries added.
+Where that interface is missing, ``getrusage(RUSAGE_SELF).ru_maxrss`` before and
+after is used instead (it cannot be reset, so transient peaks during the
+imports can hide a smaller peak of the benchmark). A fresh process per
+configuration keeps one scheme's keys from inflating another's figure, and a
+crash inside native code costs one row of the table instead of the whole run.
 """
 from __future__ import annotations
 
 import importlib
-import multiprocessing as mp
+import json
+import os
+import subprocess
 import sys
+import tempfile
 import traceback
+from pathlib import Path
 from typing import Callable, Sequence
 
 from ..errors import HEError
 from .configs import BenchConfig
 from .measure import BenchSettings, Measurement, measure
 
-__all__ = ["MEMORY_METHOD", "run_benchmarks", "ops_to_run", "ProgressCallback"]
+__all__ = ["MEMORY_METHOD", "run_benchmarks", "ops_to_run", "ProgressCallback", "child_main",
+           "PeakMemory"]
 
-MEMORY_METHOD = ("peak resident memory added by key generation and the benchmark, measured in a "
-                 "fresh process per scheme/preset as getrusage(RUSAGE_SELF).ru_maxrss at the end "
-                 "minus its value after imports (sees native SEAL/gmpy2 allocations)")
+MEMORY_METHOD = ("peak resident memory added by key generation and the benchmark, in a fresh "
+                 "process per scheme/preset: VmHWM (reset through /proc/self/clear_refs after "
+                 "imports) minus VmRSS after imports; includes native SEAL/gmpy2 allocations")
+
+
+class PeakMemory:
+    """Peak resident-set growth of this process from `start` to `stop`, in bytes."""
+
+    def __init__(self) -> None:
+        self.method: str | None = None
+        self._base: int | None = None
+
+    @staticmethod
+    def _status_kib(field: str) -> int | None:
+        try:
+            with open("/proc/self/status", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        return int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
+
+    @staticmethod
+    def _maxrss_bytes() -> int | None:
+        try:
+            import resource
+        except ImportError:  # Windows
+            return None
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return int(rss) if sys.platform == "darwin" else int(rss) * 1024  # Linux reports KiB
+
+    def start(self) -> None:
+        try:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+                f.write("5")  # reset VmHWM to the current resident set
+            rss = self._status_kib("VmRSS")
+            if rss is not None and self._status_kib("VmHWM") is not None:
+                self.method, self._base = "vmhwm", rss * 1024
+                return
+        except OSError:
+            pass
+        self.method, self._base = "ru_maxrss", self._maxrss_bytes()
+
+    def stop(self) -> int | None:
+        if self._base is None:
+            return None
+        if self.method == "vmhwm":
+            hwm = self._status_kib("VmHWM")
+            peak = None if hwm is None else hwm * 1024
+        else:
+            peak = self._maxrss_bytes()
+        return None if peak is None else max(0, peak - self._base)
+
 
 #: progress(config index, operation key or "done")
 ProgressCallback = Callable[[int, str], None]
@@ -37,76 +97,88 @@ def ops_to_run(ops: set[str] | None, measurement_ops: Sequence[str]) -> list[str
     return [k for k in measurement_ops if ops is None or k in ops or k in ("keygen", "encrypt")]
 
 
-def _maxrss_bytes() -> int | None:
-    try:
-        import resource
-    except ImportError:  # Windows
-        return None
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return int(rss) if sys.platform == "darwin" else int(rss) * 1024  # Linux reports KiB
+#: Prefix of protocol lines on the child's stdout (anything else a library prints is ignored).
+_MARK = "@@he_ml.bench@@ "
 
 
-def _child_main(conn, config_dict: dict, settings_dict: dict, ops: list[str] | None) -> None:
-    """Entry point of the benchmark subprocess: send ("op", key)*, then ("result", dict) or ("error", ...)."""
+def _emit(kind: str, *payload) -> None:
+    sys.stdout.write(_MARK + json.dumps([kind, *payload]) + "\n")
+    sys.stdout.flush()
+
+
+def child_main() -> None:
+    """Entry point of the benchmark subprocess.
+
+    Reads ``{"config", "settings", "ops"}`` as JSON from stdin; writes protocol lines
+    ``["op", key]``..., then ``["result", measurement]`` or ``["error", class, text]``.
+    """
     try:
+        job = json.loads(sys.stdin.read())
         from ..schemes import SCHEMES
-        config = BenchConfig.from_dict(config_dict)
+        config = BenchConfig.from_dict(job["config"])
         # Import the backend (TenSEAL / phe / gmpy2) before the baseline reading, so the
         # memory figure counts keys and ciphertexts, not library code.
         importlib.import_module(SCHEMES[config.scheme][0])
-        baseline = _maxrss_bytes()
-        m = measure(config, BenchSettings.from_dict(settings_dict),
-                    ops=None if ops is None else set(ops),
-                    progress=lambda key: conn.send(("op", key)))
-        peak = _maxrss_bytes()
-        if baseline is not None and peak is not None:
-            m.peak_memory_bytes = max(0, peak - baseline)
-        conn.send(("result", m.to_dict()))
+        memory = PeakMemory()
+        memory.start()
+        ops = job.get("ops")
+        m = measure(config, BenchSettings.from_dict(job["settings"]),
+                    ops=None if ops is None else set(ops), progress=lambda key: _emit("op", key))
+        m.peak_memory_bytes = memory.stop()
+        _emit("result", m.to_dict())
     except HEError as e:
-        conn.send(("error", type(e).__name__, str(e), True))
-    except BaseException as e:  # report, never hang the parent
-        conn.send(("error", type(e).__name__, f"{e}\n{traceback.format_exc(limit=6)}", False))
-    finally:
-        conn.close()
+        _emit("error", type(e).__name__, str(e))
+    except BaseException as e:  # report, never leave the parent guessing
+        _emit("error", type(e).__name__, f"{e}\n{traceback.format_exc(limit=6)}")
+
+
+def _child_env() -> dict[str, str]:
+    """The parent's environment, with this he_ml's parent directory first on PYTHONPATH."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
 
 
 def _run_isolated(index: int, config: BenchConfig, settings: BenchSettings, ops: set[str] | None,
                   progress: ProgressCallback | None) -> Measurement:
-    ctx = mp.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_child_main, name=f"he-ml-bench-{config.scheme}-{config.preset}",
-                       args=(send, config.to_dict(), settings.to_dict(),
-                             None if ops is None else sorted(ops)), daemon=True)
-    proc.start()
-    send.close()  # the parent keeps only the reading end, so EOF means the child is gone
-    try:
-        while True:
-            try:
-                msg = recv.recv()
-            except EOFError:
-                proc.join(5)
-                m = Measurement(config)
-                m.error = (f"benchmark process exited with code {proc.exitcode} before reporting "
-                           f"(crash in native code or out of memory)")
-                m.error_type = "crash"
-                return m
-            if msg[0] == "op":
-                if progress:
-                    progress(index, msg[1])
-            elif msg[0] == "result":
-                return Measurement.from_dict(msg[1])
-            else:
-                _, name, text, _ours = msg
-                m = Measurement(config)
-                m.error = text
-                m.error_type = name
-                return m
-    finally:
-        recv.close()
-        proc.join(10)
-        if proc.is_alive():
-            proc.kill()
-            proc.join()
+    job = {"config": config.to_dict(), "settings": settings.to_dict(),
+           "ops": None if ops is None else sorted(ops)}
+    with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from he_ml.bench.runner import child_main; child_main()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
+            env=_child_env(), bufsize=1)
+        try:
+            proc.stdin.write(json.dumps(job))
+            proc.stdin.close()
+            outcome = None
+            for line in proc.stdout:
+                if not line.startswith(_MARK):
+                    continue
+                msg = json.loads(line[len(_MARK):])
+                if msg[0] == "op":
+                    if progress:
+                        progress(index, msg[1])
+                else:
+                    outcome = msg
+            code = proc.wait()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        m = Measurement(config)
+        if outcome is None:
+            stderr.seek(0)
+            tail = "".join(stderr.readlines()[-5:]).strip()
+            m.error = (f"benchmark process exited with code {code} before reporting (crash in native "
+                       f"code or out of memory){': ' + tail if tail else ''}")
+            m.error_type = "crash"
+        elif outcome[0] == "result":
+            m = Measurement.from_dict(outcome[1])
+        else:
+            m.error_type, m.error = outcome[1], outcome[2]
+        return m
 
 
 def _run_inline(index: int, config: BenchConfig, settings: BenchSettings, ops: set[str] | None,

@@ -15,7 +15,8 @@ Cost model per workload (``S`` = slots per ciphertext, ``⌈⌉`` = ceiling):
     *row* layout: one sample per vector, ⌈F/S⌉ ciphertexts, one ``dot`` each (rotations,
     so the public context carries Galois keys) and one result ciphertext per sample.
     *column* layout (N > 1): feature j of all samples in one vector, ⌈N/S⌉ ciphertexts;
-    F multiplications by a plaintext scalar and F−1 additions give all N scores at once.
+    F multiplications by a plaintext scalar (the weight) and F−1 additions give all N
+    scores at once.
 ``inference:FxN``  logistic-regression probabilities: column-layout scores, then the
     degree-3 sigmoid polynomial c0 + c1·t + c3·t³ evaluated as (c3·t)·t² — 2 ciphertext
     products, 2 plaintext products, 2 plaintext additions per result ciphertext, and
@@ -105,8 +106,8 @@ class Workload:
         if self.kind == "sum":
             return base
         if self.kind == "dot":
-            return base | {"mul_plain", "dot"}
-        return base | {"mul_plain", "mul"}
+            return base | {"mul_scalar", "dot"}
+        return base | {"mul_scalar", "mul"}
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "vectors": self.vectors, "length": self.length,
@@ -152,6 +153,10 @@ def parse_workload(text: str) -> Workload:
     s = raw.lower().replace(" ", "").replace("×", "x").replace("*", "x")
     m = re.fullmatch(r"(sum|dot|inference):" + _NUMBER + r"(?:x" + _NUMBER + r")?", s)
     if not m:
+        if not s:
+            raise _bad(raw, "the workload is empty")
+        if ":" not in s:
+            raise _bad(raw, "missing ':' between the kind and the counts")
         kind = s.split(":", 1)[0]
         if kind not in ("sum", "dot", "inference"):
             raise _bad(raw, f"unknown kind {kind!r} (expected sum, dot or inference before the colon)")
@@ -326,11 +331,11 @@ def _column(W: Workload, m: Measurement, *, with_sigmoid: bool) -> Estimate:
     F, N = W.length, W.vectors
     k = _ceil_div(N, S)
     e = _base(m, "column")
-    counts = {"encrypt": F * k, "mul_plain": F * k, "add": (F - 1) * k,
+    counts = {"encrypt": F * k, "mul_scalar": F * k, "add": (F - 1) * k,
               "serialize": F * k + k, "deserialize": F * k + k, "decrypt": k}
     if with_sigmoid:
         counts["mul"] = 2 * k
-        counts["mul_plain"] += 2 * k
+        counts["mul_scalar"] += 2 * k
         counts["add"] += 2 * k
     _fill(m, e, counts, F * k, F * k + k, m.public_context_bytes)
     if e.feasible:
