@@ -59,7 +59,8 @@ def to_fixed(values: np.ndarray, scale_bits: int) -> list[int]:
     # Multiplying by a power of two is exact in binary floating point (barring
     # overflow to inf, excluded by the finiteness checks upstream), so rint of
     # the scaled value is the correctly rounded fixed-point integer.
-    scaled = np.rint(np.ldexp(arr.astype(np.float64, copy=False), s))
+    with np.errstate(over="ignore"):
+        scaled = np.rint(np.ldexp(arr.astype(np.float64, copy=False), s))
     if not np.all(np.isfinite(scaled)):
         raise OverflowError(f"values scaled by 2**{s} overflow float64")
     if scaled.size and float(np.max(np.abs(scaled))) < _INT64_SAFE:

@@ -327,7 +327,7 @@ class PackedEncoding:
         i = int(np.argmax(a))
         if float(a[i]) > float(self.max_value):
             raise EncodingOverflowError(
-                f"value {flat[i]!r} at flat index {i} is outside the declared range "
+                f"value {flat[i].item()!r} at flat index {i} is outside the declared range "
                 f"|x| <= max_value={self.max_value}. Create the context with a larger max_value "
                 f"(costs slot bits) or scale the data down first."
             )

@@ -206,6 +206,7 @@ class Paillier(SchemeContext):
                                   multiplier_bits=multiplier_bits,
                                   max_reduction_terms=max_reduction_terms, layout=layout,
                                   slots=slots_per_ciphertext)
+        _check_randomness(int(key_bits), randomness_bits, allow_insecure)  # fail before keygen
         pk, sk = _phe.generate_paillier_keypair(n_length=int(key_bits))
         self._setup(int(pk.n), None, sk.p, sk.q, encoding, randomness_bits, allow_insecure)
 
@@ -253,20 +254,7 @@ class Paillier(SchemeContext):
         self._key_bits = int(self._n.bit_length())
         self._allow_insecure = bool(allow_insecure)
         self.encoding = encoding
-        level = paillier_security_level(self._key_bits)
-        min_r = 2 * max(level, 64)
-        if randomness_bits is None:
-            randomness_bits = min_r
-        if (not isinstance(randomness_bits, (int, np.integer)) or isinstance(randomness_bits, bool)
-                or not 1 <= int(randomness_bits) <= self._key_bits):
-            raise ParameterError(f"paillier: randomness_bits must be an integer in [1, key_bits="
-                                 f"{self._key_bits}]; got {randomness_bits!r}.")
-        if int(randomness_bits) < 2 * level and not allow_insecure:
-            raise InsecureParametersError(
-                f"paillier: randomness_bits={randomness_bits} gives less than the key's {level}-bit "
-                f"security (Pollard lambda recovers a short exponent in 2**(bits/2) steps). Use "
-                f"randomness_bits>={2 * level} (the default), or allow_insecure=True for tests."
-            )
+        randomness_bits = _check_randomness(self._key_bits, randomness_bits, allow_insecure)
         self._randomness_bits = int(randomness_bits)
         self._pk = _phe.PaillierPublicKey(int(n))
         if h_s is None:
@@ -490,7 +478,8 @@ class Paillier(SchemeContext):
         lay = self.encoding.slot_layout
         return EncodingOverflowError(
             f"paillier: {op} would let a slot reach |v| <= {bound} (2^{math.log2(max(bound, 1)):.1f}) "
-            f"but a {lay.slot_bits}-bit slot holds at most {lay.cap} (2^{lay.slot_bits - 1}). {detail} "
+            f"but a {lay.slot_bits}-bit slot holds at most {lay.cap} (2^{lay.slot_bits - 1}). "
+            f"{detail + ' ' if detail else ''}"
             f"Create the context with more headroom (max_additions, multiplier_bits, "
             f"max_reduction_terms), fewer precision_bits, or a larger key."
         )
@@ -547,8 +536,8 @@ class Paillier(SchemeContext):
     # ------------------------------------------------------------------ operations
     def _op_add(self, x: EncryptedVector, y: EncryptedVector) -> EncryptedVector:
         x, y = self._align(x, y, "addition")
-        bound = self._check_bound(int(x.meta["bound"]) + int(y.meta["bound"]), "addition")
         terms = self._check_terms(int(x.meta["terms"]) + int(y.meta["terms"]), "addition")
+        bound = self._check_bound(int(x.meta["bound"]) + int(y.meta["bound"]), "addition")
         n2 = self._n2
         chunks = [a * b % n2 for a, b in zip(x.chunks, y.chunks)]
         return EncryptedVector(self, chunks, x.shape, dict(x.meta, bound=bound, terms=terms))
@@ -741,7 +730,12 @@ class Paillier(SchemeContext):
         if not isinstance(key_bits, int) or not isinstance(allow, bool) or not 16 <= key_bits <= _MAX_KEY_BITS:
             raise InvalidCiphertextError(f"paillier: context metadata has an invalid key_bits or "
                                          f"allow_insecure ({key_bits!r}, {allow!r}).")
-        _check_key_bits(key_bits, allow)
+        try:
+            _check_key_bits(key_bits, allow)
+        except InsecureParametersError as e:
+            raise InvalidCiphertextError(
+                f"paillier: the context blob holds a {key_bits}-bit key but does not record the "
+                f"allow_insecure opt-in its creator needed; refusing to load it ({e})") from e
         secret = blob.kind == Kind.SECRET_CONTEXT
         if len(blob.sections) != (4 if secret else 2):
             raise InvalidCiphertextError(f"paillier: a {'secret' if secret else 'public'} context has "
@@ -793,6 +787,23 @@ def _check_key_bits(key_bits: Any, allow_insecure: bool) -> None:
             f"paillier: key_bits={key_bits} gives {paillier_security_level(int(key_bits))}-bit "
             f"security (NIST SP 800-57), below the 112-bit minimum. Use key_bits=3072 (128-bit, the "
             f"default) or 2048 (112-bit); pass allow_insecure=True only in tests.")
+
+
+def _check_randomness(key_bits: int, randomness_bits: Any, allow_insecure: bool) -> int:
+    level = paillier_security_level(key_bits)
+    if randomness_bits is None:
+        return 2 * max(level, 64)
+    if (not isinstance(randomness_bits, (int, np.integer)) or isinstance(randomness_bits, bool)
+            or not 1 <= int(randomness_bits) <= key_bits):
+        raise ParameterError(f"paillier: randomness_bits must be an integer in [1, key_bits="
+                             f"{key_bits}]; got {randomness_bits!r}.")
+    if int(randomness_bits) < 2 * level and not allow_insecure:
+        raise InsecureParametersError(
+            f"paillier: randomness_bits={randomness_bits} gives less than the key's {level}-bit "
+            f"security (Pollard lambda recovers a short exponent in 2**(bits/2) steps). Use "
+            f"randomness_bits>={2 * level} (the default), or allow_insecure=True for tests."
+        )
+    return int(randomness_bits)
 
 
 def _make_encoding(key_bits: int, preset: str, *, slots: int | None = None, **overrides: Any) -> PackedEncoding:
