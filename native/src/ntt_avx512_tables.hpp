@@ -1,0 +1,479 @@
+// he_native: tables and shared pass skeletons for the AVX-512 NTT tiers.
+//
+// Private header: included only by ntt_avx512ifma.cpp, ntt_avx512.cpp and the
+// AVX-512 tests, all compiled with -mavx512f -mavx512dq -mavx512vl -mavx512ifma.
+//
+// What lives here
+// ---------------
+//   * AVX512Tables: per-(n, q) tables the SIMD kernels need beyond NTTTables
+//     (52-bit Shoup factors for IFMA, inverse roots in forward index order with
+//     64- and 52-bit Shoup factors, n^-1 folded into the last inverse layer),
+//     built lazily from NTTTables::root_powers and cached thread-safely.
+//   * The pass skeletons (radix-2 and radix-4 passes over strides >= 8 and the
+//     16-element "tail" pass that does the four smallest strides 8, 4, 2, 1 in
+//     registers), written once and instantiated with a butterfly policy:
+//     IFMA 52-bit (ntt_avx512ifma.cpp) or 64-bit lanes (ntt_avx512.cpp).
+//
+// Notation. Layer m (m = 1, 2, 4, ..., n/2) has m groups of 2t = n/m elements;
+// group i pairs a[j] with a[j + t] for j in [2it, 2it + t) and uses the root
+// w[m + i] where w[k] = psi^bitrev(k) (NTTTables::root_powers). The forward
+// transform runs m = 1 .. n/2 with Cooley-Tukey butterflies, the inverse runs
+// m = n/2 .. 1 with Gentleman-Sande butterflies and the roots iw[k] = w[k]^-1
+// (each inverse butterfly undoes the forward one up to a factor 2; the factors
+// accumulate to n, removed by folding n^-1 into the last layer, m = 1).
+//
+// Lane layouts of the tail pass. A 16-element block e0..e15 is loaded as two
+// vectors v0 = e0..e7, v1 = e8..e15. Stride 8 pairs (v0, v1) directly. For the
+// strides 4, 2, 1 the block is re-shuffled so that lane k of X and lane k of Y
+// always hold a butterfly pair, with the layouts chosen so that every root
+// vector is a plain (broadcast) load from w[] and every re-shuffle is the same
+// two-source "perfect shuffle" P(x, y) = (x0 y0 x1 y1 x2 y2 x3 y3 | x4 y4 ...):
+//     stride 4: X = e0 e8  e1 e9  e2 e10 e3 e11   roots (w[m+2b], w[m+2b+1]) x 4
+//               Y = e4 e12 e5 e13 e6 e14 e7 e15   -> 128-bit broadcast load
+//     stride 2: X = e0 e4 e8 e12 e1 e5 e9 e13     roots w[m+4b .. m+4b+3] x 2
+//               Y = e2 e6 e10 e14 e3 e7 e11 e15   -> 256-bit broadcast load
+//     stride 1: X = e0 e2 .. e14, Y = e1 e3 .. e15 roots w[m+8b .. m+8b+7]
+// Each arrow (natural -> s4 -> s2 -> s1 -> natural) is (P_lo(X, Y), P_hi(X, Y)),
+// two vpermt2q; the inverse walks the same chain backwards with the inverse
+// shuffle (evens, odds). So three layers cost 8 shuffles per 16 elements and
+// no replicated root tables are needed.
+#pragma once
+
+#if defined(__GNUC__) && !defined(__clang__)
+// GCC 12 reports -Wmaybe-uninitialized inside the AVX-512 intrinsic headers
+// (their _mm512_undefined_epi32() placeholder; GCC bug 105593): a false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <new>
+#include <tuple>
+#include <vector>
+
+#include "he_native/ntt.hpp"
+
+#define HE_AVX512_INLINE inline __attribute__((always_inline))
+
+namespace he_native::avx512_detail {
+
+// ---------------------------------------------------------------------------
+// Scalar helpers used only while building tables and for tiny n.
+// ---------------------------------------------------------------------------
+
+HE_AVX512_INLINE std::uint64_t mulmod_u64(std::uint64_t a, std::uint64_t b, std::uint64_t q) {
+    return static_cast<std::uint64_t>((static_cast<unsigned __int128>(a) * b) % q);
+}
+
+inline std::uint64_t powmod_u64(std::uint64_t base, std::uint64_t e, std::uint64_t q) {
+    std::uint64_t r = 1 % q;
+    base %= q;
+    while (e != 0) {
+        if (e & 1) r = mulmod_u64(r, base, q);
+        base = mulmod_u64(base, base, q);
+        e >>= 1;
+    }
+    return r;
+}
+
+/// floor(w * 2^bits / q) for w < q, bits in {52, 64}.
+inline std::uint64_t shoup_factor(std::uint64_t w, std::uint64_t q, unsigned bits) {
+    return static_cast<std::uint64_t>((static_cast<unsigned __int128>(w) << bits) / q);
+}
+
+inline std::uint64_t bit_reverse(std::uint64_t x, std::uint64_t log_n) {
+    std::uint64_t r = 0;
+    for (std::uint64_t b = 0; b < log_n; ++b) {
+        r = (r << 1) | ((x >> b) & 1);
+    }
+    return r;
+}
+
+/// 64-byte aligned allocator so that table rows start on cache lines.
+template <class T>
+struct CacheLineAllocator {
+    using value_type = T;
+    CacheLineAllocator() = default;
+    template <class U>
+    CacheLineAllocator(const CacheLineAllocator<U>&) noexcept {}
+    T* allocate(std::size_t count) {
+        return static_cast<T*>(::operator new(count * sizeof(T), std::align_val_t{64}));
+    }
+    void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{64}); }
+    template <class U>
+    bool operator==(const CacheLineAllocator<U>&) const noexcept { return true; }
+    template <class U>
+    bool operator!=(const CacheLineAllocator<U>&) const noexcept { return false; }
+};
+
+using AlignedU64 = std::vector<std::uint64_t, CacheLineAllocator<std::uint64_t>>;
+
+// ---------------------------------------------------------------------------
+// Tables
+// ---------------------------------------------------------------------------
+
+/// Extra tables of the AVX-512 tiers for one (n, q, psi). Immutable once built.
+///
+/// Layout invariants (k in [0, n); index k is the root of layer m, group i
+/// with k = m + i, exactly as in NTTTables::root_powers):
+///   fwd_w[k]    = psi^bitrev(k)                       (copy of root_powers)
+///   fwd_w52[k]  = floor(fwd_w[k] * 2^52 / q)          (only if q < 2^50)
+///   fwd_w64[k]  = floor(fwd_w[k] * 2^64 / q)
+///   inv_w[k]    = psi^-bitrev(k) = fwd_w[k]^-1 mod q
+///   inv_w52[k], inv_w64[k]: the same Shoup factors for inv_w
+///   n_inv* = n^-1 and its factors; inv_w1_n_inv* = inv_w[1] * n^-1 and its factors
+///   (both used by the last inverse layer, m = 1, which also removes the 1/n).
+struct AVX512Tables {
+    std::uint64_t n = 0;
+    std::uint64_t log_n = 0;
+    std::uint64_t q = 0;
+    std::uint64_t psi = 0;
+    bool has_52bit = false;  ///< q < 2^50: the *_52 tables are filled
+    AlignedU64 fwd_w, fwd_w52, fwd_w64;
+    AlignedU64 inv_w, inv_w52, inv_w64;
+    std::uint64_t n_inv = 0, n_inv52 = 0, n_inv64 = 0;
+    std::uint64_t inv_w1_n_inv = 0, inv_w1_n_inv52 = 0, inv_w1_n_inv64 = 0;
+};
+
+/// The largest modulus the IFMA tier accepts: 4q must fit in 52 bits.
+inline constexpr std::uint64_t kIfmaModulusBound = std::uint64_t{1} << 50;
+/// The largest modulus the 64-bit tier accepts: 4q must fit in 64 bits.
+inline constexpr std::uint64_t kAvx512ModulusBound = std::uint64_t{1} << 62;
+
+inline std::unique_ptr<AVX512Tables> build_avx512_tables(const NTTTables& t) {
+    auto out = std::make_unique<AVX512Tables>();
+    const std::uint64_t n = t.n;
+    const std::uint64_t q = t.q;
+    out->n = n;
+    out->log_n = t.log_n;
+    out->q = q;
+    // psi = w[bitrev(1)] = w[n/2]; derived from the table the kernels use so
+    // that forward and inverse always agree with root_powers.
+    out->psi = t.root_powers[n / 2];
+    out->has_52bit = q < kIfmaModulusBound;
+
+    out->fwd_w.assign(t.root_powers.begin(), t.root_powers.end());
+    out->fwd_w64.resize(n);
+    out->inv_w.resize(n);
+    out->inv_w64.resize(n);
+    if (out->has_52bit) {
+        out->fwd_w52.resize(n);
+        out->inv_w52.resize(n);
+    }
+    // psi^-1 = psi^(2n - 1); powers psi^-j in natural order, then bit-reversed.
+    const std::uint64_t psi_inv = powmod_u64(out->psi, 2 * n - 1, q);
+    std::vector<std::uint64_t> inv_pow(n);
+    inv_pow[0] = 1;
+    for (std::uint64_t j = 1; j < n; ++j) inv_pow[j] = mulmod_u64(inv_pow[j - 1], psi_inv, q);
+    for (std::uint64_t k = 0; k < n; ++k) {
+        const std::uint64_t w = out->fwd_w[k];
+        const std::uint64_t iw = inv_pow[bit_reverse(k, t.log_n)];
+        out->inv_w[k] = iw;
+        out->fwd_w64[k] = shoup_factor(w, q, 64);
+        out->inv_w64[k] = shoup_factor(iw, q, 64);
+        if (out->has_52bit) {
+            out->fwd_w52[k] = shoup_factor(w, q, 52);
+            out->inv_w52[k] = shoup_factor(iw, q, 52);
+        }
+    }
+    out->n_inv = powmod_u64(n % q, q - 2, q);  // q prime
+    out->inv_w1_n_inv = mulmod_u64(out->inv_w[1 % n], out->n_inv, q);
+    out->n_inv64 = shoup_factor(out->n_inv, q, 64);
+    out->inv_w1_n_inv64 = shoup_factor(out->inv_w1_n_inv, q, 64);
+    if (out->has_52bit) {
+        out->n_inv52 = shoup_factor(out->n_inv, q, 52);
+        out->inv_w1_n_inv52 = shoup_factor(out->inv_w1_n_inv, q, 52);
+    }
+    return out;
+}
+
+/// Tables for t's (n, q, psi); built on first use, cached for the life of the
+/// process, safe to call from many threads. The common case (same parameters
+/// as this thread's previous call) costs three compares and no lock.
+inline const AVX512Tables& get_avx512_tables(const NTTTables& t) {
+    const std::uint64_t psi = t.root_powers[t.n / 2];
+    thread_local const AVX512Tables* last = nullptr;
+    if (last != nullptr && last->n == t.n && last->q == t.q && last->psi == psi) return *last;
+
+    using Key = std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>;
+    static std::mutex mutex;
+    static std::map<Key, std::unique_ptr<AVX512Tables>> cache;
+    const Key key{t.n, t.q, psi};
+    {
+        std::lock_guard<std::mutex> lock(mutex);
+        auto it = cache.find(key);
+        if (it != cache.end()) {
+            last = it->second.get();
+            return *last;
+        }
+    }
+    // Build outside the lock (O(n) 128-bit divisions) so that other (n, q)
+    // lookups are not blocked; if another thread won the race, keep theirs.
+    std::unique_ptr<AVX512Tables> built = build_avx512_tables(t);
+    std::lock_guard<std::mutex> lock(mutex);
+    auto [it, inserted] = cache.emplace(key, std::move(built));
+    (void)inserted;
+    last = it->second.get();
+    return *last;
+}
+
+// ---------------------------------------------------------------------------
+// Plain transforms for n < 16 (too short for the 16-element tail pass).
+// Exact arithmetic, outputs in [0, q).
+// ---------------------------------------------------------------------------
+
+inline void forward_ntt_small(std::uint64_t* a, const AVX512Tables& tb) {
+    const std::uint64_t n = tb.n, q = tb.q;
+    for (std::uint64_t m = 1, t = n / 2; m < n; m *= 2, t /= 2) {
+        for (std::uint64_t i = 0; i < m; ++i) {
+            const std::uint64_t w = tb.fwd_w[m + i];
+            for (std::uint64_t j = 2 * i * t; j < 2 * i * t + t; ++j) {
+                const std::uint64_t x = a[j];
+                const std::uint64_t wy = mulmod_u64(w, a[j + t], q);
+                a[j] = x + wy >= q ? x + wy - q : x + wy;
+                a[j + t] = x >= wy ? x - wy : x + q - wy;
+            }
+        }
+    }
+}
+
+inline void inverse_ntt_small(std::uint64_t* a, const AVX512Tables& tb) {
+    const std::uint64_t n = tb.n, q = tb.q;
+    for (std::uint64_t m = n / 2, t = 1; m >= 1; m /= 2, t *= 2) {
+        for (std::uint64_t i = 0; i < m; ++i) {
+            const std::uint64_t w = tb.inv_w[m + i];
+            for (std::uint64_t j = 2 * i * t; j < 2 * i * t + t; ++j) {
+                const std::uint64_t x = a[j], y = a[j + t];
+                a[j] = x + y >= q ? x + y - q : x + y;
+                a[j + t] = mulmod_u64(x >= y ? x - y : x + q - y, w, q);
+            }
+        }
+    }
+    for (std::uint64_t j = 0; j < n; ++j) a[j] = mulmod_u64(a[j], tb.n_inv, q);
+}
+
+// ---------------------------------------------------------------------------
+// Pass skeletons. `Ops` is a butterfly policy with
+//   using Root = ...;        a root and its Shoup factor(s), in registers
+//   Root root_bcast(k)       w[k] in all lanes       (w = forward or inverse
+//   Root root_x2(k)          (w[k], w[k+1]) x 4       roots, fixed when the
+//   Root root_x4(k)          (w[k .. k+3]) x 2        policy object is made)
+//   Root root_x8(k)          w[k .. k+7]
+//   void fwd_bf(X, Y, Root)   Cooley-Tukey, lazy: values stay in the policy's
+//                             forward range (e.g. Harvey's [0, 4q))
+//   void inv_bf(X, Y, Root)   Gentleman-Sande, lazy (e.g. [0, 2q))
+//   void inv_bf_last(X, Y)    layer m = 1 with n^-1 folded in, outputs in [0, q)
+//   __m512i reduce_out(v)     forward range -> [0, q)
+// Inputs in [0, q) lie inside every policy's ranges.
+// ---------------------------------------------------------------------------
+
+HE_AVX512_INLINE __m512i load(const std::uint64_t* p) { return _mm512_loadu_si512(p); }
+HE_AVX512_INLINE void store(std::uint64_t* p, __m512i v) { _mm512_storeu_si512(p, v); }
+
+/// Index vectors of the perfect shuffle P and its inverse (see file header).
+struct ShuffleIdx {
+    __m512i lo = _mm512_setr_epi64(0, 8, 1, 9, 2, 10, 3, 11);
+    __m512i hi = _mm512_setr_epi64(4, 12, 5, 13, 6, 14, 7, 15);
+    __m512i even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+    __m512i odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+};
+
+HE_AVX512_INLINE void shuffle_fwd(__m512i& x, __m512i& y, const ShuffleIdx& s) {
+    const __m512i nx = _mm512_permutex2var_epi64(x, s.lo, y);
+    y = _mm512_permutex2var_epi64(x, s.hi, y);
+    x = nx;
+}
+
+HE_AVX512_INLINE void shuffle_inv(__m512i& x, __m512i& y, const ShuffleIdx& s) {
+    const __m512i nx = _mm512_permutex2var_epi64(x, s.even, y);
+    y = _mm512_permutex2var_epi64(x, s.odd, y);
+    x = nx;
+}
+
+/// Forward layer m (stride t = n / (2m) >= 8), one pass over the data.
+template <class Ops>
+HE_AVX512_INLINE void fwd_radix2_pass(std::uint64_t* a, std::uint64_t m, std::uint64_t t, const Ops& ops) {
+    for (std::uint64_t i = 0; i < m; ++i) {
+        const auto w = ops.root_bcast(m + i);
+        std::uint64_t* x = a + 2 * i * t;
+        std::uint64_t* y = x + t;
+        for (std::uint64_t j = 0; j < t; j += 8) {
+            __m512i X = load(x + j), Y = load(y + j);
+            ops.fwd_bf(X, Y, w);
+            store(x + j, X);
+            store(y + j, Y);
+        }
+    }
+}
+
+/// Forward layers m and 2m in one pass (radix-4): stride t = n / (2m) >= 16.
+/// A group of layer m is four quarters A B C D of h = t/2 elements; layer m
+/// pairs (A, C), (B, D), layer 2m pairs (A, B) and (C, D).
+template <class Ops>
+HE_AVX512_INLINE void fwd_radix4_pass(std::uint64_t* a, std::uint64_t m, std::uint64_t t, const Ops& ops) {
+    const std::uint64_t h = t / 2;
+    for (std::uint64_t i = 0; i < m; ++i) {
+        const auto w1 = ops.root_bcast(m + i);
+        const auto w2a = ops.root_bcast(2 * m + 2 * i);
+        const auto w2b = ops.root_bcast(2 * m + 2 * i + 1);
+        std::uint64_t* pa = a + 2 * i * t;
+        std::uint64_t* pb = pa + h;
+        std::uint64_t* pc = pa + t;
+        std::uint64_t* pd = pc + h;
+        for (std::uint64_t j = 0; j < h; j += 8) {
+            __m512i A = load(pa + j), B = load(pb + j), C = load(pc + j), D = load(pd + j);
+            ops.fwd_bf(A, C, w1);
+            ops.fwd_bf(B, D, w1);
+            ops.fwd_bf(A, B, w2a);
+            ops.fwd_bf(C, D, w2b);
+            store(pa + j, A);
+            store(pb + j, B);
+            store(pc + j, C);
+            store(pd + j, D);
+        }
+    }
+}
+
+/// Forward strides 8, 4, 2, 1 (layers n/16 .. n/2) on each 16-element block,
+/// then the final reduction [0, 4q) -> [0, q). Requires n >= 16.
+template <class Ops>
+HE_AVX512_INLINE void fwd_tail_pass(std::uint64_t* a, std::uint64_t n, const Ops& ops) {
+    const ShuffleIdx s;
+    const std::uint64_t m8 = n / 16, m4 = n / 8, m2 = n / 4, m1 = n / 2;
+    for (std::uint64_t b = 0; b < n / 16; ++b) {
+        __m512i X = load(a + 16 * b), Y = load(a + 16 * b + 8);
+        ops.fwd_bf(X, Y, ops.root_bcast(m8 + b));
+        shuffle_fwd(X, Y, s);
+        ops.fwd_bf(X, Y, ops.root_x2(m4 + 2 * b));
+        shuffle_fwd(X, Y, s);
+        ops.fwd_bf(X, Y, ops.root_x4(m2 + 4 * b));
+        shuffle_fwd(X, Y, s);
+        ops.fwd_bf(X, Y, ops.root_x8(m1 + 8 * b));
+        shuffle_fwd(X, Y, s);
+        store(a + 16 * b, ops.reduce_out(X));
+        store(a + 16 * b + 8, ops.reduce_out(Y));
+    }
+}
+
+/// Forward transform driver: layers with stride >= 16 in radix-4 passes (one
+/// radix-2 pass first if their number is odd), then the tail pass.
+template <class Ops>
+HE_AVX512_INLINE void forward_ntt_passes(std::uint64_t* a, std::uint64_t n, const Ops& ops) {
+    std::uint64_t m = 1, t = n / 2;
+    std::uint64_t upper_layers = 0;
+    for (std::uint64_t s = n / 2; s >= 16; s /= 2) ++upper_layers;
+    if (upper_layers % 2 == 1) {
+        fwd_radix2_pass(a, m, t, ops);
+        m *= 2;
+        t /= 2;
+    }
+    for (; t >= 32; m *= 4, t /= 4) fwd_radix4_pass(a, m, t, ops);
+    fwd_tail_pass(a, n, ops);
+}
+
+/// Inverse strides 1, 2, 4, 8 (layers n/2 .. n/16) on each 16-element block.
+/// If n == 16 the stride-8 layer is the last one (m = 1) and takes n^-1.
+template <class Ops>
+HE_AVX512_INLINE void inv_head_pass(std::uint64_t* a, std::uint64_t n, const Ops& ops) {
+    const ShuffleIdx s;
+    const std::uint64_t m8 = n / 16, m4 = n / 8, m2 = n / 4, m1 = n / 2;
+    for (std::uint64_t b = 0; b < n / 16; ++b) {
+        __m512i X = load(a + 16 * b), Y = load(a + 16 * b + 8);
+        shuffle_inv(X, Y, s);
+        ops.inv_bf(X, Y, ops.root_x8(m1 + 8 * b));
+        shuffle_inv(X, Y, s);
+        ops.inv_bf(X, Y, ops.root_x4(m2 + 4 * b));
+        shuffle_inv(X, Y, s);
+        ops.inv_bf(X, Y, ops.root_x2(m4 + 2 * b));
+        shuffle_inv(X, Y, s);
+        if (n == 16) {
+            ops.inv_bf_last(X, Y);
+        } else {
+            ops.inv_bf(X, Y, ops.root_bcast(m8 + b));
+        }
+        store(a + 16 * b, X);
+        store(a + 16 * b + 8, Y);
+    }
+}
+
+/// Inverse layer m (stride t = n / (2m) >= 16); m == 1 is the last layer.
+template <class Ops>
+HE_AVX512_INLINE void inv_radix2_pass(std::uint64_t* a, std::uint64_t m, std::uint64_t t, const Ops& ops) {
+    for (std::uint64_t i = 0; i < m; ++i) {
+        std::uint64_t* x = a + 2 * i * t;
+        std::uint64_t* y = x + t;
+        if (m == 1) {
+            for (std::uint64_t j = 0; j < t; j += 8) {
+                __m512i X = load(x + j), Y = load(y + j);
+                ops.inv_bf_last(X, Y);
+                store(x + j, X);
+                store(y + j, Y);
+            }
+        } else {
+            const auto w = ops.root_bcast(m + i);
+            for (std::uint64_t j = 0; j < t; j += 8) {
+                __m512i X = load(x + j), Y = load(y + j);
+                ops.inv_bf(X, Y, w);
+                store(x + j, X);
+                store(y + j, Y);
+            }
+        }
+    }
+}
+
+/// Inverse layers m and m/2 in one pass (radix-4), stride of layer m t >= 16.
+/// A group of layer m/2 is four quarters A B C D of t elements; layer m pairs
+/// (A, B) and (C, D), layer m/2 pairs (A, C), (B, D).
+template <class Ops, bool kLast>
+HE_AVX512_INLINE void inv_radix4_pass(std::uint64_t* a, std::uint64_t m, std::uint64_t t, const Ops& ops) {
+    const std::uint64_t groups = m / 2;
+    for (std::uint64_t i = 0; i < groups; ++i) {
+        const auto w1a = ops.root_bcast(m + 2 * i);
+        const auto w1b = ops.root_bcast(m + 2 * i + 1);
+        const auto w2 = ops.root_bcast(groups + i);
+        std::uint64_t* pa = a + 4 * i * t;
+        std::uint64_t* pb = pa + t;
+        std::uint64_t* pc = pb + t;
+        std::uint64_t* pd = pc + t;
+        for (std::uint64_t j = 0; j < t; j += 8) {
+            __m512i A = load(pa + j), B = load(pb + j), C = load(pc + j), D = load(pd + j);
+            ops.inv_bf(A, B, w1a);
+            ops.inv_bf(C, D, w1b);
+            if constexpr (kLast) {
+                ops.inv_bf_last(A, C);
+                ops.inv_bf_last(B, D);
+            } else {
+                ops.inv_bf(A, C, w2);
+                ops.inv_bf(B, D, w2);
+            }
+            store(pa + j, A);
+            store(pb + j, B);
+            store(pc + j, C);
+            store(pd + j, D);
+        }
+    }
+}
+
+/// Inverse transform driver: head pass (strides 1..8), then strides >= 16 in
+/// radix-4 passes (a radix-2 pass last if their number is odd).
+template <class Ops>
+HE_AVX512_INLINE void inverse_ntt_passes(std::uint64_t* a, std::uint64_t n, const Ops& ops) {
+    inv_head_pass(a, n, ops);
+    std::uint64_t m = n / 32, t = 16;
+    for (; m >= 2; m /= 4, t *= 4) {
+        if (m == 2) {
+            inv_radix4_pass<Ops, true>(a, m, t, ops);
+        } else {
+            inv_radix4_pass<Ops, false>(a, m, t, ops);
+        }
+    }
+    if (m == 1) inv_radix2_pass(a, m, t, ops);
+}
+
+}  // namespace he_native::avx512_detail

@@ -1,0 +1,142 @@
+// he_native: AVX-512 IFMA negacyclic NTT for q < 2^50.
+//
+// Butterflies are Harvey's lazy ones (D. Harvey, "Faster arithmetic for
+// number-theoretic transforms", J. Symb. Comp. 60, 2014, Alg. 4 and its
+// Gentleman-Sande dual) with Shoup's multiplication carried out in 52-bit
+// lanes by vpmadd52luq / vpmadd52huq:
+//
+//     W' = floor(W * 2^52 / q),  Q = floor(W' * Y / 2^52)         (madd52hi)
+//     T  = W*Y - Q*q in [0, 2q)  for every Y < 2^52
+//        = (lo52(W*Y) + lo52(Q * (2^52 - q))) mod 2^52            (2 x madd52lo, and)
+//
+// because W*Y/q - Q < Y/2^52 + 1 < 2. Values stay below 4q < 2^52 between
+// layers, so every multiplier input fits the 52-bit IFMA operand. Per vector
+// of 8 butterflies: 3 IFMA + 6 add/sub/min/and, no 64-bit multiply.
+//
+// Deviations from Intel HEXL's layout (same arithmetic family): two layers per
+// memory pass (radix-4) for strides >= 16, and the four smallest strides in one
+// register-resident pass whose lane layouts make every root a broadcast load
+// (see ntt_avx512_tables.hpp), so no replicated root tables exist.
+#include "ntt_avx512_tables.hpp"  // first: it silences a GCC false positive in <immintrin.h>
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "he_native/ntt.hpp"
+
+namespace he_native {
+namespace {
+
+using avx512_detail::AVX512Tables;
+
+/// Butterfly policy of the IFMA tier (see ntt_avx512_tables.hpp for the
+/// interface the pass skeletons expect).
+class IfmaOps {
+public:
+    struct Root {
+        __m512i w;   ///< root, < q
+        __m512i wp;  ///< floor(w * 2^52 / q)
+    };
+
+    IfmaOps(const AVX512Tables& tb, bool inverse)
+        : w_(inverse ? tb.inv_w.data() : tb.fwd_w.data()),
+          wp_(inverse ? tb.inv_w52.data() : tb.fwd_w52.data()),
+          q_(_mm512_set1_epi64(static_cast<long long>(tb.q))),
+          q2_(_mm512_set1_epi64(static_cast<long long>(2 * tb.q))),
+          neg_q_(_mm512_set1_epi64(static_cast<long long>((std::uint64_t{1} << 52) - tb.q))),
+          mask52_(_mm512_set1_epi64(static_cast<long long>((std::uint64_t{1} << 52) - 1))),
+          n_inv_{_mm512_set1_epi64(static_cast<long long>(tb.n_inv)),
+                 _mm512_set1_epi64(static_cast<long long>(tb.n_inv52))},
+          w1_n_inv_{_mm512_set1_epi64(static_cast<long long>(tb.inv_w1_n_inv)),
+                    _mm512_set1_epi64(static_cast<long long>(tb.inv_w1_n_inv52))} {}
+
+    // Roots of the direction chosen at construction.
+    HE_AVX512_INLINE Root root_bcast(std::uint64_t k) const {
+        return {_mm512_set1_epi64(static_cast<long long>(w_[k])),
+                _mm512_set1_epi64(static_cast<long long>(wp_[k]))};
+    }
+    HE_AVX512_INLINE Root root_x2(std::uint64_t k) const {
+        return {_mm512_broadcast_i64x2(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w_ + k))),
+                _mm512_broadcast_i64x2(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wp_ + k)))};
+    }
+    HE_AVX512_INLINE Root root_x4(std::uint64_t k) const {
+        return {_mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w_ + k))),
+                _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wp_ + k)))};
+    }
+    HE_AVX512_INLINE Root root_x8(std::uint64_t k) const {
+        return {_mm512_loadu_si512(w_ + k), _mm512_loadu_si512(wp_ + k)};
+    }
+
+    /// W * Y mod q in [0, 2q), for Y < 2^52 (Shoup, 52-bit).
+    HE_AVX512_INLINE __m512i mul_lazy(__m512i y, const Root& r) const {
+        const __m512i zero = _mm512_setzero_si512();
+        const __m512i quot = _mm512_madd52hi_epu64(zero, r.wp, y);
+        __m512i t = _mm512_madd52lo_epu64(zero, r.w, y);
+        t = _mm512_madd52lo_epu64(t, quot, neg_q_);
+        return _mm512_and_si512(t, mask52_);
+    }
+
+    /// x in [0, 2^k q) with a conditional subtraction of `bound`: [0, 2 bound) -> [0, bound).
+    HE_AVX512_INLINE static __m512i reduce_once(__m512i x, __m512i bound) {
+        return _mm512_min_epu64(x, _mm512_sub_epi64(x, bound));
+    }
+
+    /// Cooley-Tukey: (X, Y) -> (X + WY, X - WY); inputs and outputs in [0, 4q).
+    HE_AVX512_INLINE void fwd_bf(__m512i& x, __m512i& y, const Root& r) const {
+        x = reduce_once(x, q2_);
+        const __m512i t = mul_lazy(y, r);
+        y = _mm512_sub_epi64(_mm512_add_epi64(x, q2_), t);
+        x = _mm512_add_epi64(x, t);
+    }
+
+    /// Gentleman-Sande: (X, Y) -> (X + Y, (X - Y) W); inputs and outputs in [0, 2q).
+    HE_AVX512_INLINE void inv_bf(__m512i& x, __m512i& y, const Root& r) const {
+        const __m512i d = _mm512_sub_epi64(_mm512_add_epi64(x, q2_), y);  // (0, 4q)
+        x = reduce_once(_mm512_add_epi64(x, y), q2_);
+        y = mul_lazy(d, r);
+    }
+
+    /// Last inverse layer (m = 1) with n^-1 folded in: outputs in [0, q).
+    HE_AVX512_INLINE void inv_bf_last(__m512i& x, __m512i& y) const {
+        const __m512i d = _mm512_sub_epi64(_mm512_add_epi64(x, q2_), y);  // (0, 4q)
+        const __m512i s = _mm512_add_epi64(x, y);                         // [0, 4q)
+        x = reduce_once(mul_lazy(s, n_inv_), q_);
+        y = reduce_once(mul_lazy(d, w1_n_inv_), q_);
+    }
+
+    /// Forward outputs [0, 4q) -> [0, q).
+    HE_AVX512_INLINE __m512i reduce_out(__m512i x) const {
+        return reduce_once(reduce_once(x, q2_), q_);
+    }
+
+private:
+    const std::uint64_t* w_;
+    const std::uint64_t* wp_;
+    __m512i q_, q2_, neg_q_, mask52_;
+    Root n_inv_, w1_n_inv_;
+};
+
+}  // namespace
+
+void forward_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t) {
+    const AVX512Tables& tb = avx512_detail::get_avx512_tables(t);
+    if (tb.n < 16) {
+        avx512_detail::forward_ntt_small(a, tb);
+        return;
+    }
+    const IfmaOps ops(tb, /*inverse=*/false);
+    avx512_detail::forward_ntt_passes(a, tb.n, ops);
+}
+
+void inverse_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t) {
+    const AVX512Tables& tb = avx512_detail::get_avx512_tables(t);
+    if (tb.n < 16) {
+        avx512_detail::inverse_ntt_small(a, tb);
+        return;
+    }
+    const IfmaOps ops(tb, /*inverse=*/true);
+    avx512_detail::inverse_ntt_passes(a, tb.n, ops);
+}
+
+}  // namespace he_native
