@@ -36,7 +36,8 @@ and Python integer lists are converted when that is lossless (non-negative
 values below ``2**64``). Floats, negative values, booleans and values that do
 not fit raise :class:`he_ml.errors.ParameterError` (a ``ValueError``), as do
 bad ``n``, bad ``q``, coefficients ``>= q`` and mismatched shapes. These checks
-always run; they cost one pass over the input.
+always run; the coefficient check costs one pass over the input (done inside
+the compiled module on that path, in Python before the numba kernels).
 
 Examples
 --------
@@ -320,10 +321,9 @@ def _check_below(a2d: np.ndarray, moduli_rows: np.ndarray, name: str) -> None:
     """Every coefficient of row r must be below moduli_rows[r] (one pass over the data)."""
     if a2d.size == 0:
         return
-    row_max = a2d.max(axis=1)
-    bad = np.flatnonzero(row_max >= moduli_rows)
-    if bad.size:
-        r = int(bad[0])
+    too_big = a2d.max(axis=1) >= moduli_rows
+    if too_big.any():
+        r = int(np.argmax(too_big))
         j = int(np.argmax(a2d[r] >= moduli_rows[r]))
         raise ParameterError(
             f"coefficients of {name} must be in [0, q); got {int(a2d[r, j])} at row {r}, "
@@ -365,9 +365,16 @@ def _rows(arr: np.ndarray, n: int) -> np.ndarray:
 
 
 def _row_moduli(mods: Sequence[int], rows: int) -> np.ndarray:
-    # RNS row i of every polynomial uses moduli[i]: tile over the leading axis
-    base = np.asarray(mods, dtype=np.uint64)
-    return np.ascontiguousarray(np.tile(base, rows // len(base)))
+    """Modulus of every row: RNS row i of every polynomial uses moduli[i]."""
+    return _row_moduli_cached(tuple(mods), rows)
+
+
+@functools.lru_cache(maxsize=256)
+def _row_moduli_cached(mods: tuple[int, ...], rows: int) -> np.ndarray:
+    # cached (read-only) because building it costs as much as validating a small input
+    out = np.tile(np.asarray(mods, dtype=np.uint64), rows // len(mods))
+    out.flags.writeable = False
+    return out
 
 
 def _prepare_out(out: object, shape: tuple[int, ...], inputs: Sequence[np.ndarray],
@@ -397,10 +404,26 @@ def _same_buffer(x: np.ndarray, y: np.ndarray) -> bool:
             and x.shape == y.shape and x.strides == y.strides)
 
 
-def _call(fn_name: str, *args: object) -> None:
+def _check_inputs_below(inputs: Sequence[tuple[np.ndarray, str]], moduli_rows: np.ndarray) -> None:
+    """Coefficient range check, done here only where the raw layer does not do it.
+
+    The compiled module checks every coefficient against its row's modulus
+    itself (fused with reading the data), so on that path the Python pass is
+    skipped and only used to phrase the error (see :func:`_call`). The numba
+    kernels do not check, so the pass runs before them.
+    """
+    if _active == "numba":
+        for arr, name in inputs:
+            _check_below(arr, moduli_rows, name)
+
+
+def _call(fn_name: str, args: tuple, inputs: Sequence[tuple[np.ndarray, str]],
+          moduli_rows: np.ndarray) -> None:
     try:
         getattr(_raw(), fn_name)(*args)
-    except ValueError as e:  # the native layer re-checks; keep our error type
+    except ValueError as e:  # the native layer re-checks; keep our error type and wording
+        for arr, name in inputs:
+            _check_below(arr, moduli_rows, name)
         raise ParameterError(f"{fn_name}: {e}") from e
 
 
@@ -409,11 +432,12 @@ def _call(fn_name: str, *args: object) -> None:
 # ---------------------------------------------------------------------------
 def _transform(kind: str, arr: np.ndarray, moduli_rows: np.ndarray, n: int, tier: str,
                out: object) -> np.ndarray:
-    _check_below(arr.reshape(-1, n), moduli_rows, "a")
+    inputs = [(arr.reshape(-1, n), "a")]
+    _check_inputs_below(inputs, moduli_rows)
     res = _prepare_out(out, arr.shape, [arr], may_alias=True)
     if not _same_buffer(res, arr):
         np.copyto(res, arr)
-    _call(kind, _rows(res, n), moduli_rows, tier)
+    _call(kind, (_rows(res, n), moduli_rows, tier), inputs, moduli_rows)
     return res
 
 
@@ -465,7 +489,7 @@ def ntt(a: object, q: int, *, tier: str = "auto", out: np.ndarray | None = None)
     arr, qi, n = _single(a, q)
     tier = _check_tier(tier, [qi])
     rows = arr.size // n
-    return _transform("forward_ntt", arr, np.full(rows, qi, dtype=np.uint64), n, tier, out)
+    return _transform("forward_ntt", arr, _row_moduli((qi,), rows), n, tier, out)
 
 
 def intt(a: object, q: int, *, tier: str = "auto", out: np.ndarray | None = None) -> np.ndarray:
@@ -476,7 +500,7 @@ def intt(a: object, q: int, *, tier: str = "auto", out: np.ndarray | None = None
     arr, qi, n = _single(a, q)
     tier = _check_tier(tier, [qi])
     rows = arr.size // n
-    return _transform("inverse_ntt", arr, np.full(rows, qi, dtype=np.uint64), n, tier, out)
+    return _transform("inverse_ntt", arr, _row_moduli((qi,), rows), n, tier, out)
 
 
 def ntt_rns(a: object, moduli: Sequence[int], *, tier: str = "auto",
@@ -529,13 +553,11 @@ def _binary(kind: str, a: np.ndarray, b: np.ndarray, moduli_rows: np.ndarray, n:
     a = np.ascontiguousarray(a)
     b = np.ascontiguousarray(b)
     a2, b2 = _rows(a, n), _rows(b, n)
-    _check_below(a2, moduli_rows, "a")
-    _check_below(b2, moduli_rows, "b")
+    inputs = [(a2, "a"), (b2, "b")]
+    _check_inputs_below(inputs, moduli_rows)
     res = _prepare_out(out, a.shape, [a, b], may_alias=(kind == "pointwise_mul"))
-    if kind == "pointwise_mul":
-        _call(kind, a2, b2, _rows(res, n), moduli_rows)
-    else:
-        _call(kind, a2, b2, _rows(res, n), moduli_rows, tier)
+    args = (a2, b2, _rows(res, n), moduli_rows) + (() if kind == "pointwise_mul" else (tier,))
+    _call(kind, args, inputs, moduli_rows)
     return res
 
 
@@ -563,7 +585,7 @@ def pointwise_mul(a: object, b: object, q: int, *, out: np.ndarray | None = None
     arr_a, qi, n = _single(a, q, "a")
     arr_b, _, _ = _single(b, q, "b")
     rows = arr_a.size // n
-    return _binary("pointwise_mul", arr_a, arr_b, np.full(rows, qi, dtype=np.uint64), n,
+    return _binary("pointwise_mul", arr_a, arr_b, _row_moduli((qi,), rows), n,
                    None, out)
 
 
@@ -622,7 +644,7 @@ def polymul(a: object, b: object, q: int, *, tier: str = "auto",
     arr_b, _, _ = _single(b, q, "b")
     tier = _check_tier(tier, [qi])
     rows = arr_a.size // n
-    return _binary("polymul", arr_a, arr_b, np.full(rows, qi, dtype=np.uint64), n, tier, out)
+    return _binary("polymul", arr_a, arr_b, _row_moduli((qi,), rows), n, tier, out)
 
 
 def polymul_rns(a: object, b: object, moduli: Sequence[int], *, tier: str = "auto",
