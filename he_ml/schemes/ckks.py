@@ -133,9 +133,9 @@ class _SEALContext(SchemeContext):
                     pk=pk, pk_bytes=_seal_to_bytes(pk), sk=sk)
         if relin_keys:
             self.enable_multiplication()
-        steps = self._rotation_request(rotations)
-        if steps:
-            self.enable_rotations(steps)
+        elts = self._rotation_request(rotations)
+        if elts:
+            self._ensure_galois(elts, "rotation key generation")
         self._register()
 
     def _validate_common(self, n: int, bits: list[int]) -> None:
@@ -897,7 +897,12 @@ class CKKS(_SEALContext):
                     pt = sa.Plaintext()
                     self._encoder.encode(float(piece), ct.parms_id(), 1.0, pt)
                     dst = sa.Ciphertext()
-                    self._evaluator.multiply_plain(ct, pt, dst)
+                    try:
+                        self._evaluator.multiply_plain(ct, pt, dst)
+                    except RuntimeError as e:
+                        if "transparent" not in str(e):
+                            raise
+                        dst = self._zero_like(ct.parms_id(), ct.scale)
                     out.append(dst)
                     continue
                 # Encode at the scale of the prime the rescale removes: the scale is then unchanged.
@@ -910,7 +915,13 @@ class CKKS(_SEALContext):
                 pt = sa.Plaintext()
                 self._encoder.encode(piece, ct.parms_id(), q_last, pt)
                 dst = sa.Ciphertext()
-                self._evaluator.multiply_plain(ct, pt, dst)
+                try:
+                    self._evaluator.multiply_plain(ct, pt, dst)
+                except RuntimeError as e:  # factors so small that they encode to the zero polynomial
+                    if "transparent" not in str(e):
+                        raise
+                    out.append(self._zero_like(data.next_context_data().parms_id(), ct.scale))
+                    continue
                 self._evaluator.rescale_to_next_inplace(dst)
                 dst.scale = ct.scale  # exact up to double rounding: scale * q / q
                 out.append(dst)
