@@ -80,7 +80,7 @@ bool cpu_has(NTTTier tier) {
 constexpr std::uint64_t kIFMAModulusBound = std::uint64_t{1} << 50;  // 4q < 2^52
 constexpr std::uint64_t kModulusBound = std::uint64_t{1} << kMaxModulusBits;
 
-[[noreturn]] void throw_not_compiled(NTTTier tier) {
+[[noreturn]] [[maybe_unused]] void throw_not_compiled(NTTTier tier) {
     throw std::invalid_argument(std::string("tier must be compiled into this build; got '") +
                                 tier_name(tier) + "'");
 }
