@@ -79,7 +79,7 @@ class Paillier(SchemeContext):
         Encoding defaults. "general": 24 fractional bits, ``|x| <= 1024``, up to 1024
         additions, 32 multiplier bits, sum/dot over up to 4096 values, product layout
         (17 values per 3072-bit ciphertext). "sum": same range and precision, no multiplier
-        reserve, dense layout (34 values per ciphertext) -- for summing many vectors.
+        reserve, dense layout (66 values per ciphertext) -- for summing many vectors.
         Any keyword below overrides the preset.
     precision_bits : int
         Fractional bits; each value is quantized with error at most ``2**-(precision_bits+1)``.
