@@ -170,6 +170,7 @@ def test_lossless_dtype_conversion(impl):
     n, q = 8, prime(30, 8)
     ref = native.ntt(np.arange(n, dtype=np.uint64), q)
     for a in (np.arange(n, dtype=np.int64), np.arange(n, dtype=np.uint8),
+              np.arange(n, dtype=">u8"),  # big-endian uint64 is converted, not reinterpreted
               np.arange(n, dtype=np.int32), list(range(n)), np.array(list(range(n)), dtype=object)):
         np.testing.assert_array_equal(native.ntt(a, q), ref)
     # strided (non-contiguous) input is accepted and gives the same result
@@ -203,3 +204,10 @@ def test_numba_equals_cpp(n, bits):
         for tier in native.available_tiers(q):
             np.testing.assert_array_equal(native.ntt(a, q, tier=tier), f_numba, err_msg=tier)
             np.testing.assert_array_equal(native.intt(a, q, tier=tier), i_numba, err_msg=tier)
+
+
+def test_empty_batch(impl):
+    q = prime(40, 8)
+    assert native.ntt(np.zeros((0, 8), np.uint64), q).shape == (0, 8)
+    assert native.polymul_rns(np.zeros((0, 2, 8), np.uint64), np.zeros((0, 2, 8), np.uint64),
+                              [q, q]).shape == (0, 2, 8)
