@@ -56,12 +56,16 @@ void check_uint64_c_contiguous(const Array& a, const char* name, size_t ndim) {
     if (a.ndim() != ndim) {
         fail(std::string(name) + " must be " + std::to_string(ndim) + "-D; got shape " + shape_of(a));
     }
-    // C order: unit stride in the last axis, row stride n (irrelevant for <= 1 row).
+    if (a.size() == 0) return;  // nothing is read or written
+    // C order: unit stride in the last axis, row stride n (a stride is irrelevant where the
+    // axis has length 1).
     int64_t expected = 1;
     for (size_t k = ndim; k-- > 0;) {
         if (a.shape(k) > 1 && a.stride(k) != expected) {
-            fail(std::string(name) + " must be C-contiguous; got strides that are not "
-                 "(use numpy.ascontiguousarray)");
+            std::string strides = "(";
+            for (size_t i = 0; i < ndim; ++i) strides += (i ? ", " : "") + std::to_string(a.stride(i));
+            fail(std::string(name) + " must be C-contiguous (row-major); got element strides " +
+                 strides + (ndim == 1 ? ",)" : ")") + " (use numpy.ascontiguousarray)");
         }
         expected *= static_cast<int64_t>(a.shape(k));
     }
