@@ -16,6 +16,8 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "he_native/ntt.hpp"
 
@@ -35,11 +37,11 @@ HE_AVX512_INLINE __m512i high_halves(__m512i x) { return _mm512_shuffle_epi32(x,
 /// dropped), Q' in [Q - 2, Q], so the Shoup remainder T = W*Y - Q'*q lies in
 /// [0, 4q) instead of [0, 2q). That costs 5 fewer instructions than the exact
 /// high product; the wider T is absorbed in one of two ways:
-///   kNarrow (q < 2^61, so 8q <= 2^64): lazy ranges twice as wide as Harvey's —
+///   kWideRanges (q < 2^61, so 8q <= 2^64): lazy ranges twice as wide as Harvey's —
 ///     forward values in [0, 8q), inverse values in [0, 4q) — and T is used as is;
 ///   otherwise (2^61 <= q < 2^62): T is reduced to [0, 2q) and Harvey's ranges
 ///     ([0, 4q) forward, [0, 2q) inverse) are kept.
-template <bool kNarrow>
+template <bool kWideRanges>
 class Avx512Ops {
 public:
     struct Root {
@@ -85,11 +87,11 @@ public:
         return _mm512_add_epi64(_mm512_add_epi64(hh, _mm512_srli_epi64(hl, 32)), _mm512_srli_epi64(lh, 32));
     }
 
-    /// W * Y mod q for any 64-bit Y: in [0, 4q) if kNarrow, else in [0, 2q).
+    /// W * Y mod q for any 64-bit Y: in [0, 4q) if kWideRanges, else in [0, 2q).
     HE_AVX512_INLINE __m512i mul_lazy(__m512i y, const Root& r) const {
         const __m512i quot = mulhi_approx(y, r);
         const __m512i t = _mm512_sub_epi64(_mm512_mullo_epi64(r.w, y), _mm512_mullo_epi64(quot, q_));
-        if constexpr (kNarrow) {
+        if constexpr (kWideRanges) {
             return t;
         } else {
             return reduce_once(t, q2_);
@@ -101,10 +103,10 @@ public:
         return _mm512_min_epu64(x, _mm512_sub_epi64(x, bound));
     }
 
-    /// Cooley-Tukey: (X, Y) -> (X + WY, X - WY); with B = 4q (kNarrow) or 2q,
+    /// Cooley-Tukey: (X, Y) -> (X + WY, X - WY); with B = 4q (kWideRanges) or 2q,
     /// inputs and outputs in [0, 2B), T in [0, B).
     HE_AVX512_INLINE void fwd_bf(__m512i& x, __m512i& y, const Root& r) const {
-        const __m512i b = kNarrow ? q4_ : q2_;
+        const __m512i b = kWideRanges ? q4_ : q2_;
         x = reduce_once(x, b);
         const __m512i t = mul_lazy(y, r);
         y = _mm512_sub_epi64(_mm512_add_epi64(x, b), t);
@@ -113,7 +115,7 @@ public:
 
     /// Gentleman-Sande: (X, Y) -> (X + Y, (X - Y) W); inputs and outputs in [0, B).
     HE_AVX512_INLINE void inv_bf(__m512i& x, __m512i& y, const Root& r) const {
-        const __m512i b = kNarrow ? q4_ : q2_;
+        const __m512i b = kWideRanges ? q4_ : q2_;
         const __m512i d = _mm512_sub_epi64(_mm512_add_epi64(x, b), y);  // (0, 2B)
         x = reduce_once(_mm512_add_epi64(x, y), b);
         y = mul_lazy(d, r);
@@ -121,7 +123,7 @@ public:
 
     /// Last inverse layer (m = 1) with n^-1 folded in: outputs in [0, q).
     HE_AVX512_INLINE void inv_bf_last(__m512i& x, __m512i& y) const {
-        const __m512i b = kNarrow ? q4_ : q2_;
+        const __m512i b = kWideRanges ? q4_ : q2_;
         const __m512i d = _mm512_sub_epi64(_mm512_add_epi64(x, b), y);  // (0, 2B)
         const __m512i s = _mm512_add_epi64(x, y);                        // [0, 2B)
         x = to_canonical(mul_lazy(s, n_inv_));
@@ -130,14 +132,14 @@ public:
 
     /// Forward outputs [0, 2B) -> [0, q).
     HE_AVX512_INLINE __m512i reduce_out(__m512i x) const {
-        if constexpr (kNarrow) x = reduce_once(x, q4_);
+        if constexpr (kWideRanges) x = reduce_once(x, q4_);
         return reduce_once(reduce_once(x, q2_), q_);
     }
 
 private:
     /// A product from mul_lazy, [0, 4q) or [0, 2q), -> [0, q).
     HE_AVX512_INLINE __m512i to_canonical(__m512i x) const {
-        if constexpr (kNarrow) x = reduce_once(x, q2_);
+        if constexpr (kWideRanges) x = reduce_once(x, q2_);
         return reduce_once(x, q_);
     }
 
@@ -153,17 +155,27 @@ private:
 };
 
 /// Moduli below this use the wide lazy ranges (8q must not exceed 2^64).
-constexpr std::uint64_t kNarrowModulusBound = std::uint64_t{1} << 61;
+constexpr std::uint64_t kWideRangeModulusBound = std::uint64_t{1} << 61;
+
+/// The kernels' precondition, checked once per call (cheap next to a transform):
+/// the lazy ranges need 4q < 2^64.
+void check_modulus(const NTTTables& t) {
+    if (t.q >= avx512_detail::kAvx512ModulusBound) {
+        throw std::invalid_argument("avx512 NTT: modulus q must be below 2^62; got q = " +
+                                    std::to_string(t.q));
+    }
+}
 
 }  // namespace
 
 void forward_ntt_avx512(std::uint64_t* a, const NTTTables& t) {
+    check_modulus(t);
     const AVX512Tables& tb = avx512_detail::get_avx512_tables(t);
     if (tb.n < 16) {
         avx512_detail::forward_ntt_small(a, tb);
         return;
     }
-    if (tb.q < kNarrowModulusBound) {
+    if (tb.q < kWideRangeModulusBound) {
         avx512_detail::forward_ntt_passes(a, tb.n, Avx512Ops<true>(tb, /*inverse=*/false));
     } else {
         avx512_detail::forward_ntt_passes(a, tb.n, Avx512Ops<false>(tb, /*inverse=*/false));
@@ -171,12 +183,13 @@ void forward_ntt_avx512(std::uint64_t* a, const NTTTables& t) {
 }
 
 void inverse_ntt_avx512(std::uint64_t* a, const NTTTables& t) {
+    check_modulus(t);
     const AVX512Tables& tb = avx512_detail::get_avx512_tables(t);
     if (tb.n < 16) {
         avx512_detail::inverse_ntt_small(a, tb);
         return;
     }
-    if (tb.q < kNarrowModulusBound) {
+    if (tb.q < kWideRangeModulusBound) {
         avx512_detail::inverse_ntt_passes(a, tb.n, Avx512Ops<true>(tb, /*inverse=*/true));
     } else {
         avx512_detail::inverse_ntt_passes(a, tb.n, Avx512Ops<false>(tb, /*inverse=*/true));

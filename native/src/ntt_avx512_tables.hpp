@@ -1,7 +1,9 @@
 // he_native: tables and shared pass skeletons for the AVX-512 NTT tiers.
 //
-// Private header: included only by ntt_avx512ifma.cpp, ntt_avx512.cpp and the
-// AVX-512 tests, all compiled with -mavx512f -mavx512dq -mavx512vl -mavx512ifma.
+// Private header of ntt_avx512ifma.cpp and ntt_avx512.cpp (compiled with
+// -mavx512f -mavx512dq -mavx512vl -mavx512ifma). The SIMD part is compiled only
+// when __AVX512F__ is defined, so tests built with baseline flags can include
+// it to check the tables.
 //
 // What lives here
 // ---------------
@@ -44,8 +46,6 @@
 // (their _mm512_undefined_epi32() placeholder; GCC bug 105593): a false positive.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #endif
-
-#include <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -258,8 +258,16 @@ inline void inverse_ntt_small(std::uint64_t* a, const AVX512Tables& tb) {
     for (std::uint64_t j = 0; j < n; ++j) a[j] = mulmod_u64(a[j], tb.n_inv, q);
 }
 
+}  // namespace he_native::avx512_detail
+
+#if defined(__AVX512F__)
+#include <immintrin.h>
+
+namespace he_native::avx512_detail {
+
 // ---------------------------------------------------------------------------
-// Pass skeletons. `Ops` is a butterfly policy with
+// Pass skeletons (only in translation units compiled with AVX-512 enabled; the
+// tables above are plain C++ so that tests can inspect them). `Ops` is a butterfly policy with
 //   using Root = ...;        a root and its Shoup factor(s), in registers
 //   Root root_bcast(k)       w[k] in all lanes       (w = forward or inverse
 //   Root root_x2(k)          (w[k], w[k+1]) x 4       roots, fixed when the
@@ -477,3 +485,4 @@ HE_AVX512_INLINE void inverse_ntt_passes(std::uint64_t* a, std::uint64_t n, cons
 }
 
 }  // namespace he_native::avx512_detail
+#endif  // __AVX512F__

@@ -22,6 +22,8 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <stdexcept>
+#include <string>
 
 #include "he_native/ntt.hpp"
 
@@ -117,9 +119,19 @@ private:
     Root n_inv_, w1_n_inv_;
 };
 
+/// The kernels' precondition, checked once per call (cheap next to a transform):
+/// the lazy ranges need 4q < 2^52.
+void check_modulus(const NTTTables& t) {
+    if (t.q >= avx512_detail::kIfmaModulusBound) {
+        throw std::invalid_argument("avx512ifma NTT: modulus q must be below 2^50; got q = " +
+                                    std::to_string(t.q) + "; use the avx512 or scalar tier");
+    }
+}
+
 }  // namespace
 
 void forward_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t) {
+    check_modulus(t);
     const AVX512Tables& tb = avx512_detail::get_avx512_tables(t);
     if (tb.n < 16) {
         avx512_detail::forward_ntt_small(a, tb);
@@ -130,6 +142,7 @@ void forward_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t) {
 }
 
 void inverse_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t) {
+    check_modulus(t);
     const AVX512Tables& tb = avx512_detail::get_avx512_tables(t);
     if (tb.n < 16) {
         avx512_detail::inverse_ntt_small(a, tb);
