@@ -22,6 +22,7 @@ from typing import Any, Callable, List, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -51,7 +52,7 @@ EXIT_FAILURE = 1
 
 
 def _fail(message: str, code: int = EXIT_USER_ERROR) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/bold red] [red]{message}[/red]", highlight=False)
+    err_console.print(f"[bold red]error:[/bold red] [red]{escape(message)}[/red]", highlight=False)
     return typer.Exit(code)
 
 
@@ -268,7 +269,7 @@ def bench(
         problems += [(m.label, op, "result did not match numpy") for m in ok
                      for op, good in m.checks.items() if not good]
         for label, op, msg in problems:
-            err_console.print(f"[red]{label} {op}: {msg}[/red]", highlight=False)
+            err_console.print(f"[red]{escape(f'{label} {op}: {msg}')}[/red]", highlight=False)
 
     rec = recommend(job, ok) if job else None
     if rec is not None:
@@ -276,11 +277,12 @@ def bench(
         lines = []
         for what, pick in (("Fastest", rec.fastest), ("Smallest", rec.smallest)):
             if pick is not None:
-                lines.append(f"[bold green]{what}:[/bold green] [bold]{pick.name}[/bold] — est. "
+                caveat = f" — note: {pick.notes[0]}" if pick.notes and "integers only" in pick.notes[0] else ""
+                lines.append(f"[bold green]{what}:[/bold green] [bold]{escape(pick.name)}[/bold] — est. "
                              f"{report.format_seconds(pick.total_seconds)}, "
                              f"{report.format_bytes(pick.total_bytes)} "
-                             f"({pick.ciphertexts:,} ciphertexts of {pick.slot_count:,} slots)")
-        lines += [f"[dim]{n}[/dim]" for n in rec.notes]
+                             f"({pick.ciphertexts:,} ciphertexts of {pick.slot_count:,} slots){escape(caveat)}")
+        lines += [f"[dim]{escape(n)}[/dim]" for n in rec.notes]
         console.print(Panel("\n".join(lines) or "nothing fits", title="recommendation", expand=False))
 
     if json_path:
@@ -297,8 +299,8 @@ def bench(
     if failed:
         from . import errors as _errors
         for m in failed:
-            err_console.print(f"[bold red]error:[/bold red] [red]{m.label}: {m.error_type}: {m.error}[/red]",
-                              highlight=False)
+            text = escape(f"{m.label}: {m.error_type}: {m.error}")
+            err_console.print(f"[bold red]error:[/bold red] [red]{text}[/red]", highlight=False)
         ours = all(m.error_type in _errors.__all__ for m in failed)
         raise typer.Exit(EXIT_USER_ERROR if ours else EXIT_FAILURE)
 

@@ -46,9 +46,10 @@ OPERATIONS: tuple[OpSpec, ...] = (
 OP_NAMES: tuple[str, ...] = tuple(op.key for op in OPERATIONS)
 _OP_BY_KEY = {op.key: op for op in OPERATIONS}
 
-# Test data: small integers, so that exact schemes (BFV) cannot overflow a plain
-# modulus even in a full-slot dot product (|x|,|w| <= 7: |dot| <= 49 * slots), and
-# approximate schemes are compared with a tolerance far above their noise.
+# Test data: small integers (quarters of them for schemes that encrypt reals), so that
+# exact schemes (BFV) cannot overflow a plain modulus even in a full-slot dot product
+# (|x|,|w| <= 7: |dot| <= 49 * slots), and approximate schemes are compared with a
+# tolerance far above their noise.
 _DATA_BOUND = 7
 _DATA_SEED = 20240611  # fixed: test data, not key material
 
@@ -269,11 +270,14 @@ def measure(config: BenchConfig, settings: BenchSettings, *, ops: set[str] | Non
     size = m.slot_count
     m.values_per_op = size
     rng = np.random.default_rng(_DATA_SEED)
-    dtype = np.float64 if m.encodes_reals else np.int64
-    xv = rng.integers(-_DATA_BOUND, _DATA_BOUND + 1, size).astype(dtype)
-    yv = rng.integers(-_DATA_BOUND, _DATA_BOUND + 1, size).astype(dtype)
-    wv = rng.integers(-_DATA_BOUND, _DATA_BOUND + 1, size).astype(dtype)
-    scalar = dtype(3)
+    def draw() -> np.ndarray:
+        ints = rng.integers(-_DATA_BOUND, _DATA_BOUND + 1, size)
+        # Real-valued schemes get fractional data and weights (quarters: exact in binary
+        # fixed point), as real models have; integer schemes get the integers.
+        return ints / 4.0 if m.encodes_reals else ints.astype(np.int64)
+
+    xv, yv, wv = draw(), draw(), draw()
+    scalar = 0.75 if m.encodes_reals else 3
 
     def timed(key: str, fn: Callable[[], Any]) -> Any:
         notify(key)

@@ -14,9 +14,9 @@ from rich.text import Text
 from .measure import OPERATIONS, BenchSettings, Measurement
 from .runner import MEMORY_METHOD
 from .timing import Timing
-from .workload import EXTRAPOLATION_NOTE, Recommendation
+from .workload import EXTRAPOLATION_NOTE, Estimate, Recommendation
 
-__all__ = ["SCHEMA", "TIMING_METHOD", "format_seconds", "format_bytes", "results_table",
+__all__ = ["SCHEMA", "TIMING_METHOD", "format_seconds", "format_bytes", "format_count", "results_table",
            "recommendation_table", "markdown_table", "to_document", "write_json", "write_plot"]
 
 SCHEMA = "he_ml.bench/1"
@@ -90,8 +90,15 @@ def _facts(m: Measurement) -> list[tuple[str, str]]:
     ]
 
 
+def _shown_ops(measurements: Sequence[Measurement]):
+    """Operations measured (or found unavailable) for at least one configuration."""
+    return [op for op in OPERATIONS
+            if any(op.key in m.timings or op.key in m.unavailable or op.key in m.failures
+                   for m in measurements)] or list(OPERATIONS)
+
+
 def results_table(measurements: Sequence[Measurement], title: str = "he-ml bench") -> Table:
-    """Rows = operations and sizes, columns = scheme/preset."""
+    """Rows = operations and sizes, columns = scheme/preset. Operations nobody measured are left out."""
     table = Table(title=title, title_style="bold", show_lines=False, header_style="bold cyan",
                   caption="median per ciphertext ±½ IQR, then per value · n/a: unsupported · "
                           "⚠: wrong result",
@@ -100,7 +107,7 @@ def results_table(measurements: Sequence[Measurement], title: str = "he-ml bench
     for m in measurements:
         table.add_column(m.label.replace(" (", "\n("), justify="right",
                          style="red" if m.config.insecure else None)
-    for op in OPERATIONS:
+    for op in _shown_ops(measurements):
         unit = "per context" if op.per == "context" else "per ciphertext"
         table.add_row(f"{op.title}\n[dim]{unit}[/dim]", *[_timing_text(m, op.key) for m in measurements])
     table.add_section()
@@ -115,7 +122,7 @@ def markdown_table(measurements: Sequence[Measurement]) -> str:
     head = "| operation | " + " | ".join(m.label for m in measurements) + " |"
     sep = "|---|" + "---:|" * len(measurements)
     lines = [head, sep]
-    for op in OPERATIONS:
+    for op in _shown_ops(measurements):
         unit = "per context" if op.per == "context" else "per ciphertext"
         lines.append(f"| {op.title} ({unit}) | "
                      + " | ".join(str(_timing_text(m, op.key, plain=True)) for m in measurements) + " |")
@@ -125,14 +132,40 @@ def markdown_table(measurements: Sequence[Measurement]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def format_count(n: int) -> str:
+    """``1515200`` -> ``"1.52M"``, ``12300`` -> ``"12.3k"``, small counts as they are."""
+    for suffix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e4)):
+        if n >= scale:
+            return f"{n / (1e3 if suffix == 'k' else scale):.3g}{suffix}"
+    return f"{n:,}"
+
+
+def _cost_lines(e: Estimate, top: int = 3) -> str:
+    """The largest terms of the estimate: ``encrypt 12.3k × 40.2 ms = 494 s``."""
+    terms = sorted(e.seconds.items(), key=lambda kv: -kv[1])
+    lines = [f"{op} {format_count(e.op_counts[op])} × {format_seconds(e.op_seconds[op])} = "
+             f"{format_seconds(sec)}" for op, sec in terms[:top]]
+    if len(terms) > top:
+        rest = sum(sec for _, sec in terms[top:])
+        lines.append(f"{len(terms) - top} more: {format_seconds(rest)}")
+    return "\n".join(lines)
+
+
+def _first_sentence(text: str, limit: int = 160) -> str:
+    head = text.split(". ")[0].rstrip(".")
+    return head if len(head) <= limit else head[: limit - 1] + "…"
+
+
 def recommendation_table(rec: Recommendation) -> Table:
     """One row per candidate (and layout) with the numbers behind the recommendation."""
     table = Table(title=f"Workload: {rec.workload.describe()}", title_style="bold",
                   header_style="bold cyan", caption=EXTRAPOLATION_NOTE, caption_style="dim")
-    for col, just in (("candidate", "left"), ("ciphertexts", "right"), ("time per op (measured)", "left"),
-                      ("est. total time", "right"), ("ciphertext traffic", "right"),
-                      ("public context", "right"), ("total bytes", "right"), ("notes", "left")):
-        table.add_column(col, justify=just)
+    table.add_column("candidate", no_wrap=True)
+    table.add_column("cipher-\ntexts", justify="right")
+    table.add_column("est. total\ntime", justify="right")
+    table.add_column("bytes: total\n= traffic + context", justify="right", no_wrap=True)
+    table.add_column("largest costs\n(count × measured time per op)", no_wrap=True)
+    table.add_column("notes", min_width=24, overflow="fold")
     for e in sorted(rec.estimates, key=lambda e: (not e.feasible, e.total_seconds)):
         tags = []
         if rec.fastest is e:
@@ -143,15 +176,16 @@ def recommendation_table(rec: Recommendation) -> Table:
         if tags:
             name.append(f"\n← {' & '.join(tags)}", style="green")
         if not e.feasible:
-            table.add_row(name, "—", "—", "—", "—", "—", "—", Text(f"cannot run: {e.reason}", style="yellow"))
+            table.add_row(name, "—", "—", "—", "—",
+                          Text(f"cannot run: {_first_sentence(e.reason)}", style="yellow"))
             continue
-        ops = "\n".join(f"{op} {format_seconds(e.op_seconds[op])} × {n:,}" for op, n in e.op_counts.items())
         notes = list(e.notes)
         if (e.security_level or 0) < 128:
             notes.insert(0, f"only {e.security_level}-bit security")
-        table.add_row(name, f"{e.ciphertexts:,}", ops, format_seconds(e.total_seconds),
-                      format_bytes(e.ciphertext_bytes), format_bytes(e.context_bytes),
-                      format_bytes(e.total_bytes), "\n".join(notes))
+        size = Text(format_bytes(e.total_bytes), style="bold")
+        size.append(f"\n{format_bytes(e.ciphertext_bytes)} + {format_bytes(e.context_bytes)}", style="dim")
+        table.add_row(name, format_count(e.ciphertexts), Text(format_seconds(e.total_seconds), style="bold"),
+                      size, _cost_lines(e), Text("\n".join(notes)))
     return table
 
 
@@ -203,7 +237,8 @@ def write_plot(path: str | Path, measurements: Sequence[Measurement], title: str
 
     ms = [m for m in measurements if not m.error]
     ops = [op for op in OPERATIONS if op.per == "ciphertext"]
-    fig = plt.figure(figsize=(max(10.0, 1.2 * len(ops) * max(1, len(ms)) / 2.2), 8.5), layout="constrained")
+    width = min(17.0, max(11.0, 4.0 + 0.25 * len(ops) * max(1, len(ms))))
+    fig = plt.figure(figsize=(width, 9.0), layout="constrained")
     grid = fig.add_gridspec(2, 3, height_ratios=[1.6, 1.0])
     ax = fig.add_subplot(grid[0, :])
     colors = plt.get_cmap("tab10").colors
@@ -225,11 +260,13 @@ def write_plot(path: str | Path, measurements: Sequence[Measurement], title: str
                             ha="center", va="bottom", fontsize=7, rotation=90, xytext=(0, 3),
                             textcoords="offset points")
     ax.set_yscale("log")
-    ax.set_xticks(x, [op.title for op in ops], rotation=15)
+    lo_y, hi_y = ax.get_ylim()
+    ax.set_ylim(lo_y, hi_y * 20)  # headroom for the legend above the tallest bars
     ax.set_ylabel("seconds per value (log)\n= time per full ciphertext ÷ slots")
     ax.set_title(f"{title}: time per value (median, IQR bars; lower is better)")
+    ax.set_xticks(x, [op.title for op in ops], rotation=15)
     ax.grid(axis="y", which="major", alpha=0.3)
-    ax.legend(fontsize=8, ncols=min(4, max(1, len(ms))))
+    ax.legend(fontsize=8, ncols=min(5, max(1, len(ms))), loc="upper center")
 
     panels = (
         ("key generation (s)", [m.timings["keygen"].median if "keygen" in m.timings else 0 for m in ms],

@@ -145,28 +145,28 @@ def _run_isolated(index: int, config: BenchConfig, settings: BenchSettings, ops:
     job = {"config": config.to_dict(), "settings": settings.to_dict(),
            "ops": None if ops is None else sorted(ops)}
     with tempfile.TemporaryFile(mode="w+", encoding="utf-8", errors="replace") as stderr:
-        proc = subprocess.Popen(
+        with subprocess.Popen(
             [sys.executable, "-c", "from he_ml.bench.runner import child_main; child_main()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
-            env=_child_env(), bufsize=1)
-        try:
-            proc.stdin.write(json.dumps(job))
-            proc.stdin.close()
+            env=_child_env(), bufsize=1,
+        ) as proc:  # the context manager closes the pipes and waits for the child
             outcome = None
-            for line in proc.stdout:
-                if not line.startswith(_MARK):
-                    continue
-                msg = json.loads(line[len(_MARK):])
-                if msg[0] == "op":
-                    if progress:
-                        progress(index, msg[1])
-                else:
-                    outcome = msg
-            code = proc.wait()
-        finally:
-            if proc.poll() is None:
+            try:
+                proc.stdin.write(json.dumps(job))
+                proc.stdin.close()
+                for line in proc.stdout:
+                    if not line.startswith(_MARK):
+                        continue
+                    msg = json.loads(line[len(_MARK):])
+                    if msg[0] == "op":
+                        if progress:
+                            progress(index, msg[1])
+                    else:
+                        outcome = msg
+            except BaseException:
                 proc.kill()
-                proc.wait()
+                raise
+        code = proc.returncode
         m = Measurement(config)
         if outcome is None:
             stderr.seek(0)

@@ -307,8 +307,8 @@ def estimate(workload: Workload, m: Measurement) -> list[Estimate]:
                   "deserialize": N * (k + 1), "decrypt": N}
         ctx_bytes = m.public_context_bytes_after_ops or m.public_context_bytes
         _fill(m, row, counts, N * k, N * (k + 1), ctx_bytes)
-        if row.feasible:
-            row.notes.append("public context includes the rotation keys dot needs")
+        if row.feasible and (m.public_context_bytes_after_ops or 0) > (m.public_context_bytes or 0):
+            row.notes.append("the public context carries the rotation keys dot needs")
         out.append(row)
         if N > 1:
             out.append(_column(W, m, with_sigmoid=False))
