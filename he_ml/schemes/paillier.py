@@ -317,6 +317,21 @@ class Paillier(SchemeContext):
         return self._key_bits
 
     @property
+    def max_additions(self) -> int:
+        """Declared headroom: how many fresh encryptions one sum may absorb."""
+        return self.encoding.max_additions
+
+    @property
+    def precision_bits(self) -> int:
+        """Fractional bits of a fresh encryption (quantization error ``2**-(precision_bits+1)``)."""
+        return self.encoding.precision_bits
+
+    @property
+    def max_value(self) -> float:
+        """Declared range of encrypted values, ``|x| <= max_value``."""
+        return float(self.encoding.max_value)
+
+    @property
     def public_key(self) -> "_phe.PaillierPublicKey":
         """The python-paillier public key."""
         return self._pk

@@ -324,7 +324,7 @@ def test_headroom_of_max_additions_is_enforced(insecure_tiny_dense_key):
     e = ctx.encrypt(x)
     total = e + e + e
     assert_close(ctx.decrypt(total), 3 * x, 3 * Q)
-    assert total.meta["terms"] == 3
+    assert total.meta["terms"] == 3 and ctx.max_additions == 3
     with pytest.raises(EncodingOverflowError, match=r"combine 4 encryptions .*max_additions=3"):
         total + e
 
@@ -475,3 +475,31 @@ def test_error_messages_name_what_to_do(insecure_tiny_key):
         insecure_tiny_key.encrypt([5000.0])
     msg = str(info.value)
     assert "5000" in msg and re.search(r"larger max_value", msg)
+
+
+def _recrc(body: bytes) -> bytes:
+    import zlib
+
+    return body + (zlib.crc32(body) & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def test_mutated_blobs_with_valid_checksums_raise_only_he_errors(insecure_tiny_key):
+    """Mutations that keep the CRC valid reach the Paillier parsers; they must fail cleanly."""
+    ctx = insecure_tiny_key
+    mut_rng = np.random.default_rng(99)  # seeded mutations (test data, not key material)
+    blobs = [ctx.encrypt(data(40)).to_bytes(), ctx.encrypt(data(5)).dot(np.ones(5)).to_bytes(),
+             ctx.to_bytes(), ctx.to_bytes(include_secret_key=True)]
+    for i in range(200):
+        base = blobs[i % len(blobs)][:-4]
+        body = bytearray(base)
+        for _ in range(int(mut_rng.integers(1, 4))):
+            pos = int(mut_rng.integers(0, len(body)))
+            body[pos] = int(mut_rng.integers(0, 256))
+        blob = _recrc(bytes(body))
+        try:
+            if i % len(blobs) < 2:
+                ctx.decrypt(ctx.ciphertext_from_bytes(blob))
+            else:
+                he_ml.load_context(blob)
+        except he_ml.errors.HEError:
+            pass
