@@ -310,6 +310,9 @@ class BFV(_SEALContext):
         return [[v] * self._n], abs(v)
 
     def _op_add_plain(self, x: EncryptedVector, other: Any) -> EncryptedVector:
+        if not isinstance(other, np.ndarray):
+            # only the vector's own slots: padding slots must stay (encrypted) zeros for sum/dot
+            other = np.full(x.size, self._as_integers(np.asarray(other), "the plaintext addend"))
         pieces, m = self._plain_int(other, "the plaintext addend")
         meta = self._meta(self._bound(x) + m, x.meta.get("depth", 0), "addition of a plaintext")
         out = []

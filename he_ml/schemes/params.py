@@ -256,11 +256,13 @@ class Plan:
         return self.explanation
 
 
-# CKKS precision model (measured, see tests/schemes/test_params.py): a fresh encryption has an
-# absolute error of about 2^(log2(sqrt(n)) + 3 - scale_bits) per slot; each rescale adds about
-# the same again. Precision bits = scale_bits - log2(sqrt(n)) - 3 - log2(1 + depth).
+# CKKS precision model (measured, see tests/schemes/test_ckks.py::fresh_error_bound): a fresh
+# encryption has a per-slot error of standard deviation n / (6 * 2^scale_bits); the largest of
+# many slots stays below ~12 std = 2n / 2^scale_bits. Each multiplication of values of magnitude
+# <= 1 adds about one such error (rescale rounding), so for |values| <= 1:
+#     precision bits ~ scale_bits - log2(n) - 1 - log2(1 + depth).
 def _ckks_precision_bits(n: int, scale_bits: int, depth: int) -> float:
-    return scale_bits - 0.5 * math.log2(n) - 3 - math.log2(1 + depth)
+    return scale_bits - math.log2(n) - 1 - math.log2(1 + depth)
 
 
 def plan(depth: int = 0, precision_bits: int = 20, values: int = 1, rotations: bool = False,
@@ -273,8 +275,9 @@ def plan(depth: int = 0, precision_bits: int = 20, values: int = 1, rotations: b
         Multiplicative depth: the longest chain of ciphertext x ciphertext (or, for CKKS, also
         ciphertext x float plaintext) multiplications.
     precision_bits : int, default 20
-        CKKS: bits of absolute precision wanted after the computation (error <= 2^-precision_bits
-        relative to 1). BFV: ignored (BFV is exact).
+        CKKS: bits of absolute precision wanted after the computation for values of magnitude
+        <= 1 (error <= 2^-precision_bits; larger values lose precision in proportion to their
+        products). BFV: ignored (BFV is exact).
     values : int, default 1
         How many values one encrypted vector holds (sets the number of ciphertexts reported).
     rotations : bool, default False
@@ -301,7 +304,7 @@ def plan(depth: int = 0, precision_bits: int = 20, values: int = 1, rotations: b
     --------
     >>> p = plan(depth=3, precision_bits=20)
     >>> p.poly_modulus_degree, p.coeff_mod_bit_sizes
-    (16384, (60, 40, 40, 40, 60))
+    (8192, (48, 36, 36, 36, 48))
     """
     scheme = str(scheme).lower()
     if not isinstance(depth, (int,)) or isinstance(depth, bool) or depth < 0:
@@ -327,7 +330,7 @@ def _plan_ckks(depth: int, precision_bits: int, values: int, rotations: bool, ma
         if n < 2048:
             continue  # n=1024 has no room for even one 27-bit-plus-scale chain
         # scale: enough bits for the precision after noise, at least 20, at most 60
-        scale = math.ceil(precision_bits + 0.5 * math.log2(n) + 3 + math.log2(1 + depth))
+        scale = math.ceil(precision_bits + math.log2(n) + 1 + math.log2(1 + depth))
         scale = max(scale, 20)
         q0 = scale + int_bits + 1
         if scale > MAX_PRIME_BITS or q0 > MAX_PRIME_BITS:

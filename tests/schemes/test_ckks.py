@@ -209,6 +209,18 @@ def test_sum_and_dot_across_chunks(ckks_light):
                                    atol=sum_error_bound(ckks_light, m, 4 * fresh_error_bound(ckks_light)))
 
 
+def test_sum_after_scalar_ops_ignores_padding(ckks_light):
+    """Padding slots stay encrypted zeros through scalar additions, so sums count real values only."""
+    size = ckks_light.slot_count + 3
+    a = rng.uniform(-1, 1, size)
+    ea = ckks_light.encrypt(a)
+    m = 2 * ckks_light.slot_count
+    tol = sum_error_bound(ckks_light, m, 3 * fresh_error_bound(ckks_light))
+    np.testing.assert_allclose(ckks_light.decrypt((ea + 3.0).sum()), [(a + 3).sum()], atol=tol)
+    np.testing.assert_allclose(ckks_light.decrypt((2.0 - ea).sum()), [(2 - a).sum()], atol=tol)
+    np.testing.assert_allclose(ckks_light.decrypt((ea - 1.0).dot(np.ones(size))), [(a - 1).sum()], atol=tol)
+
+
 def test_sum_of_multidim(ckks_light):
     a = rng.uniform(-1, 1, (40, 300))
     out = ckks_light.decrypt(ckks_light.encrypt(a).sum())
