@@ -185,6 +185,8 @@ def test_chunk_boundaries_for_every_operation(insecure_tiny_key, extra):
     assert ex.num_ciphertexts == -(-size // k)
     assert_close(ctx.decrypt(ex + ey), x + y, 2 * Q)
     assert_close(ctx.decrypt(ex.sum()), [x.sum()], size * Q)
+    # a broadcast plaintext must not leak into the padding slots of the last ciphertext
+    assert_close(ctx.decrypt((ex + 3.0).sum()), [x.sum() + 3.0 * size], size * Q)
     tol = np.sum(np.abs(w) * Q + np.abs(x) * e_mult(w) + Q * e_mult(w))
     assert_close(ctx.decrypt(ex.dot(w)), [x @ w], tol)
 
@@ -275,6 +277,7 @@ def test_dense_layout_sums_but_refuses_dot(insecure_tiny_dense_key):
     x = rng.uniform(-8, 8, ctx.slot_count + 3)
     ex = ctx.encrypt(x)
     assert_close(ctx.decrypt(ex.sum()), [x.sum()], x.size * Q)
+    assert_close(ctx.decrypt((ex - 0.5).sum()), [x.sum() - 0.5 * x.size], x.size * Q)
     with pytest.raises(UnsupportedOperationError, match=r"dot on a dense layout.*layout='product'"):
         ex.dot(np.ones(x.size))
 
