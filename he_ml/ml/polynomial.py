@@ -439,7 +439,7 @@ def _noise_gain(plan: "EvaluationPlan", xs: np.ndarray) -> float:
     return float(np.max(out.nb))
 
 
-def suggest_ckks_parameters(depth: int, *, max_value: float = 1.0) -> str:
+def suggest_ckks_parameters(depth: int, *, max_value: float = 1.0, precision_bits: int = 20) -> str:
     """Plain-language CKKS parameters with ``depth`` levels at 128-bit security.
 
     Asks the parameter planner (``he_ml.plan``) when it is available; otherwise describes
@@ -452,16 +452,18 @@ def suggest_ckks_parameters(depth: int, *, max_value: float = 1.0) -> str:
         Multiplicative levels needed.
     max_value : float, default 1.0
         Largest magnitude of any input, intermediate or result (for the planner).
+    precision_bits : int, default 20
+        Bits of absolute precision per operation the evaluation needs (for the planner).
     """
     max_value = max(float(max_value), 1.0)
-    call = f"he_ml.plan(depth={depth}, max_value={max_value:.4g})"
+    call = f"he_ml.plan(depth={depth}, precision_bits={precision_bits}, max_value={max_value:.4g})"
     try:
         from he_ml.schemes.params import plan as _plan
     except ImportError:
         _plan = None
     if _plan is not None:
         try:
-            p = _plan(depth=depth, max_value=max_value)
+            p = _plan(depth=depth, precision_bits=precision_bits, max_value=max_value)
         except HEError as e:
             return f"{call} finds no fitting parameters ({e}); lower the degree or narrow the interval"
         return (f"{call}, which gives n = {p.poly_modulus_degree}, coeff_mod_bit_sizes "
@@ -1016,6 +1018,17 @@ class PolynomialApproximation:
         return self.plan.depth
 
     @property
+    def required_precision_bits(self) -> int:
+        """CKKS precision (bits per operation) that keeps ``noise_gain * 2^-bits <= max_error / 16``.
+
+        At least 20 (the planner's default); passed to ``he_ml.plan`` in error messages.
+        """
+        if not (self.noise_gain > 0 and self.max_error > 0):
+            return 20
+        bits = math.ceil(math.log2(self.noise_gain * 16.0 / self.max_error))
+        return int(min(max(bits, 20), 50))
+
+    @property
     def effective_degree(self) -> int:
         """Highest power with a non-zero coefficient."""
         nz = np.flatnonzero(self.coefficients_t)
@@ -1121,7 +1134,8 @@ class PolynomialApproximation:
                 f"evaluating the {self._label()} needs {plan.depth} multiplicative levels but the "
                 f"ciphertext has {level} left. Encrypt with parameters that have at least "
                 f"{plan.depth} levels: "
-                f"{suggest_ckks_parameters(plan.depth, max_value=self.max_intermediate)}{lower}."
+                f"{suggest_ckks_parameters(plan.depth, max_value=self.max_intermediate, precision_bits=self.required_precision_bits)}"
+                f"{lower}."
             )
         return plan.run(x)
 
