@@ -120,17 +120,22 @@ def _uniform_below(bound: int, n: int) -> np.ndarray:
     bits = (bound - 1).bit_length()
     nbytes = 1 if bits <= 8 else 2 if bits <= 16 else 4 if bits <= 32 else 8
     mask = (1 << bits) - 1
-    out = np.empty(n, dtype=np.int64)
-    todo = np.arange(n)
-    while todo.size:
-        words = _random_words(todo.size, nbytes)
+
+    def draw(count: int) -> np.ndarray:
+        words = _random_words(count, nbytes)
         if nbytes == 8:
-            words = (words & np.uint64(mask)).astype(np.int64)
-        else:
-            words &= mask
-        ok = words < bound
-        out[todo[ok]] = words[ok]
-        todo = todo[~ok]
+            return (words & np.uint64(mask)).astype(np.int64)
+        words &= mask
+        return words
+
+    out = draw(n)
+    if bound == mask + 1:  # power of two: every masked word is in range
+        return out
+    redo = np.flatnonzero(out >= bound)
+    while redo.size:
+        fresh = draw(redo.size)
+        out[redo] = fresh
+        redo = redo[fresh >= bound]
     return out
 
 
@@ -208,17 +213,18 @@ def _bernoulli_exp_neg_ratio(num: np.ndarray, den: int) -> np.ndarray:
     """
     n = num.size
     result = np.empty(n, dtype=bool)
-    running = np.arange(n)
+    position = np.arange(n)  # where each still-running element writes its result
+    current = num
     k = 1
-    while running.size:
+    while current.size:
         if den * k > 2**62:  # unreachable in practice: needs ~k consecutive successes of prob <= 1/k
-            for i in running:
-                result[i] = _bernoulli_exp_neg_reference(Fraction(int(num[i]), den))
+            for i, value in zip(position, current):
+                result[i] = _bernoulli_exp_neg_reference(Fraction(int(value), den))
             break
-        success = _uniform_below(den * k, running.size) < num[running]
-        stopped = running[~success]
-        result[stopped] = k % 2 == 1
-        running = running[success]
+        success = _uniform_below(den * k, current.size) < current
+        result[position[~success]] = k % 2 == 1
+        position = position[success]
+        current = current[success]
         k += 1
     return result
 
