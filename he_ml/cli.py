@@ -169,19 +169,22 @@ With --workload it also answers "which scheme should I use for this job?": it ex
 measurements to the whole job and recommends the fastest and the smallest choice."""
 
 BENCH_EPILOG = """Examples:
-  he-ml bench --quick                                  smallest secure preset of each scheme, ~30 s
-  he-ml bench                                          default presets, ~2 minutes
+  he-ml bench --quick                          the "sum" preset of each scheme, about 15 s
+  he-ml bench                                  default presets, about 1 minute on 2 cores
   he-ml bench --scheme ckks --preset sum --preset inference --repeats 9
-  he-ml bench --workload sum:100x1M                    100 clients each send 1,000,000 values
+  he-ml bench --workload sum:100x1M            100 clients each send 1,000,000 values: which scheme?
   he-ml bench --workload dot:30x1000 --scheme ckks,paillier
   he-ml bench --json results.json --plot bench.png --markdown bench.md
 
-Presets: ckks and bfv: sum, inference, deep; paillier: 3072 (128-bit), 2048 (112-bit),
-insecure-1024 (smoke tests only). Workload forms: sum:CLIENTSxVALUES, dot:FEATURES,
-dot:FEATURESxSAMPLES, inference:FEATURESxSAMPLES.
+Presets: ckks: sum, light, inference, deep; bfv: sum, inference, deep; paillier: general, sum
+(3072-bit keys, 128-bit security), general-2048, sum-2048 (112-bit), insecure-1024 (smoke tests
+only). Default: ckks sum + inference, bfv sum, paillier general + sum.
 
-Peak memory is the growth of the resident set (getrusage ru_maxrss) of a fresh process per
-scheme/preset, so it includes native SEAL and gmpy2 memory."""
+Workloads: sum:CLIENTSxVALUES, dot:FEATURES, dot:FEATURESxSAMPLES, inference:FEATURESxSAMPLES
+(counts accept 1e6, 10k, 1M). The job is extrapolated from one-ciphertext measurements.
+
+Peak memory is the growth of the resident set of a fresh process per scheme/preset (VmHWM, or
+getrusage ru_maxrss where unavailable), so it includes native SEAL and gmpy2 memory."""
 
 
 def _split(values: Optional[List[str]]) -> Optional[List[str]]:
@@ -231,7 +234,7 @@ def bench(
         None, "--repeats", "-r", min=1, max=1000, help="Samples per operation for the median (default 5, "
                                                        "3 with --quick)."),
     quick: bool = typer.Option(False, "--quick", "-q",
-                               help="Short run: smallest presets, 3 repeats, shorter samples."),
+                               help="Short run: each scheme's sum preset, 3 repeats, shorter samples."),
     workload: Optional[str] = typer.Option(
         None, "--workload", "-w", help="Describe a job, e.g. sum:100x1000000 or dot:30; prints the "
                                        "fastest and the smallest scheme for it."),
@@ -251,7 +254,9 @@ def bench(
     from .bench.workload import parse_workload, recommend
 
     job = parse_workload(workload) if workload else None  # fail on a bad string before measuring
-    configs = resolve_configs(_split(scheme), _split(preset), quick=quick)
+    # A workload needs candidates that can run it (e.g. a deep enough CKKS preset for
+    # inference): it always starts from the default presets; --quick only shortens sampling.
+    configs = resolve_configs(_split(scheme), _split(preset), quick=quick and job is None)
     settings = BenchSettings.quick(repeats) if quick else BenchSettings.standard(repeats)
     ops = job.required_ops() if job else None
     insecure = [c.label for c in configs if c.insecure]

@@ -221,7 +221,7 @@ def write_json(path: str | Path, document: dict[str, Any]) -> Path:
 
 
 def _bar_labels(ax, bars, texts: list[str]) -> None:
-    for bar, txt in zip(bars, texts):
+    for bar, txt in zip(bars, texts, strict=True):
         if txt and bar.get_height() > 0:
             ax.annotate(txt, (bar.get_x() + bar.get_width() / 2, bar.get_height()),
                         ha="center", va="bottom", fontsize=7, xytext=(0, 2), textcoords="offset points")
@@ -254,7 +254,7 @@ def write_plot(path: str | Path, measurements: Sequence[Measurement], title: str
         bars = ax.bar(x - 0.4 + width * (i + 0.5), vals, width, yerr=[lo, hi], capsize=2,
                       label=m.label, color=colors[i % len(colors)],
                       hatch="//" if m.config.insecure else None)
-        for xi, op in zip(x, ops):
+        for xi, op in zip(x, ops, strict=True):
             if m.timings.get(op.key) is None:
                 ax.annotate("n/a", (xi - 0.4 + width * (i + 0.5), 0), xycoords=("data", "axes fraction"),
                             ha="center", va="bottom", fontsize=7, rotation=90, xytext=(0, 3),

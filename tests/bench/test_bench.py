@@ -317,6 +317,20 @@ def test_plot_is_written(tmp_path, lattice, paillier):
 
 
 # --------------------------------------------------------------------------- real measurement
+def test_isolated_run_reports_errors_of_the_child():
+    """A configuration rejected inside the subprocess comes back as an error, not an exception."""
+    pytest.importorskip("he_ml.schemes.paillier")
+    from he_ml.bench import run_benchmarks
+
+    bad = BenchConfig("paillier", "1000", {"key_bits": 1000})  # insecure without the opt-in
+    events = []
+    (m,) = run_benchmarks([bad], BenchSettings.quick(), progress=lambda i, k: events.append((i, k)))
+    assert m.error_type == "InsecureParametersError"
+    assert "1000" in m.error and not m.timings
+    assert events[-1] == (0, "done")
+
+
+
 def test_measure_real_scheme_in_process():
     """One real scheme end to end (insecure 1024-bit Paillier keeps this to a second or two)."""
     pytest.importorskip("he_ml.schemes.paillier")

@@ -29,11 +29,22 @@ def test_help_lists_commands_and_version():
 
 
 def test_bench_help_has_examples_and_presets():
+    from he_ml.bench.configs import DEFAULT_PRESETS, PRESETS
+    from he_ml.bench.workload import WORKLOAD_FORMS
+
     result = invoke("bench", "--help")
     assert result.exit_code == 0
-    for text in ("--workload", "--quick", "--json", "--plot", "he-ml bench --workload sum:100x1M",
-                 "insecure-1024", "ru_maxrss"):
-        assert text in result.output
+    out = " ".join(result.output.split())
+    for text in ("--workload", "--quick", "--json", "--plot", "he-ml bench --workload sum:100x1M", "VmHWM"):
+        assert text in out
+    for scheme, labels in PRESETS.items():  # the help text lists every preset the command accepts
+        listed = out.split(f"{scheme}: ", 1)[1]
+        for label in labels:
+            assert label in listed, (scheme, label)
+    for scheme, labels in DEFAULT_PRESETS.items():
+        assert f"{scheme} {' + '.join(labels)}" in out
+    for form, _, _ in WORKLOAD_FORMS:
+        assert form in out
 
 
 # --------------------------------------------------------------------------- info
