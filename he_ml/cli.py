@@ -128,7 +128,8 @@ def _info_tables(info: dict[str, Any]) -> list[Table]:
     impl = nat.get("implementation")
     impl_text = {"cpp": "C++ core (he_ml._native)",
                  "numba": "numba fallback (compiled he_ml._native not available)"}.get(impl, str(impl))
-    nat_t = Table(title=f"native NTT core: {impl_text}", title_style="bold", header_style="bold cyan")
+    nat_t = Table(title="native NTT core (he_ml.native)", title_style="bold", header_style="bold cyan",
+                  caption=f"implementation: {impl_text}", caption_style="")
     nat_t.add_column("modulus width")
     nat_t.add_column("tier that runs")
     nat_t.add_column("tiers available", style="dim")
@@ -139,7 +140,7 @@ def _info_tables(info: dict[str, Any]) -> list[Table]:
             nat_t.add_row(f"{row['bits']}-bit q", f"[bold]{row['tier']}[/bold]",
                           ", ".join(row["available"]) if row["available"] else "—")
     if nat.get("environment"):
-        nat_t.caption = "environment: " + ", ".join(f"{k}={v}" for k, v in nat["environment"].items())
+        nat_t.caption += "\nenvironment: " + ", ".join(f"{k}={v}" for k, v in nat["environment"].items())
     return [general, deps, cpu_t, nat_t]
 
 

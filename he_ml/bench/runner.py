@@ -155,9 +155,10 @@ def _run_isolated(index: int, config: BenchConfig, settings: BenchSettings, ops:
                 proc.stdin.write(json.dumps(job))
                 proc.stdin.close()
                 for line in proc.stdout:
-                    if not line.startswith(_MARK):
+                    at = line.find(_MARK)  # a library may have printed on the same line first
+                    if at < 0:
                         continue
-                    msg = json.loads(line[len(_MARK):])
+                    msg = json.loads(line[at + len(_MARK):])
                     if msg[0] == "op":
                         if progress:
                             progress(index, msg[1])
