@@ -282,8 +282,9 @@ class _SEALContext(SchemeContext):
         ----------
         steps : "sum" or iterable of int, default "sum"
             ``"sum"``: the log2(slots) power-of-two rotations that ``sum`` and ``dot`` use (for BFV
-            also the row swap). Integers: rotation steps (positive = towards index 0; for BFV 0 means
-            swapping the two rows). Keys already present are kept.
+            also the row swap). ``"all"``: +-powers of two, enough for ``x.rotate(k)`` with any k
+            (composed from at most log2(slots) rotations). Integers: rotation steps (positive =
+            towards index 0; for BFV 0 means swapping the two rows). Keys already present are kept.
 
         Notes
         -----
@@ -299,8 +300,11 @@ class _SEALContext(SchemeContext):
             return ()
         if steps is True or (isinstance(steps, str) and steps == "sum"):
             return self._sum_galois_elts()
+        if isinstance(steps, str) and steps == "all":
+            pw = [1 << i for i in range(int(math.log2(self._n // 2)))]
+            return tuple(sorted(set(int(e) for e in self._galois_tool.get_elts_from_steps(pw + [-p for p in pw]))))
         if isinstance(steps, str):
-            raise ParameterError(f"{self.name}: rotations must be None, 'sum' or a list of ints; got {steps!r}.")
+            raise ParameterError(f"{self.name}: rotations must be None, 'sum', 'all' or a list of ints; got {steps!r}.")
         try:
             step_list = [int(s) for s in steps]
         except (TypeError, ValueError) as e:
@@ -676,8 +680,8 @@ class CKKS(_SEALContext):
         multiplicative depth. Checked against the HE-standard 128-bit table.
     scale_bits : int, optional
         log2 of the encoding scale; precision is about ``scale_bits - log2(n) - 1`` bits for |values| <= 1.
-    rotations : None, "sum" or list of int, default None
-        Rotation keys to generate now. By default none: ``sum``/``dot`` generate their
+    rotations : None, "sum", "all" or list of int, default None
+        Rotation keys to generate now ("all": +-powers of two, for ``x.rotate(k)``). By default none: ``sum``/``dot`` generate their
         power-of-two keys on first use when the secret key is present. A public context
         can only rotate with keys declared (or generated) before ``public_context()``.
     relin_keys : bool, optional
@@ -978,27 +982,31 @@ class CKKS(_SEALContext):
     def _op_dot(self, x: EncryptedVector, w: np.ndarray) -> EncryptedVector:
         return self._op_sum(self._op_mul_plain(x, np.asarray(w, dtype=np.float64)))
 
-    def rotate(self, vector: EncryptedVector, steps: int) -> EncryptedVector:
-        """Cyclically rotate a one-ciphertext vector of exactly ``slot_count`` values by `steps`.
+    def _op_rotate(self, x: EncryptedVector, steps: int) -> EncryptedVector:
+        # EncryptedVector.rotate() is the public spelling; it lands here.
+        return self.rotate(x, steps)
 
-        Result ``r[i] = x[(i + steps) % slot_count]``. Needs the Galois key for `steps`
-        (declared with ``rotations=[steps]`` or generated here on the key holder).
+    def _rotation_elts_pow2_both(self) -> tuple[int, ...]:
+        steps = [1 << i for i in range(int(math.log2(self.slot_count)))]
+        steps += [-s for s in steps]
+        return tuple(sorted(set(int(e) for e in self._galois_tool.get_elts_from_steps(steps))))
+
+    def _op_rotate(self, x: EncryptedVector, steps: int) -> EncryptedVector:
+        """Left rotation by `steps` (0 < steps < slot_count) of a one-ciphertext vector.
+
+        Uses the key for `steps` if present; otherwise SEAL composes the rotation from the
+        +-power-of-two keys (non-adjacent form, at most log2(slots) rotations). A key holder lacking
+        both generates the +-power-of-two set once (2 log2(slots) keys); a public context raises.
         """
-        if vector.context is not self:
-            self._check_same_key(vector.context, "rotate")
-        if vector.size != self.slot_count or len(vector.chunks) != 1:
-            raise ParameterError(
-                f"ckks: rotate works on a vector of exactly slot_count={self.slot_count} values (one "
-                f"ciphertext); got shape {vector.shape}. Pad or reshape the data before encrypting."
-            )
-        steps = int(steps) % self.slot_count
-        if steps == 0:
-            return EncryptedVector(self, [self._copy(vector.chunks[0])], vector.shape, {})
-        gk = self._ensure_galois(self._rotation_request([steps]), "rotate")
+        elt = int(self._galois_tool.get_elt_from_step(int(steps)))
+        if elt not in self._galois_elts:
+            both = self._rotation_elts_pow2_both()
+            if not all(e in self._galois_elts for e in both):
+                self._ensure_galois(both, f"rotation by {steps}")
         dst = sa.Ciphertext()
         with self._seal_errors("rotation"):
-            self._evaluator.rotate_vector(vector.chunks[0], steps, gk, dst)
-        return EncryptedVector(self, [dst], vector.shape, {})
+            self._evaluator.rotate_vector(x.chunks[0], int(steps), self._gk, dst)
+        return EncryptedVector(self, [dst], x.shape, {})
 
 
 # ---------------------------------------------------------------------------- helpers

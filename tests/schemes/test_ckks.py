@@ -258,14 +258,23 @@ def test_property_dot_linear(ckks_light, n, alpha, beta, seed):
     assert abs(lhs - x @ (alpha * w1 + beta * w2)) <= tol
 
 
-def test_rotate(ckks_light):
-    s = ckks_light.slot_count
+def test_rotate():
+    ctx = he_ml.CKKS("sum", rotations=[3])
+    s = ctx.slot_count
     a = rng.uniform(-1, 1, s)
-    out = ckks_light.decrypt(ckks_light.rotate(ckks_light.encrypt(a), 3))
-    tol = fresh_error_bound(ckks_light) + ROTATION_K * keyswitch_std(ckks_light)
-    np.testing.assert_allclose(out, np.roll(a, -3), atol=tol)
-    with pytest.raises(ParameterError, match="slot_count"):
-        ckks_light.rotate(ckks_light.encrypt(a[:10]), 1)
+    x = ctx.encrypt(a)
+    tol = fresh_error_bound(ctx) + ROTATION_K * keyswitch_std(ctx)
+    np.testing.assert_allclose(ctx.decrypt(x.rotate(3)), np.roll(a, -3), atol=tol)
+    assert len(ctx.rotation_steps_available) == 1   # the declared key sufficed
+    # any other step: the key holder generates the +-power-of-two set once, SEAL composes the rest
+    for k in (-5, 100):
+        np.testing.assert_allclose(ctx.decrypt(x.rotate(k)), np.roll(a, -k), atol=4 * tol)
+    assert len(ctx.rotation_steps_available) == 1 + 2 * int(math.log2(s)) - 1  # +-s/2 coincide
+    with pytest.raises(ShapeMismatchError, match="slot_count"):
+        ctx.encrypt(a[:10]).rotate(1)
+    pub = he_ml.CKKS("sum").public_context()
+    with pytest.raises(UnsupportedOperationError, match="rotations="):
+        pub.encrypt(a).rotate(1)
 
 
 # ---------------------------------------------------------------------------- depth and ranges
@@ -382,7 +391,7 @@ def test_declared_rotations():
     ctx = he_ml.CKKS("sum", rotations=[1, -1])
     assert len(ctx.rotation_steps_available) == 2
     with pytest.raises(ParameterError, match="rotations must be"):
-        he_ml.CKKS("sum", rotations="all")
+        he_ml.CKKS("sum", rotations="everything")
 
 
 def test_context_roundtrip_and_fingerprint(ckks_sum):
