@@ -122,6 +122,7 @@ class Measurement:
     failures: dict[str, str] = field(default_factory=dict)
     checks: dict[str, bool] = field(default_factory=dict)
     ciphertext_bytes: int | None = None
+    ciphertext_marginal_bytes: int | None = None
     public_context_bytes: int | None = None
     public_context_bytes_after_ops: int | None = None
     peak_memory_bytes: int | None = None
@@ -133,10 +134,24 @@ class Measurement:
         return self.config.label
 
     @property
+    def blob_overhead_bytes(self) -> int:
+        """Bytes of a ciphertext blob that do not grow with its ciphertext count (header, checksum)."""
+        if self.ciphertext_bytes is None or self.ciphertext_marginal_bytes is None:
+            return 0
+        return max(0, self.ciphertext_bytes - self.ciphertext_marginal_bytes)
+
+    @property
     def ciphertext_bytes_per_value(self) -> float | None:
-        if self.ciphertext_bytes is None or not self.values_per_op:
+        """Bytes per value of a long vector: each further full ciphertext divided by its slots."""
+        per_ct = self.ciphertext_marginal_bytes or self.ciphertext_bytes
+        if per_ct is None or not self.values_per_op:
             return None
-        return self.ciphertext_bytes / self.values_per_op
+        return per_ct / self.values_per_op
+
+    def blob_bytes(self, ciphertexts: int) -> int:
+        """Size of one serialized vector spanning ``ciphertexts`` full ciphertexts."""
+        per_ct = self.ciphertext_marginal_bytes or self.ciphertext_bytes or 0
+        return self.blob_overhead_bytes + ciphertexts * int(per_ct)
 
     def per_value(self, op: str) -> Timing | None:
         """Timing of ``op`` divided by the values in one ciphertext (None for keygen)."""
@@ -175,6 +190,8 @@ class Measurement:
             "operations": ops,
             "sizes": {
                 "ciphertext_bytes": self.ciphertext_bytes,
+                "ciphertext_marginal_bytes": self.ciphertext_marginal_bytes,
+                "blob_overhead_bytes": self.blob_overhead_bytes,
                 "ciphertext_bytes_per_value": self.ciphertext_bytes_per_value,
                 "public_context_bytes": self.public_context_bytes,
                 "public_context_bytes_after_ops": self.public_context_bytes_after_ops,
@@ -202,6 +219,7 @@ class Measurement:
                 m.failures[key] = entry["failed"]
         sizes = d.get("sizes", {})
         m.ciphertext_bytes = sizes.get("ciphertext_bytes")
+        m.ciphertext_marginal_bytes = sizes.get("ciphertext_marginal_bytes")
         m.public_context_bytes = sizes.get("public_context_bytes")
         m.public_context_bytes_after_ops = sizes.get("public_context_bytes_after_ops")
         return m
@@ -290,6 +308,9 @@ def measure(config: BenchConfig, settings: BenchSettings, *, ops: set[str] | Non
     y = ctx.encrypt(yv)
     blob = x.to_bytes()
     m.ciphertext_bytes = len(blob)
+    # A two-ciphertext vector gives the marginal size of one more ciphertext; the rest of
+    # the one-ciphertext blob is per-blob overhead (header, metadata, checksum).
+    m.ciphertext_marginal_bytes = len(ctx.encrypt(np.concatenate([xv, yv])).to_bytes()) - len(blob)
 
     # (key, function to time, numpy reference, summed magnitude of the terms)
     plan: list[tuple[str, Callable[[], Any], np.ndarray | None, float]] = [

@@ -77,7 +77,10 @@ def _timing_text(m: Measurement, op: str, *, plain: bool = False) -> str | Text:
 def _facts(m: Measurement) -> list[tuple[str, str]]:
     after = m.public_context_bytes_after_ops
     rot = "—" if after is None or after == m.public_context_bytes else format_bytes(after)
+    first_sum = m.timings.get("sum")
     return [
+        ("first sum() call (lazy key setup)",
+         "—" if first_sum is None or first_sum.first is None else format_seconds(first_sum.first)),
         ("security", "—" if m.security_level is None else f"{m.security_level}-bit"),
         ("slots per ciphertext", "—" if m.slot_count is None else f"{m.slot_count:,}"),
         ("max multiplicative depth", "—" if m.max_depth is None else str(m.max_depth)),

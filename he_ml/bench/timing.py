@@ -35,6 +35,9 @@ class Timing:
         Number of samples (repeats) behind the summary.
     inner : int
         Calls per sample (each sample is the mean over ``inner`` back-to-back calls).
+    first : float or None
+        Duration of the warm-up call, which includes lazy set-up such as the
+        rotation keys TenSEAL creates on the first ``sum``/``dot``.
     """
 
     median: float
@@ -44,6 +47,7 @@ class Timing:
     max: float
     samples: int
     inner: int = 1
+    first: float | None = None
 
     @property
     def spread(self) -> float:
@@ -55,23 +59,26 @@ class Timing:
     def scaled(self, factor: float) -> "Timing":
         """The same summary with every time multiplied by ``factor`` (e.g. per value)."""
         return Timing(self.median * factor, self.q1 * factor, self.q3 * factor,
-                      self.min * factor, self.max * factor, self.samples, self.inner)
+                      self.min * factor, self.max * factor, self.samples, self.inner,
+                      None if self.first is None else self.first * factor)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Timing":
-        return cls(**{k: d[k] for k in ("median", "q1", "q3", "min", "max", "samples", "inner")})
+        return cls(**{k: d[k] for k in ("median", "q1", "q3", "min", "max", "samples", "inner")},
+                   first=d.get("first"))
 
 
-def summarize(samples: list[float], inner: int = 1) -> Timing:
+def summarize(samples: list[float], inner: int = 1, first: float | None = None) -> Timing:
     """Median, quartiles and extremes of a non-empty list of per-call times."""
     if not samples:
         raise ValueError("summarize needs at least one sample")
     a = np.asarray(samples, dtype=np.float64)
     q1, med, q3 = np.percentile(a, [25, 50, 75])
-    return Timing(float(med), float(q1), float(q3), float(a.min()), float(a.max()), int(a.size), int(inner))
+    return Timing(float(med), float(q1), float(q3), float(a.min()), float(a.max()), int(a.size), int(inner),
+                  first)
 
 
 def time_op(fn: Callable[[], Any], *, repeats: int, min_sample_s: float,
@@ -93,6 +100,7 @@ def time_op(fn: Callable[[], Any], *, repeats: int, min_sample_s: float,
     Returns
     -------
     (Timing, result of the warm-up call)
+        ``Timing.first`` is the warm-up call's duration.
     """
     t0 = time.perf_counter()
     result = fn()
@@ -107,7 +115,7 @@ def time_op(fn: Callable[[], Any], *, repeats: int, min_sample_s: float,
         for _ in range(inner):
             fn()
         samples.append((time.perf_counter() - t0) / inner)
-    return summarize(samples, inner), result
+    return summarize(samples, inner, first), result
 
 
 def time_each(fn: Callable[[], Any], *, repeats: int, budget_s: float) -> tuple[Timing, Any]:

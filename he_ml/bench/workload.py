@@ -254,8 +254,11 @@ _MAX_ADDITIONS_KEYS = ("max_additions", "max_summands", "max_terms")
 
 
 def _fill(m: Measurement, e: Estimate, counts: dict[str, int], ciphertexts: int,
-          traffic_ciphertexts: int, context_bytes: int | None) -> Estimate:
-    """Price ``counts`` with the measured medians; missing timings make the estimate infeasible."""
+          blobs: list[tuple[int, int]], context_bytes: int | None) -> Estimate:
+    """Price ``counts`` with the measured medians; missing timings make the estimate infeasible.
+
+    ``blobs`` lists the serialized vectors that travel: (how many, ciphertexts in each).
+    """
     for op, n in counts.items():
         if n == 0:
             continue
@@ -270,7 +273,7 @@ def _fill(m: Measurement, e: Estimate, counts: dict[str, int], ciphertexts: int,
     e.op_counts = {op: n for op, n in counts.items() if n}
     e.total_seconds = sum(e.seconds.values())
     e.ciphertexts = ciphertexts
-    e.ciphertext_bytes = traffic_ciphertexts * int(m.ciphertext_bytes or 0)
+    e.ciphertext_bytes = sum(n * m.blob_bytes(cts) for n, cts in blobs)
     e.context_bytes = int(context_bytes or 0)
     return e
 
@@ -296,7 +299,7 @@ def estimate(workload: Workload, m: Measurement) -> list[Estimate]:
         k = _ceil_div(W.length, S)
         counts = {"encrypt": N * k, "serialize": N * k + k, "deserialize": N * k + k,
                   "add": (N - 1) * k, "decrypt": k}
-        _fill(m, e, counts, N * k, N * k + k, m.public_context_bytes)
+        _fill(m, e, counts, N * k, [(N, k), (1, k)], m.public_context_bytes)
         if e.feasible and m.encodes_reals is False:
             e.notes.append("integers only: scale and round real values (fixed point) before encrypting")
         return [e]
@@ -306,7 +309,7 @@ def estimate(workload: Workload, m: Measurement) -> list[Estimate]:
         counts = {"encrypt": N * k, "dot": N * k, "add": N * (k - 1), "serialize": N * (k + 1),
                   "deserialize": N * (k + 1), "decrypt": N}
         ctx_bytes = m.public_context_bytes_after_ops or m.public_context_bytes
-        _fill(m, row, counts, N * k, N * (k + 1), ctx_bytes)
+        _fill(m, row, counts, N * k, [(N, k), (N, 1)], ctx_bytes)
         if row.feasible and (m.public_context_bytes_after_ops or 0) > (m.public_context_bytes or 0):
             row.notes.append("the public context carries the rotation keys dot needs")
         out.append(row)
@@ -337,7 +340,7 @@ def _column(W: Workload, m: Measurement, *, with_sigmoid: bool) -> Estimate:
         counts["mul"] = 2 * k
         counts["mul_scalar"] += 2 * k
         counts["add"] += 2 * k
-    _fill(m, e, counts, F * k, F * k + k, m.public_context_bytes)
+    _fill(m, e, counts, F * k, [(F, k), (1, k)], m.public_context_bytes)
     if e.feasible:
         e.notes.append("one vector per feature across samples; no rotations needed")
     return e

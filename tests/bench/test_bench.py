@@ -136,6 +136,14 @@ def test_sum_estimate_matches_hand_computation(lattice):
                            "add": 24_255, "decrypt": 245}
 
 
+def test_traffic_counts_blob_overhead_once_per_vector(paillier):
+    paillier.ciphertext_bytes, paillier.ciphertext_marginal_bytes = 876, 768  # 108-byte header
+    assert paillier.blob_overhead_bytes == 108
+    assert paillier.ciphertext_bytes_per_value == 768 / 64
+    (e,) = estimate(parse_workload("sum:10x6400"), paillier)  # 100 ciphertexts per vector
+    assert e.ciphertext_bytes == 11 * (108 + 100 * 768)  # 10 uploads + 1 result
+
+
 def test_recommend_sum_picks_fastest_and_smallest(lattice, paillier):
     rec = recommend(parse_workload("sum:100x1e6"), [lattice, paillier])
     # lattice: ~149 s, 7.4 GB; paillier: 15,625 ct/vector -> ~7,900 s but 800-byte ciphertexts -> 1.26 GB
@@ -262,6 +270,7 @@ def test_time_op_loops_fast_calls_and_returns_warmup_result():
     t, result = time_op(lambda: calls.append(1) or len(calls), repeats=4, min_sample_s=0.002, budget_s=1.0)
     assert result == 1  # the warm-up call's result
     assert t.samples == 4 and t.inner > 1
+    assert t.first is not None and t.first >= 0
     assert len(calls) == 1 + 4 * t.inner
 
 
@@ -344,5 +353,6 @@ def test_measure_real_scheme_in_process():
     assert "mul" in m.unavailable and "mul" not in m.timings
     assert m.slot_count == m.values_per_op > 1
     assert m.ciphertext_bytes > 0 and m.public_context_bytes > 0
-    assert m.ciphertext_bytes_per_value == m.ciphertext_bytes / m.slot_count
+    assert 0 < m.ciphertext_marginal_bytes <= m.ciphertext_bytes
+    assert m.ciphertext_bytes_per_value == m.ciphertext_marginal_bytes / m.slot_count
     assert np.isfinite([t.median for t in m.timings.values()]).all()
