@@ -101,7 +101,7 @@ class _EncryptedLinearModel:
 
     _estimator_name = "EncryptedLinearModel"
 
-    def __init__(self, *, fit_intercept: bool = True, learning_rate: float = 1.0, epochs: int = 10,
+    def __init__(self, *, fit_intercept: bool = True, learning_rate: float = 0.1, epochs: int = 10,
                  batch_size: int | None = None, refresh: Callable | None = None,
                  weight_bits: int = DEFAULT_BFV_WEIGHT_BITS, verbose: bool = False) -> None:
         self.fit_intercept = fit_intercept
@@ -467,7 +467,7 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
     _estimator_name = "EncryptedLogisticRegression"
 
     def __init__(self, *, sigmoid_degree: int = 3, logit_range: float | None = None,
-                 fit_intercept: bool = True, learning_rate: float = 1.0, epochs: int = 10,
+                 fit_intercept: bool = True, learning_rate: float = 0.1, epochs: int = 10,
                  batch_size: int | None = None, refresh: Callable | None = None,
                  weight_bits: int = DEFAULT_BFV_WEIGHT_BITS, verbose: bool = False) -> None:
         super().__init__(fit_intercept=fit_intercept, learning_rate=learning_rate, epochs=epochs,
