@@ -295,7 +295,8 @@ def estimate(workload: Workload, m: Measurement) -> list[Estimate]:
                       if isinstance(m.scheme_parameters.get(k), int)), None)
         if limit is not None and N > limit:
             return [_infeasible(m, "", f"{N:,} summands exceed this parameter set's declared "
-                                       f"maximum of {limit:,} additions")]
+                                       f"maximum of {limit:,} additions; a context created with "
+                                       f"max_additions={N} fits (fewer values per ciphertext)")]
         k = _ceil_div(W.length, S)
         counts = {"encrypt": N * k, "serialize": N * k + k, "deserialize": N * k + k,
                   "add": (N - 1) * k, "decrypt": k}
