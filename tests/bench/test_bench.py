@@ -318,6 +318,28 @@ def test_measurement_round_trip_and_document(lattice, paillier):
     assert "| multiply (ct × ct) (per ciphertext) | 10 ms ±0% (2.44 µs/value) | n/a |" in md
 
 
+def test_results_table_marks_wrong_unavailable_failed_and_single_runs(lattice, paillier):
+    from rich.console import Console
+
+    from he_ml.bench.report import results_table
+
+    lattice.checks = {"sum": False, "encrypt": True}
+    lattice.failures["dot"] = "RuntimeError: boom"
+    del lattice.timings["dot"]
+    paillier.timings["keygen"] = Timing(5.0, 5.0, 5.0, 5.0, 5.0, 1, 1)
+    console = Console(record=True, width=200, color_system=None)
+    console.print(results_table([lattice, paillier]))
+    text = console.export_text()
+    sum_row = next(line for line in text.splitlines() if "sum of all slots" in line)
+    assert "50 ms" in sum_row and "⚠" in sum_row
+    dot_row = next(line for line in text.splitlines() if "dot with plaintext" in line)
+    assert "failed" in dot_row
+    mul_row = next(line for line in text.splitlines() if "multiply (ct × ct)" in line)
+    assert mul_row.rstrip(" │").endswith("n/a")
+    keygen_row = next(line for line in text.splitlines() if "key generation" in line)
+    assert "5 s (1 run)" in keygen_row
+
+
 def test_plot_is_written(tmp_path, lattice, paillier):
     path = write_plot(tmp_path / "sub" / "bench.png", [lattice, paillier])
     data = path.read_bytes()
