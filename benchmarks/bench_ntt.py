@@ -48,8 +48,8 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
@@ -124,7 +124,7 @@ class NumpyNTT:
             ni = pow(n, -1, q)
             ninv.append(ni)
             ninvs.append((ni << 64) // q)
-        as_u = lambda x: np.array(x, dtype=np.uint64)  # noqa: E731
+        as_u = lambda x: np.array(x, dtype=np.uint64)
         self.fw, self.fws, self.iw, self.iws = as_u(fw), as_u(fws), as_u(iw), as_u(iws)
         self.q = as_u(moduli)[:, None]
         self.ninv = as_u(ninv)[:, None]
@@ -235,81 +235,91 @@ def _interleaved_medians(cands: dict[str, Callable[[], None]], repeats: int,
 
 def run(sizes: tuple[int, ...], repeats: int, budget_s: float, with_reference: bool,
         progress: Callable[[str], None]) -> list[dict]:
-    from he_ml.native import _numba
-
+    """Rows of results for every n in ``sizes`` and both prime widths."""
     cpp = native._cpp_module if native.implementation() == "cpp" else None
     rows_out = []
     for n in sizes:
         for bits in WIDTHS:
-            found = native.find_primes(bits, n, DATA_PRIMES + 1)
-            primes, special = found[1:], found[0]  # SEAL wants the special prime largest-ish
-            k = len(primes)
-            rng = np.random.default_rng(n + bits)
-            batch = np.stack([np.stack([rng.integers(0, q, size=n, dtype=np.uint64)
-                                        for q in primes]) for _ in range(2)])  # (2, k, n)
-            flat = batch.reshape(2 * k, n)
-            mods = np.array(primes * 2, dtype=np.uint64)
-            polys = 2 * k
+            rows_out += _bench_point(n, bits, cpp, repeats, budget_s, with_reference, progress)
+    return rows_out
 
-            seal_ntt = SealNTT(n, primes, special)
-            assert seal_ntt.polys == polys
-            np_ntt = NumpyNTT(n, primes * 2)
 
-            # --- correctness first: every candidate computes the same forward transform
-            with native.use_backend("numba"):
-                expected = native.ntt_rns(batch, primes).reshape(2 * k, n)
-            np.testing.assert_array_equal(np_ntt.forward(flat), expected)
-            np.testing.assert_array_equal(np_ntt.inverse(expected), flat)
-            tiers = native.available_tiers(primes[0]) if cpp is not None else []
-            if not with_reference:
-                tiers = [t for t in tiers if t != "reference"]
-            for tier in tiers:
-                y = flat.copy()
-                cpp.forward_ntt(y, mods, tier)
-                np.testing.assert_array_equal(y, expected, err_msg=tier)
+def _bench_point(n: int, bits: int, cpp, repeats: int, budget_s: float, with_reference: bool,
+                 progress: Callable[[str], None]) -> list[dict]:
+    """Check, then time, every implementation at one (n, prime width)."""
+    from he_ml.native import _numba
 
-            # --- candidates (each forward + inverse on all 2k rows, in place where the API is)
-            work = {name: flat.copy() for name in ["numba", *tiers]}
-            cands: dict[str, Callable[[], None]] = {BASELINE: seal_ntt.pair}
-            for tier in tiers:
-                def pair(y=work[tier], tier=tier):
-                    cpp.forward_ntt(y, mods, tier)
-                    cpp.inverse_ntt(y, mods, tier)
-                cands[tier] = pair
-            # the public API (automatic tier, validation included), both ways of calling it
-            cands["public API"] = lambda: native.intt_rns(native.ntt_rns(batch, primes), primes)
-            in_place = batch.copy()
+    rows_out = []
+    found = native.find_primes(bits, n, DATA_PRIMES + 1)
+    # SEAL's special (key-switching) prime is the last modulus; give it the largest
+    primes, special = found[1:], found[0]
+    k = len(primes)
+    rng = np.random.default_rng(n + bits)
+    batch = np.stack([np.stack([rng.integers(0, q, size=n, dtype=np.uint64)
+                                for q in primes]) for _ in range(2)])  # (2, k, n)
+    flat = batch.reshape(2 * k, n)
+    mods = np.array(primes * 2, dtype=np.uint64)
+    polys = 2 * k
 
-            def public_in_place(y=in_place):
-                native.ntt_rns(y, primes, out=y)
-                native.intt_rns(y, primes, out=y)
-            cands["public API, out="] = public_in_place
+    seal_ntt = SealNTT(n, primes, special)
+    assert seal_ntt.polys == polys
+    np_ntt = NumpyNTT(n, primes * 2)
 
-            def numba_pair(y=work["numba"]):
-                _numba.forward_ntt(y, mods)
-                _numba.inverse_ntt(y, mods)
-            cands["numba"] = numba_pair
-            cands["numpy"] = lambda: np_ntt.inverse(np_ntt.forward(flat))
+    # --- correctness first: every candidate computes the same forward transform
+    with native.use_backend("numba"):
+        expected = native.ntt_rns(batch, primes).reshape(2 * k, n)
+    np.testing.assert_array_equal(np_ntt.forward(flat), expected)
+    np.testing.assert_array_equal(np_ntt.inverse(expected), flat)
+    tiers = native.available_tiers(primes[0]) if cpp is not None else []
+    if not with_reference:
+        tiers = [t for t in tiers if t != "reference"]
+    for tier in tiers:
+        y = flat.copy()
+        cpp.forward_ntt(y, mods, tier)
+        np.testing.assert_array_equal(y, expected, err_msg=tier)
 
-            progress(f"n = {n}, {bits}-bit primes: {', '.join(cands)}")
-            medians = _interleaved_medians(cands, repeats, budget_s)
-            for name, y in work.items():  # forward+inverse pairs must leave the data unchanged
-                np.testing.assert_array_equal(y, flat, err_msg=name)
-            np.testing.assert_array_equal(in_place, batch)
-            seal_us = medians[BASELINE][0] / polys * 1e6
-            for name, (sec, wall_sec) in medians.items():
-                us = sec / polys * 1e6
-                target = TARGETS.get((name, bits))
-                if target is not None and not target[1][0] <= n <= target[1][1]:
-                    target = None
-                speedup = seal_us / us
-                rows_out.append({
-                    "n": n, "prime_bits": bits, "primes": primes, "implementation": name,
-                    "us_per_ntt_pair": round(us, 3), "speedup_vs_seal": round(speedup, 3),
-                    "wall_us_per_ntt_pair": round(wall_sec / polys * 1e6, 3),
-                    "target_speedup": None if target is None else round(target[0], 3),
-                    "meets_target": None if target is None else bool(speedup >= target[0]),
-                })
+    # --- candidates (each forward + inverse on all 2k rows, in place where the API is)
+    work = {name: flat.copy() for name in ["numba", *tiers]}
+    cands: dict[str, Callable[[], None]] = {BASELINE: seal_ntt.pair}
+    for tier in tiers:
+        def pair(y=work[tier], tier=tier):
+            cpp.forward_ntt(y, mods, tier)
+            cpp.inverse_ntt(y, mods, tier)
+        cands[tier] = pair
+    # the public API (automatic tier, validation included), both ways of calling it
+    cands["public API"] = lambda: native.intt_rns(native.ntt_rns(batch, primes), primes)
+    in_place = batch.copy()
+
+    def public_in_place(y=in_place):
+        native.ntt_rns(y, primes, out=y)
+        native.intt_rns(y, primes, out=y)
+    cands["public API, out="] = public_in_place
+
+    def numba_pair(y=work["numba"]):
+        _numba.forward_ntt(y, mods)
+        _numba.inverse_ntt(y, mods)
+    cands["numba"] = numba_pair
+    cands["numpy"] = lambda: np_ntt.inverse(np_ntt.forward(flat))
+
+    progress(f"n = {n}, {bits}-bit primes: {', '.join(cands)}")
+    medians = _interleaved_medians(cands, repeats, budget_s)
+    for name, y in work.items():  # forward+inverse pairs must leave the data unchanged
+        np.testing.assert_array_equal(y, flat, err_msg=name)
+    np.testing.assert_array_equal(in_place, batch)
+    seal_us = medians[BASELINE][0] / polys * 1e6
+    for name, (sec, wall_sec) in medians.items():
+        us = sec / polys * 1e6
+        target = TARGETS.get((name, bits))
+        if target is not None and not target[1][0] <= n <= target[1][1]:
+            target = None
+        speedup = seal_us / us
+        rows_out.append({
+            "n": n, "prime_bits": bits, "primes": primes, "implementation": name,
+            "us_per_ntt_pair": round(us, 3), "speedup_vs_seal": round(speedup, 3),
+            "wall_us_per_ntt_pair": round(wall_sec / polys * 1e6, 3),
+            "target_speedup": None if target is None else round(target[0], 3),
+            "meets_target": None if target is None else bool(speedup >= target[0]),
+        })
     return rows_out
 
 

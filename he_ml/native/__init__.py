@@ -56,35 +56,35 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+from collections.abc import Iterable, Sequence
 from types import ModuleType
-from typing import Iterable, Sequence
 
 import numpy as np
 
 from ..errors import ParameterError
 
 __all__ = [
-    "MIN_N",
-    "MAX_N",
+    "BACKEND_ENV_VAR",
     "MAX_MODULUS_BITS",
+    "MAX_N",
+    "MIN_N",
     "TIERS",
-    "ntt",
+    "available_tiers",
+    "backend",
+    "cpu_features",
+    "find_primes",
+    "implementation",
     "intt",
-    "ntt_rns",
     "intt_rns",
+    "is_prime",
+    "ntt",
+    "ntt_rns",
     "pointwise_mul",
     "pointwise_mul_rns",
     "polymul",
     "polymul_rns",
-    "find_primes",
-    "is_prime",
     "psi",
-    "backend",
-    "implementation",
-    "available_tiers",
-    "cpu_features",
     "use_backend",
-    "BACKEND_ENV_VAR",
 ]
 
 MIN_N = 2
@@ -145,7 +145,7 @@ class _BackendSwitch:
         self.previous = previous
         self.current = current
 
-    def __enter__(self) -> "_BackendSwitch":
+    def __enter__(self) -> _BackendSwitch:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -50,19 +50,19 @@ from numba import njit, types
 from numba.extending import intrinsic
 
 __all__ = [
+    "barrett_ratio",
+    "div128",
+    "find_primes",
     "forward_ntt",
     "inverse_ntt",
-    "pointwise_mul",
-    "polymul",
-    "find_primes",
     "is_prime",
-    "psi",
-    "ntt_tables",
     "mulhi",
     "mulmod",
     "mulmod_barrett",
-    "barrett_ratio",
-    "div128",
+    "ntt_tables",
+    "pointwise_mul",
+    "polymul",
+    "psi",
 ]
 
 MIN_N = 2
@@ -328,8 +328,7 @@ def _minimal_psi(n, q):
     cur = g
     best = g
     for _ in range(n):
-        if cur < best:
-            best = cur
+        best = min(best, cur)
         cur = mulmod(cur, g2, q)
     return best
 

@@ -15,9 +15,9 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ntt_reference, native_testutil
 
-from native_testutil import CPP_AVAILABLE, CPP_SKIP_REASON  # noqa: E402
+from native_testutil import CPP_AVAILABLE, CPP_SKIP_REASON
 
-from he_ml import native  # noqa: E402
+from he_ml import native
 
 KAT_PATH = Path(__file__).resolve().parents[1] / "data" / "ntt_kat.json"
 

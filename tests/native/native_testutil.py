@@ -22,7 +22,7 @@ def skip_unless_tier_runs(tier: str, q: int) -> None:
                     f"(available: {native.available_tiers(q)})")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def prime(bits: int, n: int, index: int = 0) -> int:
     """The index-th largest prime of `bits` bits with q == 1 mod 2n (pure-Python search)."""
     q = (1 << bits) - 1

@@ -17,12 +17,12 @@ from __future__ import annotations
 
 __all__ = [
     "bitrev",
+    "intt_fast_reference",
+    "is_prime_reference",
     "minimal_psi_reference",
+    "negacyclic_schoolbook",
     "ntt_definition",
     "ntt_fast_reference",
-    "intt_fast_reference",
-    "negacyclic_schoolbook",
-    "is_prime_reference",
 ]
 
 

@@ -46,8 +46,7 @@ def test_mulmod_and_barrett(bits):
     rng = random.Random(bits)
     for _ in range(300):
         q = rng.randrange(1 << (bits - 1), 1 << bits) | 1
-        if q < 3:
-            q = 3
+        q = max(q, 3)
         rh, rl = nb.barrett_ratio(_u(q))
         assert (int(rh) << 64) | int(rl) == (1 << 128) // q
         for a, b in ((q - 1, q - 1), (0, q - 1), (rng.randrange(q), rng.randrange(q))):

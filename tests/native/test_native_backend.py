@@ -21,7 +21,7 @@ def _run(code: str, **env: str) -> subprocess.CompletedProcess:
     full_env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO)] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
     return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True,
-                          text=True, timeout=300)
+                          text=True, timeout=300, check=False)
 
 
 def test_env_switch_forces_numba():

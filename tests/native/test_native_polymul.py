@@ -21,7 +21,7 @@ def test_kat_negacyclic_products(kat, path):
         assert native.polymul(a, b, q, tier=path).tolist() == entry["product"]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schoolbook_case(n: int, bits: int) -> tuple[int, np.ndarray, np.ndarray, list[int]]:
     """(q, a, b, a*b) for one grid point, computed once and shared by every path."""
     q = prime(bits, n)

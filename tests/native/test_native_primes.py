@@ -27,7 +27,7 @@ def test_is_prime_known_values(impl):
 
 
 def test_is_prime_small_range_exact(impl):
-    for q in range(0, 3000):
+    for q in range(3000):
         assert native.is_prime(q) == is_prime_reference(q), q
 
 
