@@ -27,14 +27,14 @@ TIMING_METHOD = ("wall-clock time.perf_counter; one warm-up call, then `repeats`
 
 
 def format_seconds(s: float | None) -> str:
-    """``0.00123`` -> ``"1.23 ms"`` (three significant digits, ns to s)."""
+    """``0.00123`` -> ``"1.23 ms"`` (three significant digits, ns to s; min and h from 1000 s)."""
     if s is None or not math.isfinite(s):
         return "—"
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9)):
         if s >= scale or unit == "ns":
             v = s / scale
-            if unit == "s" and v >= 1000:
-                return f"{v / 3600:.3g} h" if v >= 36000 else f"{v:,.0f} s"
+            if unit == "s" and v >= 1000:  # long extrapolated jobs read better in min / h
+                return f"{v / 3600:.3g} h" if v >= 7200 else f"{v / 60:.3g} min"
             return f"{v:.3g} {unit}"
     return f"{s:.3g} s"
 

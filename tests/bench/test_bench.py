@@ -297,6 +297,8 @@ def test_formatting():
     assert format_seconds(0.00123) == "1.23 ms"
     assert format_seconds(2.5e-7) == "250 ns"
     assert format_seconds(12.0) == "12 s"
+    assert format_seconds(4191.0) == "69.8 min"
+    assert format_seconds(22364.0) == "6.21 h"
     assert format_seconds(None) == "—"
     assert format_bytes(1536) == "1.5 KiB"
     assert format_bytes(512) == "512 B"
