@@ -54,6 +54,13 @@ class BFV(_SEALContext):
     ``ctx.max_value``) to reveal only a value you choose. :meth:`headroom_bits` tells how many
     more bits of growth fit.
 
+    Fixed point. A vector whose ``meta["fixed_point_bits"] = f`` holds integers that stand
+    for ``value * 2**f`` (he_ml.ml quantizes features and weights this way); `decrypt` then
+    returns float64 ``integers / 2**f``. Integer plaintext operands (``+ k``, ``* k``, ``dot``)
+    keep ``f`` (a plaintext addend must already be at that scale); adding or subtracting two
+    vectors needs equal ``f`` (or neither set) and raises `ParameterError` otherwise; a
+    ciphertext product adds the two ``f``.
+
     Noise: each ciphertext x ciphertext (and ciphertext x plaintext-vector) product uses one
     level of the estimated depth (``max_depth``); decryption checks SEAL's invariant noise
     budget and raises `DepthExhaustedError` instead of returning garbage.
@@ -180,8 +187,34 @@ class BFV(_SEALContext):
             )
         return bound
 
-    def _meta(self, bound: int, depth: int, op: str) -> dict[str, Any]:
-        return {"bound": self._check_bound(int(bound), op), "depth": int(depth)}
+    def _meta(self, bound: int, depth: int, op: str, fixed_point_bits: int | None = None) -> dict[str, Any]:
+        meta: dict[str, Any] = {"bound": self._check_bound(int(bound), op), "depth": int(depth)}
+        if fixed_point_bits is not None:
+            meta["fixed_point_bits"] = int(fixed_point_bits)
+        return meta
+
+    @staticmethod
+    def _fixed_point_bits(x: EncryptedVector) -> int | None:
+        fp = x.meta.get("fixed_point_bits")
+        return None if fp is None else int(fp)
+
+    def _same_fixed_point(self, x: EncryptedVector, y: EncryptedVector, op: str) -> int | None:
+        """Fixed-point bits of a sum/difference: both operands must agree (or neither is fixed point)."""
+        fx, fy = self._fixed_point_bits(x), self._fixed_point_bits(y)
+        if fx != fy:
+            raise ParameterError(
+                f"bfv: {op} of vectors at different fixed-point scales (fixed_point_bits {fx} and {fy}; "
+                f"None = plain integers) would mix units. Multiply the coarser operand by "
+                f"2**(difference) or quantize both with the same number of fractional bits."
+            )
+        return fx
+
+    @staticmethod
+    def _product_fixed_point(x: EncryptedVector, y: EncryptedVector) -> int | None:
+        fx, fy = x.meta.get("fixed_point_bits"), y.meta.get("fixed_point_bits")
+        if fx is None and fy is None:
+            return None
+        return int(fx or 0) + int(fy or 0)
 
     def _check_depth(self, x: EncryptedVector, op: str, *others: EncryptedVector) -> int:
         used = max(int(v.meta.get("depth", 0)) for v in (x, *others))
@@ -270,6 +303,10 @@ class BFV(_SEALContext):
                 pt = sa.Plaintext()
                 self._decryptor.decrypt(ct, pt)
                 out[i * self._n:(i + 1) * self._n] = self._encoder.decode_int64(pt)
+        fp = self._fixed_point_bits(vector)
+        if fp is not None:
+            # integers stand for value * 2**fp (exact in float64 below 2**53, i.e. for any t <= 2**53)
+            return out[:vector.size].astype(np.float64) / float(2 ** fp)
         return out[:vector.size]
 
     def _decrypts_to_zero(self, ct: Any) -> bool:
@@ -289,16 +326,22 @@ class BFV(_SEALContext):
             raise InvalidCiphertextError(
                 f"bfv: ciphertext blob metadata has an invalid bound/depth ({b!r}, {d!r})."
             )
+        fp = meta.get("fixed_point_bits")
+        if fp is not None and (not isinstance(fp, int) or isinstance(fp, bool) or not 0 <= fp <= 120):
+            raise InvalidCiphertextError(
+                f"bfv: ciphertext blob metadata has an invalid fixed_point_bits ({fp!r}); expected an "
+                f"integer in [0, 120]."
+            )
 
     # ------------------------------------------------------------------ operations
     def _op_add(self, x: EncryptedVector, y: EncryptedVector) -> EncryptedVector:
         meta = self._meta(self._bound(x) + self._bound(y), max(x.meta.get("depth", 0), y.meta.get("depth", 0)),
-                          "addition")
+                          "addition", self._same_fixed_point(x, y, "addition"))
         return EncryptedVector(self, self._binary(x, y, "add", "addition"), x.shape, meta)
 
     def _op_sub(self, x: EncryptedVector, y: EncryptedVector) -> EncryptedVector:
         meta = self._meta(self._bound(x) + self._bound(y), max(x.meta.get("depth", 0), y.meta.get("depth", 0)),
-                          "subtraction")
+                          "subtraction", self._same_fixed_point(x, y, "subtraction"))
         return EncryptedVector(self, self._binary(x, y, "sub", "subtraction"), x.shape, meta)
 
     def _plain_int(self, other: Any, what: str) -> tuple[list[Any], int]:
@@ -314,7 +357,8 @@ class BFV(_SEALContext):
             # only the vector's own slots: padding slots must stay (encrypted) zeros for sum/dot
             other = np.full(x.size, self._as_integers(np.asarray(other), "the plaintext addend"))
         pieces, m = self._plain_int(other, "the plaintext addend")
-        meta = self._meta(self._bound(x) + m, x.meta.get("depth", 0), "addition of a plaintext")
+        meta = self._meta(self._bound(x) + m, x.meta.get("depth", 0), "addition of a plaintext",
+                          self._fixed_point_bits(x))
         out = []
         with self._seal_errors("addition of a plaintext"):
             for i, ct in enumerate(x.chunks):
@@ -336,7 +380,7 @@ class BFV(_SEALContext):
         # A scalar multiplies the noise by |k| (log2|k| bits); a slot vector costs ~log2(t)+log2(n)
         # bits, like a ciphertext product, so it uses one level of the depth estimate.
         depth = int(x.meta.get("depth", 0)) if scalar else self._check_depth(x, "multiplication by a plaintext vector")
-        meta = self._meta(self._bound(x) * m, depth, "multiplication by a plaintext")
+        meta = self._meta(self._bound(x) * m, depth, "multiplication by a plaintext", self._fixed_point_bits(x))
         return EncryptedVector(self, self._mul_plain_chunks(x, pieces), x.shape, meta)
 
     def _mul_plain_chunks(self, x: EncryptedVector, pieces: list[Any]) -> list[Any]:
@@ -356,7 +400,8 @@ class BFV(_SEALContext):
 
     def _op_mul(self, x: EncryptedVector, y: EncryptedVector) -> EncryptedVector:
         depth = self._check_depth(x, "ciphertext x ciphertext multiplication", y)
-        meta = self._meta(self._bound(x) * self._bound(y), depth, "ciphertext x ciphertext multiplication")
+        meta = self._meta(self._bound(x) * self._bound(y), depth, "ciphertext x ciphertext multiplication",
+                          self._product_fixed_point(x, y))
         rk = self._require_relin("ciphertext x ciphertext multiplication")
         out = []
         with self._seal_errors("ciphertext x ciphertext multiplication"):
@@ -395,7 +440,8 @@ class BFV(_SEALContext):
         return total
 
     def _op_sum(self, x: EncryptedVector) -> EncryptedVector:
-        meta = self._meta(self._bound(x) * x.size, x.meta.get("depth", 0), f"sum of {x.size} values")
+        meta = self._meta(self._bound(x) * x.size, x.meta.get("depth", 0), f"sum of {x.size} values",
+                          self._fixed_point_bits(x))
         return EncryptedVector(self, [self._sum_chunks(x.chunks, x.size)], (1,), meta)
 
     def _sum_chunks(self, chunks: list[Any], size: int) -> Any:
@@ -409,6 +455,6 @@ class BFV(_SEALContext):
         wi = self._as_integers(w, "the dot-product weights")
         # |sum w_i x_i| <= bound * sum |w_i|: checked before computing anything
         bound = self._bound(x) * int(np.sum(np.abs(wi.astype(object))))
-        meta = self._meta(bound, self._check_depth(x, "dot product"), "dot product")
+        meta = self._meta(bound, self._check_depth(x, "dot product"), "dot product", self._fixed_point_bits(x))
         prod = self._mul_plain_chunks(x, [p.tolist() for p in self._pad(wi, np.int64)])
         return EncryptedVector(self, [self._sum_chunks(prod, x.size)], (1,), meta)
