@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import math
 import numbers
 import threading
 import weakref
@@ -30,6 +31,9 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ._format import Blob, Kind, pack_blob, unpack_blob
+
+#: Largest number of values one EncryptedVector blob may declare (a sanity bound for parsers).
+MAX_VECTOR_VALUES = 1 << 40
 
 __all__ = ["SchemeContext", "EncryptedVector", "fingerprint_of", "as_plain_operand", "check_values"]
 
@@ -218,10 +222,15 @@ class SchemeContext(abc.ABC):
         blob = unpack_blob(data).expect(kind=Kind.CIPHERTEXT, scheme=self.name,
                                         fingerprint=self.fingerprint, what="ciphertext blob")
         try:
-            shape = tuple(int(s) for s in blob.metadata["shape"])
-            size = int(np.prod(shape, dtype=np.int64)) if shape else 1
-            if size <= 0 or any(s < 0 for s in shape):
-                raise ValueError("empty or negative shape")
+            raw_shape = blob.metadata["shape"]
+            if not isinstance(raw_shape, list) or len(raw_shape) > 32 or not all(
+                    isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_VECTOR_VALUES
+                    for s in raw_shape):
+                raise ValueError(f"shape must be a list of positive ints; got {raw_shape!r:.80}")
+            shape = tuple(raw_shape)
+            size = math.prod(shape)
+            if size > MAX_VECTOR_VALUES:
+                raise ValueError(f"shape {shape} holds more than {MAX_VECTOR_VALUES} values")
             meta = dict(blob.metadata.get("meta", {}))
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidCiphertextError(
