@@ -85,14 +85,22 @@ def main(
 
 
 # --------------------------------------------------------------------------- info
-INFO_EPILOG = """Examples:
-  he-ml info
-  he-ml info --json > info.json
+def _epilog(*lines: str) -> str:
+    """Help epilog whose lines survive every typer version.
 
-The NTT tier is what he_ml.native dispatches to for a modulus q of each width: avx512ifma needs
-q < 2^50, avx512 covers q < 2^62, scalar runs everywhere, numba when the C++ core is not built.
-Environment: HE_ML_DISABLE_AVX512IFMA=1 / HE_ML_DISABLE_AVX512=1 turn a tier off;
-HE_ML_NATIVE_BACKEND=numba forces the fallback."""
+    Older typer releases (< 0.21, which Flower pins) join single line breaks of an
+    epilog into one paragraph, so each line is made a paragraph of its own.
+    """
+    return "\n\n".join(lines)
+
+
+INFO_EPILOG = _epilog(
+    "Examples:  [bold]he-ml info[/bold]   ·   [bold]he-ml info --json > info.json[/bold]",
+    "The NTT tier is what he_ml.native dispatches to for a modulus q of each width: avx512ifma needs "
+    "q < 2^50, avx512 covers q < 2^62, scalar runs everywhere, numba when the C++ core is not built.",
+    "Environment: HE_ML_DISABLE_AVX512IFMA=1 / HE_ML_DISABLE_AVX512=1 turn a tier off; "
+    "HE_ML_NATIVE_BACKEND=numba forces the fallback.",
+)
 
 
 def _info_tables(info: dict[str, Any]) -> list[Table]:
@@ -169,23 +177,23 @@ checked against numpy; times are medians over repeats (± half the interquartile
 With --workload it also answers "which scheme should I use for this job?": it extrapolates the
 measurements to the whole job and recommends the fastest and the smallest choice."""
 
-BENCH_EPILOG = """Examples:
-  he-ml bench --quick                          the "sum" preset of each scheme, about 15 s
-  he-ml bench                                  default presets, about 1 minute on 2 cores
-  he-ml bench --scheme ckks --preset sum --preset inference --repeats 9
-  he-ml bench --workload sum:100x1M            100 clients each send 1,000,000 values: which scheme?
-  he-ml bench --workload dot:30x1000 --scheme ckks,paillier
-  he-ml bench --json results.json --plot bench.png --markdown bench.md
-
-Presets: ckks: sum, light, inference, deep; bfv: sum, inference, deep; paillier: general, sum
-(3072-bit keys, 128-bit security), general-2048, sum-2048 (112-bit), insecure-1024 (smoke tests
-only). Default: ckks sum + inference, bfv sum, paillier general + sum.
-
-Workloads: sum:CLIENTSxVALUES, dot:FEATURES, dot:FEATURESxSAMPLES, inference:FEATURESxSAMPLES
-(counts accept 1e6, 10k, 1M). The job is extrapolated from one-ciphertext measurements.
-
-Peak memory is the growth of the resident set of a fresh process per scheme/preset (VmHWM, or
-getrusage ru_maxrss where unavailable), so it includes native SEAL and gmpy2 memory."""
+BENCH_EPILOG = _epilog(
+    "[bold]Examples[/bold]",
+    "  he-ml bench --quick                          # the 'sum' preset of each scheme, about 15 s",
+    "  he-ml bench                                  # default presets, about 1 minute on 2 cores",
+    "  he-ml bench --scheme ckks --preset sum --preset inference --repeats 9",
+    "  he-ml bench --workload sum:100x1M            # 100 clients each send 1,000,000 values: which scheme?",
+    "  he-ml bench --workload dot:30x1000 --scheme ckks,paillier",
+    "  he-ml bench --json results.json --plot bench.png --markdown bench.md",
+    "[bold]Presets[/bold]: ckks: sum, light, inference, deep; bfv: sum, inference, deep; paillier: general, "
+    "sum (3072-bit keys, 128-bit security), general-2048, sum-2048 (112-bit), insecure-1024 (smoke tests "
+    "only). Default: ckks sum + inference, bfv sum, paillier general + sum.",
+    "[bold]Workloads[/bold]: sum:CLIENTSxVALUES, dot:FEATURES, dot:FEATURESxSAMPLES, "
+    "inference:FEATURESxSAMPLES (counts accept 1e6, 10k, 1M). The job is extrapolated from "
+    "one-ciphertext measurements.",
+    "[bold]Peak memory[/bold] is the growth of the resident set of a fresh process per scheme/preset "
+    "(VmHWM, or getrusage ru_maxrss where unavailable), so it includes native SEAL and gmpy2 memory.",
+)
 
 
 def _split(values: Optional[List[str]]) -> Optional[List[str]]:
