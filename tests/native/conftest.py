@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # ntt_reference, native_testutil
 
-from native_testutil import CPP_AVAILABLE, CPP_SKIP_REASON
+from native_testutil import need_cpp
 
 from he_ml import native
 
@@ -37,8 +37,8 @@ PATH_IDS = ["numba" if impl == "numba" else f"cpp-{tier}" for impl, tier in PATH
 def path(request):
     """Switch to one implementation for the test; yield the tier to pass as ``tier=``."""
     impl, tier = request.param
-    if impl == "cpp" and not CPP_AVAILABLE:
-        pytest.skip(CPP_SKIP_REASON)
+    if impl == "cpp":
+        need_cpp()
     with native.use_backend(impl):
         yield tier
 
@@ -46,8 +46,8 @@ def path(request):
 @pytest.fixture(params=["numba", "cpp"])
 def impl(request):
     """Switch to one implementation (automatic tier) for the test."""
-    if request.param == "cpp" and not CPP_AVAILABLE:
-        pytest.skip(CPP_SKIP_REASON)
+    if request.param == "cpp":
+        need_cpp()
     with native.use_backend(request.param):
         yield request.param
 

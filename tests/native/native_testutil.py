@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import os
 
 import numpy as np
 import pytest
@@ -9,10 +10,24 @@ from ntt_reference import is_prime_reference
 
 from he_ml import native
 
-__all__ = ["CPP_AVAILABLE", "CPP_SKIP_REASON", "prime", "random_coeffs", "skip_unless_tier_runs"]
+__all__ = ["CPP_AVAILABLE", "CPP_SKIP_REASON", "NATIVE_REQUIRED", "need_cpp", "prime", "random_coeffs",
+           "skip_unless_tier_runs"]
 
 CPP_AVAILABLE = native._cpp_module is not None
 CPP_SKIP_REASON = f"compiled module he_ml._native not importable ({native._CPP_IMPORT_ERROR})"
+# CI sets HE_ML_REQUIRE_NATIVE=1: there a missing compiled module fails the C++ tests
+# instead of skipping them, so a broken build cannot pass as "numba only".
+NATIVE_REQUIRED = os.environ.get("HE_ML_REQUIRE_NATIVE", "") not in ("", "0")
+
+
+def need_cpp() -> None:
+    """Skip (or, under HE_ML_REQUIRE_NATIVE=1, fail) when the compiled module is missing."""
+    if CPP_AVAILABLE:
+        return
+    if NATIVE_REQUIRED:
+        pytest.fail(f"HE_ML_REQUIRE_NATIVE is set but the {CPP_SKIP_REASON[0].lower()}"
+                    f"{CPP_SKIP_REASON[1:]}")
+    pytest.skip(CPP_SKIP_REASON)
 
 
 def skip_unless_tier_runs(tier: str, q: int) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from native_testutil import CPP_AVAILABLE, CPP_SKIP_REASON, prime
+from native_testutil import CPP_AVAILABLE, need_cpp, prime
 
 from he_ml import native
 from he_ml.errors import ParameterError
@@ -87,8 +87,8 @@ def test_use_backend_cpp_without_module():
         native.use_backend("cpp")
 
 
-@pytest.mark.skipif(not CPP_AVAILABLE, reason=CPP_SKIP_REASON)
 def test_backend_reports_cpp_dispatch():
+    need_cpp()
     with native.use_backend("cpp"):
         tiers = set(native.available_tiers(prime(49, 8)))
         assert {"scalar", "reference"} <= tiers
@@ -103,10 +103,10 @@ def test_backend_reports_cpp_dispatch():
         assert native.backend(prime(60, 8)) == native.available_tiers(prime(60, 8))[0]
 
 
-@pytest.mark.skipif(not CPP_AVAILABLE, reason=CPP_SKIP_REASON)
 @pytest.mark.parametrize("switch,tier", [("HE_ML_DISABLE_AVX512IFMA", "avx512ifma"),
                                          ("HE_ML_DISABLE_AVX512", "avx512")])
 def test_kill_switch_per_tier(switch, tier):
+    need_cpp()
     code = ("from he_ml import native; q = native.find_primes(40, 8, 1)[0]; "
             "print(native.backend(q), ' '.join(native.available_tiers(q)))")
     res = _run(code, **{switch: "1"})

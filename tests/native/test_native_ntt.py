@@ -6,8 +6,7 @@ import functools
 import numpy as np
 import pytest
 from native_testutil import (
-    CPP_AVAILABLE,
-    CPP_SKIP_REASON,
+    need_cpp,
     prime,
     random_coeffs,
     skip_unless_tier_runs,
@@ -193,10 +192,10 @@ def test_python_int_list_at_top_of_range(impl):
 # --------------------------------------------------------------------------
 # numba vs C++, bit for bit
 # --------------------------------------------------------------------------
-@pytest.mark.skipif(not CPP_AVAILABLE, reason=CPP_SKIP_REASON)
 @pytest.mark.parametrize("n,bits", [(2, 62), (16, 20), (1024, 49), (4096, 50), (8192, 60),
                                     (16384, 61), (65536, 55)])
 def test_numba_equals_cpp(n, bits):
+    need_cpp()
     q = prime(bits, n)
     a = random_coeffs(np.random.default_rng(n + bits), q, (2, n))
     with native.use_backend("numba"):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from native_testutil import CPP_AVAILABLE, CPP_SKIP_REASON
+from native_testutil import need_cpp
 from ntt_reference import is_prime_reference, minimal_psi_reference
 
 from he_ml import native
@@ -67,8 +67,8 @@ def test_psi_is_smallest_primitive_root(impl, n, bits):
         assert p == minimal_psi_reference(n, q)
 
 
-@pytest.mark.skipif(not CPP_AVAILABLE, reason=CPP_SKIP_REASON)
 def test_number_theory_numba_equals_cpp():
+    need_cpp()
     rng = np.random.default_rng(11)
     values = [int(v) for v in rng.integers(0, 1 << 63, size=200, dtype=np.uint64)]
     values += COMPOSITES + PRIMES
