@@ -285,7 +285,7 @@ class BFV(_SEALContext):
                 pt = sa.Plaintext()
                 self._encoder.encode(piece.tolist(), pt)
                 ct = sa.Ciphertext()
-                self._encryptor.encrypt(pt, ct)
+                self._encrypt_plaintext(pt, ct)
                 chunks.append(ct)
         return chunks, {"bound": self._half, "depth": 0}
 

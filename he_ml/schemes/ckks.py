@@ -202,7 +202,12 @@ class _SEALContext(SchemeContext):
         self._primes = [m.value() for m in seal.key_context_data().parms().coeff_modulus()]
         self._security = security_bits(self._n, sum(self._bits))
         self._fp = fingerprint_of(self.name.encode(), parms_bytes, pk_bytes)
-        self._encryptor = sa.Encryptor(seal, pk)
+        # The key holder encrypts with the secret key (SEAL's symmetric encryption): under RLWE
+        # the ciphertexts are as secure as public-key ones (c1 uniform, c0 = -c1*s + e + m), and
+        # they are about twice as fast to produce (no u * pk products, one error term instead of
+        # three) with smaller fresh noise. Decryption is identical, so nothing else changes.
+        # Servers (public contexts) keep encrypting with the public key.
+        self._encryptor = sa.Encryptor(seal, pk, sk) if sk is not None else sa.Encryptor(seal, pk)
         self._evaluator = sa.Evaluator(seal)
         self._decryptor = sa.Decryptor(seal, sk) if sk is not None else None
         self._galois_tool = seal.key_context_data().galois_tool()
@@ -460,6 +465,13 @@ class _SEALContext(SchemeContext):
 
     def _decrypts_to_zero(self, ct: Any) -> bool:
         raise NotImplementedError
+
+    def _encrypt_plaintext(self, pt: Any, ct: Any) -> None:
+        """Encrypt an encoded plaintext: symmetric (secret key) on the key holder, else public key."""
+        if self._sk is not None:
+            self._encryptor.encrypt_symmetric(pt, ct)
+        else:
+            self._encryptor.encrypt(pt, ct)
 
     # ------------------------------------------------------------------ chunks
     def _chunk_count(self, size: int) -> int:
@@ -808,7 +820,7 @@ class CKKS(_SEALContext):
                 pt = sa.Plaintext()
                 self._encoder.encode(piece.tolist(), self._scale, pt)
                 ct = sa.Ciphertext()
-                self._encryptor.encrypt(pt, ct)
+                self._encrypt_plaintext(pt, ct)
                 chunks.append(ct)
         return chunks, {}
 
