@@ -94,8 +94,8 @@ TIERS = ("auto", "reference", "scalar", "avx512ifma", "avx512")
 BACKEND_ENV_VAR = "HE_ML_NATIVE_BACKEND"
 
 # backend() without a modulus reports the tier for a modulus below 2^50, i.e.
-# the fastest family this machine runs (IFMA needs q < 2^50). 2^48 + 241 is a
-# prime == 1 mod 32 (one of Intel HEXL's published test moduli).
+# the fastest family this machine runs (IFMA needs q < 2^50); only the size of
+# q matters to dispatch. 2^48 + 241 is one of Intel HEXL's published test primes.
 _PROBE_MODULUS = 281474976710897
 
 # ---------------------------------------------------------------------------
