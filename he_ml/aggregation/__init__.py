@@ -1,6 +1,47 @@
-"""Encrypted gradient summation for any pipeline, with optional differential privacy."""
+"""Encrypted gradient summation for any pipeline, with optional differential privacy.
+
+* :class:`GradientAggregator` -- clients encrypt updates (arrays or dicts of arrays), an
+  untrusted server sums the blobs with the public context, the key holder decrypts the
+  (averaged) total. :func:`aggregation_context` chooses the smallest parameters per scheme.
+* :mod:`he_ml.aggregation.dp` -- L2 clipping, exact discrete-Gaussian noise (distributed or
+  central) and privacy accounting with Google's dp-accounting.
+"""
 from __future__ import annotations
 
-from .aggregator import GradientAggregator, flatten_update, unflatten_update
+from .aggregator import (
+    AGGREGATE_LAYOUT_VERSION,
+    DEFAULT_BFV_PRECISION_BITS,
+    GradientAggregator,
+    aggregation_context,
+    flatten_update,
+    unflatten_update,
+)
+from .dp import (
+    DPConfig,
+    PrivacyReport,
+    add_central_noise,
+    clip_l2,
+    discrete_gaussian,
+    discrete_laplace,
+    epsilon,
+    noise_multiplier_for,
+    privatize_client_update,
+)
 
-__all__ = ["GradientAggregator", "flatten_update", "unflatten_update"]
+__all__ = [
+    "GradientAggregator",
+    "aggregation_context",
+    "flatten_update",
+    "unflatten_update",
+    "AGGREGATE_LAYOUT_VERSION",
+    "DEFAULT_BFV_PRECISION_BITS",
+    "DPConfig",
+    "PrivacyReport",
+    "clip_l2",
+    "discrete_gaussian",
+    "discrete_laplace",
+    "privatize_client_update",
+    "add_central_noise",
+    "epsilon",
+    "noise_multiplier_for",
+]
