@@ -176,9 +176,9 @@ void forward_ntt_avx512(std::uint64_t* a, const NTTTables& t) {
         return;
     }
     if (tb.q < kWideRangeModulusBound) {
-        avx512_detail::forward_ntt_passes(a, tb.n, Avx512Ops<true>(tb, /*inverse=*/false));
+        avx512_detail::forward_ntt_passes(a, tb.n, tb.log_n, Avx512Ops<true>(tb, /*inverse=*/false));
     } else {
-        avx512_detail::forward_ntt_passes(a, tb.n, Avx512Ops<false>(tb, /*inverse=*/false));
+        avx512_detail::forward_ntt_passes(a, tb.n, tb.log_n, Avx512Ops<false>(tb, /*inverse=*/false));
     }
 }
 
@@ -190,9 +190,9 @@ void inverse_ntt_avx512(std::uint64_t* a, const NTTTables& t) {
         return;
     }
     if (tb.q < kWideRangeModulusBound) {
-        avx512_detail::inverse_ntt_passes(a, tb.n, Avx512Ops<true>(tb, /*inverse=*/true));
+        avx512_detail::inverse_ntt_passes(a, tb.n, tb.log_n, Avx512Ops<true>(tb, /*inverse=*/true));
     } else {
-        avx512_detail::inverse_ntt_passes(a, tb.n, Avx512Ops<false>(tb, /*inverse=*/true));
+        avx512_detail::inverse_ntt_passes(a, tb.n, tb.log_n, Avx512Ops<false>(tb, /*inverse=*/true));
     }
 }
 

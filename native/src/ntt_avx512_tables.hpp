@@ -11,10 +11,13 @@
 //     (52-bit Shoup factors for IFMA, inverse roots in forward index order with
 //     64- and 52-bit Shoup factors, n^-1 folded into the last inverse layer),
 //     built lazily from NTTTables::root_powers and cached thread-safely.
-//   * The pass skeletons (radix-2 and radix-4 passes over strides >= 8 and the
-//     16-element "tail" pass that does the four smallest strides 8, 4, 2, 1 in
-//     registers), written once and instantiated with a butterfly policy:
-//     IFMA 52-bit (ntt_avx512ifma.cpp) or 64-bit lanes (ntt_avx512.cpp).
+//   * The pass skeletons, written once and instantiated with a butterfly
+//     policy (IFMA 52-bit in ntt_avx512ifma.cpp, 64-bit lanes in ntt_avx512.cpp):
+//     radix-4 passes (two layers per sweep over memory) for the strides >= 16,
+//     and a register-resident pass over 16-element blocks for the strides
+//     8, 4, 2, 1 (forward "tail" / inverse "head"), which also takes stride 16
+//     when the number of layers of stride >= 16 is odd, so that no radix-2
+//     sweep is ever needed.
 //
 // Notation. Layer m (m = 1, 2, 4, ..., n/2) has m groups of 2t = n/m elements;
 // group i pairs a[j] with a[j + t] for j in [2it, 2it + t) and uses the root
@@ -267,7 +270,8 @@ namespace he_native::avx512_detail {
 
 // ---------------------------------------------------------------------------
 // Pass skeletons (only in translation units compiled with AVX-512 enabled; the
-// tables above are plain C++ so that tests can inspect them). `Ops` is a butterfly policy with
+// tables above are plain C++ so that tests can inspect them).
+// `Ops` is a butterfly policy with
 //   using Root = ...;        a root and its Shoup factor(s), in registers
 //   Root root_bcast(k)       w[k] in all lanes       (w = forward or inverse
 //   Root root_x2(k)          (w[k], w[k+1]) x 4       roots, fixed when the
@@ -304,22 +308,6 @@ HE_AVX512_INLINE void shuffle_inv(__m512i& x, __m512i& y, const ShuffleIdx& s) {
     x = nx;
 }
 
-/// Forward layer m (stride t = n / (2m) >= 8), one pass over the data.
-template <class Ops>
-HE_AVX512_INLINE void fwd_radix2_pass(std::uint64_t* a, std::uint64_t m, std::uint64_t t, const Ops& ops) {
-    for (std::uint64_t i = 0; i < m; ++i) {
-        const auto w = ops.root_bcast(m + i);
-        std::uint64_t* x = a + 2 * i * t;
-        std::uint64_t* y = x + t;
-        for (std::uint64_t j = 0; j < t; j += 8) {
-            __m512i X = load(x + j), Y = load(y + j);
-            ops.fwd_bf(X, Y, w);
-            store(x + j, X);
-            store(y + j, Y);
-        }
-    }
-}
-
 /// Forward layers m and 2m in one pass (radix-4): stride t = n / (2m) >= 16.
 /// A group of layer m is four quarters A B C D of h = t/2 elements; layer m
 /// pairs (A, C), (B, D), layer 2m pairs (A, B) and (C, D).
@@ -348,91 +336,138 @@ HE_AVX512_INLINE void fwd_radix4_pass(std::uint64_t* a, std::uint64_t m, std::ui
     }
 }
 
-/// Forward strides 8, 4, 2, 1 (layers n/16 .. n/2) on each 16-element block,
-/// then the final reduction [0, 4q) -> [0, q). Requires n >= 16.
-template <class Ops>
+/// Forward strides (16,) 8, 4, 2, 1 on the K 16-element blocks b0 .. b0+K-1,
+/// then the final reduction to [0, q). With kStride16 (K even) the stride-16
+/// layer n/32 runs first on each pair of neighbouring blocks. The K blocks are
+/// advanced in lockstep: one block alone is a serial chain of four butterflies
+/// and four shuffles (~60 cycles of latency); interleaving K of them keeps both
+/// vector ports busy.
+template <int K, bool kStride16, class Ops>
+HE_AVX512_INLINE void fwd_tail_blocks(std::uint64_t* a, std::uint64_t n, std::uint64_t b0, const Ops& ops,
+                                      const ShuffleIdx& s) {
+    const std::uint64_t m16 = n / 32, m8 = n / 16, m4 = n / 8, m2 = n / 4, m1 = n / 2;
+    __m512i X[K], Y[K];
+    for (int k = 0; k < K; ++k) {
+        X[k] = load(a + 16 * (b0 + k));
+        Y[k] = load(a + 16 * (b0 + k) + 8);
+    }
+    if constexpr (kStride16) {
+        static_assert(K % 2 == 0, "the stride-16 layer pairs neighbouring blocks");
+        for (int k = 0; k < K; k += 2) {
+            const auto w = ops.root_bcast(m16 + (b0 + k) / 2);
+            ops.fwd_bf(X[k], X[k + 1], w);
+            ops.fwd_bf(Y[k], Y[k + 1], w);
+        }
+    }
+    for (int k = 0; k < K; ++k) ops.fwd_bf(X[k], Y[k], ops.root_bcast(m8 + b0 + k));
+    for (int k = 0; k < K; ++k) shuffle_fwd(X[k], Y[k], s);
+    for (int k = 0; k < K; ++k) ops.fwd_bf(X[k], Y[k], ops.root_x2(m4 + 2 * (b0 + k)));
+    for (int k = 0; k < K; ++k) shuffle_fwd(X[k], Y[k], s);
+    for (int k = 0; k < K; ++k) ops.fwd_bf(X[k], Y[k], ops.root_x4(m2 + 4 * (b0 + k)));
+    for (int k = 0; k < K; ++k) shuffle_fwd(X[k], Y[k], s);
+    for (int k = 0; k < K; ++k) ops.fwd_bf(X[k], Y[k], ops.root_x8(m1 + 8 * (b0 + k)));
+    for (int k = 0; k < K; ++k) shuffle_fwd(X[k], Y[k], s);
+    for (int k = 0; k < K; ++k) {
+        store(a + 16 * (b0 + k), ops.reduce_out(X[k]));
+        store(a + 16 * (b0 + k) + 8, ops.reduce_out(Y[k]));
+    }
+}
+
+/// Blocks advanced in lockstep by the tail / head passes (measured: 4 beats 2 and 6).
+inline constexpr int kTailBlocks = 4;
+
+/// Forward tail over the whole array (n >= 16; n >= 32 with kStride16).
+template <bool kStride16, class Ops>
 HE_AVX512_INLINE void fwd_tail_pass(std::uint64_t* a, std::uint64_t n, const Ops& ops) {
     const ShuffleIdx s;
-    const std::uint64_t m8 = n / 16, m4 = n / 8, m2 = n / 4, m1 = n / 2;
-    for (std::uint64_t b = 0; b < n / 16; ++b) {
-        __m512i X = load(a + 16 * b), Y = load(a + 16 * b + 8);
-        ops.fwd_bf(X, Y, ops.root_bcast(m8 + b));
-        shuffle_fwd(X, Y, s);
-        ops.fwd_bf(X, Y, ops.root_x2(m4 + 2 * b));
-        shuffle_fwd(X, Y, s);
-        ops.fwd_bf(X, Y, ops.root_x4(m2 + 4 * b));
-        shuffle_fwd(X, Y, s);
-        ops.fwd_bf(X, Y, ops.root_x8(m1 + 8 * b));
-        shuffle_fwd(X, Y, s);
-        store(a + 16 * b, ops.reduce_out(X));
-        store(a + 16 * b + 8, ops.reduce_out(Y));
+    const std::uint64_t blocks = n / 16;  // a power of two
+    if (blocks < kTailBlocks) {
+        if constexpr (kStride16) {
+            fwd_tail_blocks<2, true>(a, n, 0, ops, s);
+        } else {
+            for (std::uint64_t b = 0; b < blocks; ++b) fwd_tail_blocks<1, false>(a, n, b, ops, s);
+        }
+        return;
+    }
+    for (std::uint64_t b = 0; b < blocks; b += kTailBlocks) fwd_tail_blocks<kTailBlocks, kStride16>(a, n, b, ops, s);
+}
+
+/// Forward transform driver (n >= 16). The layers of stride >= 16 number
+/// log2(n) - 4; if that is odd the tail pass also does stride 16, so that the
+/// rest pairs up exactly into radix-4 passes (no radix-2 pass, which would
+/// cost a full extra sweep over memory for one layer).
+template <class Ops>
+HE_AVX512_INLINE void forward_ntt_passes(std::uint64_t* a, std::uint64_t n, std::uint64_t log_n, const Ops& ops) {
+    const bool tail_takes_stride16 = (log_n - 4) % 2 == 1;
+    const std::uint64_t last_radix4_t = tail_takes_stride16 ? 64 : 32;  // smallest upper stride pair (t, t/2)
+    for (std::uint64_t m = 1, t = n / 2; t >= last_radix4_t; m *= 4, t /= 4) fwd_radix4_pass(a, m, t, ops);
+    if (tail_takes_stride16) {
+        fwd_tail_pass<true>(a, n, ops);
+    } else {
+        fwd_tail_pass<false>(a, n, ops);
     }
 }
 
-/// Forward transform driver: layers with stride >= 16 in radix-4 passes (one
-/// radix-2 pass first if their number is odd), then the tail pass.
-template <class Ops>
-HE_AVX512_INLINE void forward_ntt_passes(std::uint64_t* a, std::uint64_t n, const Ops& ops) {
-    std::uint64_t m = 1, t = n / 2;
-    std::uint64_t upper_layers = 0;
-    for (std::uint64_t s = n / 2; s >= 16; s /= 2) ++upper_layers;
-    if (upper_layers % 2 == 1) {
-        fwd_radix2_pass(a, m, t, ops);
-        m *= 2;
-        t /= 2;
+/// Inverse strides 1, 2, 4, 8 (, 16) on the K 16-element blocks b0 .. b0+K-1,
+/// advanced in lockstep (see fwd_tail_blocks); with kStride16 (K even) the
+/// stride-16 layer n/32 then runs on each pair of neighbouring blocks. The
+/// last layer of the pass takes n^-1 if it is the transform's last (m = 1).
+template <int K, bool kStride16, class Ops>
+HE_AVX512_INLINE void inv_head_blocks(std::uint64_t* a, std::uint64_t n, std::uint64_t b0, const Ops& ops,
+                                      const ShuffleIdx& s) {
+    const std::uint64_t m16 = n / 32, m8 = n / 16, m4 = n / 8, m2 = n / 4, m1 = n / 2;
+    __m512i X[K], Y[K];
+    for (int k = 0; k < K; ++k) {
+        X[k] = load(a + 16 * (b0 + k));
+        Y[k] = load(a + 16 * (b0 + k) + 8);
     }
-    for (; t >= 32; m *= 4, t /= 4) fwd_radix4_pass(a, m, t, ops);
-    fwd_tail_pass(a, n, ops);
+    for (int k = 0; k < K; ++k) shuffle_inv(X[k], Y[k], s);
+    for (int k = 0; k < K; ++k) ops.inv_bf(X[k], Y[k], ops.root_x8(m1 + 8 * (b0 + k)));
+    for (int k = 0; k < K; ++k) shuffle_inv(X[k], Y[k], s);
+    for (int k = 0; k < K; ++k) ops.inv_bf(X[k], Y[k], ops.root_x4(m2 + 4 * (b0 + k)));
+    for (int k = 0; k < K; ++k) shuffle_inv(X[k], Y[k], s);
+    for (int k = 0; k < K; ++k) ops.inv_bf(X[k], Y[k], ops.root_x2(m4 + 2 * (b0 + k)));
+    for (int k = 0; k < K; ++k) shuffle_inv(X[k], Y[k], s);
+    for (int k = 0; k < K; ++k) {
+        if (m8 == 1) {
+            ops.inv_bf_last(X[k], Y[k]);
+        } else {
+            ops.inv_bf(X[k], Y[k], ops.root_bcast(m8 + b0 + k));
+        }
+    }
+    if constexpr (kStride16) {
+        static_assert(K % 2 == 0, "the stride-16 layer pairs neighbouring blocks");
+        for (int k = 0; k < K; k += 2) {
+            if (m16 == 1) {
+                ops.inv_bf_last(X[k], X[k + 1]);
+                ops.inv_bf_last(Y[k], Y[k + 1]);
+            } else {
+                const auto w = ops.root_bcast(m16 + (b0 + k) / 2);
+                ops.inv_bf(X[k], X[k + 1], w);
+                ops.inv_bf(Y[k], Y[k + 1], w);
+            }
+        }
+    }
+    for (int k = 0; k < K; ++k) {
+        store(a + 16 * (b0 + k), X[k]);
+        store(a + 16 * (b0 + k) + 8, Y[k]);
+    }
 }
 
-/// Inverse strides 1, 2, 4, 8 (layers n/2 .. n/16) on each 16-element block.
-/// If n == 16 the stride-8 layer is the last one (m = 1) and takes n^-1.
-template <class Ops>
+/// Inverse head over the whole array (n >= 16; n >= 32 with kStride16).
+template <bool kStride16, class Ops>
 HE_AVX512_INLINE void inv_head_pass(std::uint64_t* a, std::uint64_t n, const Ops& ops) {
     const ShuffleIdx s;
-    const std::uint64_t m8 = n / 16, m4 = n / 8, m2 = n / 4, m1 = n / 2;
-    for (std::uint64_t b = 0; b < n / 16; ++b) {
-        __m512i X = load(a + 16 * b), Y = load(a + 16 * b + 8);
-        shuffle_inv(X, Y, s);
-        ops.inv_bf(X, Y, ops.root_x8(m1 + 8 * b));
-        shuffle_inv(X, Y, s);
-        ops.inv_bf(X, Y, ops.root_x4(m2 + 4 * b));
-        shuffle_inv(X, Y, s);
-        ops.inv_bf(X, Y, ops.root_x2(m4 + 2 * b));
-        shuffle_inv(X, Y, s);
-        if (n == 16) {
-            ops.inv_bf_last(X, Y);
+    const std::uint64_t blocks = n / 16;  // a power of two
+    if (blocks < kTailBlocks) {
+        if constexpr (kStride16) {
+            inv_head_blocks<2, true>(a, n, 0, ops, s);
         } else {
-            ops.inv_bf(X, Y, ops.root_bcast(m8 + b));
+            for (std::uint64_t b = 0; b < blocks; ++b) inv_head_blocks<1, false>(a, n, b, ops, s);
         }
-        store(a + 16 * b, X);
-        store(a + 16 * b + 8, Y);
+        return;
     }
-}
-
-/// Inverse layer m (stride t = n / (2m) >= 16); m == 1 is the last layer.
-template <class Ops>
-HE_AVX512_INLINE void inv_radix2_pass(std::uint64_t* a, std::uint64_t m, std::uint64_t t, const Ops& ops) {
-    for (std::uint64_t i = 0; i < m; ++i) {
-        std::uint64_t* x = a + 2 * i * t;
-        std::uint64_t* y = x + t;
-        if (m == 1) {
-            for (std::uint64_t j = 0; j < t; j += 8) {
-                __m512i X = load(x + j), Y = load(y + j);
-                ops.inv_bf_last(X, Y);
-                store(x + j, X);
-                store(y + j, Y);
-            }
-        } else {
-            const auto w = ops.root_bcast(m + i);
-            for (std::uint64_t j = 0; j < t; j += 8) {
-                __m512i X = load(x + j), Y = load(y + j);
-                ops.inv_bf(X, Y, w);
-                store(x + j, X);
-                store(y + j, Y);
-            }
-        }
-    }
+    for (std::uint64_t b = 0; b < blocks; b += kTailBlocks) inv_head_blocks<kTailBlocks, kStride16>(a, n, b, ops, s);
 }
 
 /// Inverse layers m and m/2 in one pass (radix-4), stride of layer m t >= 16.
@@ -468,12 +503,20 @@ HE_AVX512_INLINE void inv_radix4_pass(std::uint64_t* a, std::uint64_t m, std::ui
     }
 }
 
-/// Inverse transform driver: head pass (strides 1..8), then strides >= 16 in
-/// radix-4 passes (a radix-2 pass last if their number is odd).
+/// Inverse transform driver (n >= 16): head pass (strides 1 .. 8, and 16 when
+/// the number of layers of stride >= 16 is odd), then radix-4 passes; the last
+/// one (m = 1) folds in n^-1.
 template <class Ops>
-HE_AVX512_INLINE void inverse_ntt_passes(std::uint64_t* a, std::uint64_t n, const Ops& ops) {
-    inv_head_pass(a, n, ops);
+HE_AVX512_INLINE void inverse_ntt_passes(std::uint64_t* a, std::uint64_t n, std::uint64_t log_n, const Ops& ops) {
+    const bool head_takes_stride16 = (log_n - 4) % 2 == 1;
     std::uint64_t m = n / 32, t = 16;
+    if (head_takes_stride16) {
+        inv_head_pass<true>(a, n, ops);
+        m /= 2;
+        t *= 2;
+    } else {
+        inv_head_pass<false>(a, n, ops);
+    }
     for (; m >= 2; m /= 4, t *= 4) {
         if (m == 2) {
             inv_radix4_pass<Ops, true>(a, m, t, ops);
@@ -481,7 +524,6 @@ HE_AVX512_INLINE void inverse_ntt_passes(std::uint64_t* a, std::uint64_t n, cons
             inv_radix4_pass<Ops, false>(a, m, t, ops);
         }
     }
-    if (m == 1) inv_radix2_pass(a, m, t, ops);
 }
 
 }  // namespace he_native::avx512_detail

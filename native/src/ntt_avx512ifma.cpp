@@ -10,8 +10,10 @@
 //        = (lo52(W*Y) + lo52(Q * (2^52 - q))) mod 2^52            (2 x madd52lo, and)
 //
 // because W*Y/q - Q < Y/2^52 + 1 < 2. Values stay below 4q < 2^52 between
-// layers, so every multiplier input fits the 52-bit IFMA operand. Per vector
-// of 8 butterflies: 3 IFMA + 6 add/sub/min/and, no 64-bit multiply.
+// layers, so every multiplier input fits the 52-bit IFMA operand. A vector of
+// 8 forward butterflies is 8 instructions (the additions ride on the IFMA
+// accumulators, see fwd_bf), an inverse one 9; on Sapphire Rapids IFMA issues
+// on the same two ports as vector add/sub, so that count is the cost.
 //
 // Deviations from Intel HEXL's layout (same arithmetic family): two layers per
 // memory pass (radix-4) for strides >= 16, and the four smallest strides in one
@@ -48,6 +50,7 @@ public:
           q2_(_mm512_set1_epi64(static_cast<long long>(2 * tb.q))),
           neg_q_(_mm512_set1_epi64(static_cast<long long>((std::uint64_t{1} << 52) - tb.q))),
           mask52_(_mm512_set1_epi64(static_cast<long long>((std::uint64_t{1} << 52) - 1))),
+          two_(_mm512_set1_epi64(2)),
           n_inv_{_mm512_set1_epi64(static_cast<long long>(tb.n_inv)),
                  _mm512_set1_epi64(static_cast<long long>(tb.n_inv52))},
           w1_n_inv_{_mm512_set1_epi64(static_cast<long long>(tb.inv_w1_n_inv)),
@@ -85,11 +88,18 @@ public:
     }
 
     /// Cooley-Tukey: (X, Y) -> (X + WY, X - WY); inputs and outputs in [0, 4q).
+    /// The additions ride on the IFMA accumulators: with X in [0, 2q),
+    ///   X' = (X + lo52(W*Y) + lo52(Q*(2^52 - q))) mod 2^52 = X + T    (X + T < 4q < 2^52)
+    ///   Y' = (2q + lo52(2*X)) - X' = X + 2q - T
+    /// so the butterfly is 8 vector instructions (sub, min, 5 IFMA/and, sub).
     HE_AVX512_INLINE void fwd_bf(__m512i& x, __m512i& y, const Root& r) const {
         x = reduce_once(x, q2_);
-        const __m512i t = mul_lazy(y, r);
-        y = _mm512_sub_epi64(_mm512_add_epi64(x, q2_), t);
-        x = _mm512_add_epi64(x, t);
+        const __m512i quot = _mm512_madd52hi_epu64(_mm512_setzero_si512(), r.wp, y);
+        const __m512i twice_x_plus_2q = _mm512_madd52lo_epu64(q2_, x, two_);
+        __m512i sum = _mm512_madd52lo_epu64(x, r.w, y);
+        sum = _mm512_and_si512(_mm512_madd52lo_epu64(sum, quot, neg_q_), mask52_);
+        y = _mm512_sub_epi64(twice_x_plus_2q, sum);
+        x = sum;
     }
 
     /// Gentleman-Sande: (X, Y) -> (X + Y, (X - Y) W); inputs and outputs in [0, 2q).
@@ -115,7 +125,7 @@ public:
 private:
     const std::uint64_t* w_;
     const std::uint64_t* wp_;
-    __m512i q_, q2_, neg_q_, mask52_;
+    __m512i q_, q2_, neg_q_, mask52_, two_;
     Root n_inv_, w1_n_inv_;
 };
 
@@ -138,7 +148,7 @@ void forward_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t) {
         return;
     }
     const IfmaOps ops(tb, /*inverse=*/false);
-    avx512_detail::forward_ntt_passes(a, tb.n, ops);
+    avx512_detail::forward_ntt_passes(a, tb.n, tb.log_n, ops);
 }
 
 void inverse_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t) {
@@ -149,7 +159,7 @@ void inverse_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t) {
         return;
     }
     const IfmaOps ops(tb, /*inverse=*/true);
-    avx512_detail::inverse_ntt_passes(a, tb.n, ops);
+    avx512_detail::inverse_ntt_passes(a, tb.n, tb.log_n, ops);
 }
 
 }  // namespace he_native
