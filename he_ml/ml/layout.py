@@ -20,9 +20,15 @@ Two layouts, each chosen for one job:
     ``X * W`` is one ciphertext product per batch, the per-sample logits are a
     rotate-and-sum over blocks (``log2 D`` rotations) and per-feature gradients a
     rotate-and-sum inside blocks (``log2 B`` rotations).
+
+Both layouts serialize with `EncryptedFeatures.to_bytes` (what a client uploads) and load
+with `EncryptedFeatures.from_bytes` under the same key (a public context is enough).
+On BFV the values are quantized to ``round(x * 2**fixed_point_bits)`` and every vector
+carries ``meta["fixed_point_bits"]``, so decrypting it gives back real numbers.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +38,8 @@ from ..errors import InvalidCiphertextError, ParameterError, ShapeMismatchError
 from ..schemes._format import pack_blob, unpack_blob, Kind
 from ..schemes.base import EncryptedVector, SchemeContext, check_values
 
-__all__ = ["EncryptedFeatures", "encrypt_features", "DEFAULT_BFV_FEATURE_BITS"]
+__all__ = ["EncryptedFeatures", "encrypt_features", "block_batch_size", "blocks_needed",
+           "DEFAULT_BFV_FEATURE_BITS"]
 
 #: Fractional bits used to quantize features for BFV (integers only): x -> round(x * 2**8).
 DEFAULT_BFV_FEATURE_BITS = 8
@@ -93,7 +100,15 @@ class EncryptedFeatures:
 
     @classmethod
     def from_bytes(cls, context: SchemeContext, data: bytes) -> "EncryptedFeatures":
-        """Load features serialized by `to_bytes` under ``context``'s key."""
+        """Load features serialized by `to_bytes` under ``context``'s key.
+
+        Raises
+        ------
+        ContextMismatchError
+            If the bytes were made under another key or scheme.
+        InvalidCiphertextError
+            Malformed or inconsistent bytes (layout, sizes, vector count or lengths).
+        """
         blob = unpack_blob(data).expect(kind=Kind.AGGREGATE, scheme=context.name,
                                         fingerprint=context.fingerprint, what="encrypted features")
         try:
@@ -105,10 +120,19 @@ class EncryptedFeatures:
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidCiphertextError(f"encrypted features metadata is malformed ({e}).") from e
         vectors = [context.ciphertext_from_bytes(s) for s in blob.sections]
+        if layout == "blocks" and (b < 1 or b & (b - 1) or context.slot_count % b):
+            raise InvalidCiphertextError(
+                f"encrypted features metadata has batch_size {b}; the blocks layout needs a power of two "
+                f"dividing the slot count {context.slot_count}.")
         expected = max(d, 1) if layout == "columns" else -(-n // max(b, 1))
         if len(vectors) != expected:
             raise InvalidCiphertextError(
                 f"encrypted features hold {len(vectors)} vectors; their layout needs {expected}.")
+        length = n if layout == "columns" else context.slot_count
+        bad = [v.size for v in vectors if v.size != length]
+        if bad:
+            raise InvalidCiphertextError(
+                f"encrypted features: every {layout!r} vector must hold {length} values; got sizes {bad[:3]}.")
         return cls(context, layout, n, d, vectors, b, fp)
 
 
@@ -171,10 +195,13 @@ def encrypt_features(context: SchemeContext, X: Any, *, layout: str = "columns",
             f"fixed_point_bits applies to BFV only; {context.name} encodes real numbers itself.")
 
     if layout == "columns":
+        if batch_size is not None:
+            raise ParameterError("batch_size applies to layout='blocks' only; drop it for 'columns'.")
         if d == 0:
             vectors = [context.encrypt(arr)]
         else:
             vectors = [context.encrypt(np.ascontiguousarray(arr[:, j])) for j in range(d)]
+        _mark_fixed_point(vectors, context, fp)
         return EncryptedFeatures(context, "columns", n, d, vectors, 0, fp)
     if layout != "blocks":
         raise ParameterError(f"layout must be 'columns' or 'blocks'; got {layout!r}.")
@@ -194,7 +221,20 @@ def encrypt_features(context: SchemeContext, X: Any, *, layout: str = "columns",
         else:
             grid[:d, : rows.shape[0]] = rows.T
         batches.append(context.encrypt(grid.reshape(-1)))
+    _mark_fixed_point(batches, context, fp)
     return EncryptedFeatures(context, "blocks", n, d, batches, B, fp)
+
+
+def _mark_fixed_point(vectors: list[EncryptedVector], context: SchemeContext, bits: int) -> None:
+    """BFV: record the fixed-point scale so that decrypting a vector gives back real numbers."""
+    if context.name == "bfv":
+        for v in vectors:
+            v.meta["fixed_point_bits"] = int(bits)
+
+
+def blocks_needed(n_features: int) -> int:
+    """Blocks one "blocks" ciphertext needs: ``n_features + 1`` (intercept) rounded up to a power of two."""
+    return 1 << max(0, int(math.ceil(math.log2(max(int(n_features), 0) + 1))))
 
 
 def block_batch_size(slots: int, n_samples: int, n_features: int, batch_size: int | None) -> int:
@@ -203,7 +243,7 @@ def block_batch_size(slots: int, n_samples: int, n_features: int, batch_size: in
     The ciphertext must hold ``n_features + 1`` blocks (one spare block carries the
     intercept), so ``B <= slots / next_pow2(n_features + 1)``.
     """
-    need_blocks = 1 << max(0, int(np.ceil(np.log2(max(n_features, 0) + 1))))
+    need_blocks = blocks_needed(n_features)
     max_b = slots // need_blocks
     if max_b < 1:
         raise ShapeMismatchError(

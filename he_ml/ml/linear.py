@@ -1,33 +1,56 @@
 """Encrypted linear and logistic regression: inference on every scheme, training on CKKS.
 
-The estimators follow the scikit-learn contract (``__init__`` stores parameters,
-``fit`` returns ``self``, learned attributes end in ``_``) and operate on
-`EncryptedFeatures` (see :mod:`he_ml.ml.layout`).
+The estimators follow the scikit-learn contract (they are ``BaseEstimator`` subclasses:
+``__init__`` only stores parameters, ``get_params``/``set_params``/``clone`` work, ``fit``
+returns ``self``, learned attributes end in ``_``) and operate on `EncryptedFeatures` (see
+:mod:`he_ml.ml.layout`).
 
 Logit range (why predict_proba needs calibration)
 -------------------------------------------------
-A polynomial sigmoid is only accurate on its interval. A plain ``C = 1``
-scikit-learn model on the breast-cancer data has logits from -51 to +17; a
-degree-3 sigmoid fitted on [-8, 8] then classifies 55 % of the samples
-correctly instead of 98.8 %. We therefore *fold a scale into the weights*:
-with ``R`` = the largest |logit| seen on calibration (training) data times a
-margin, the server computes ``t = (X @ w + b) / R`` — free, the division is folded
-into the plaintext weights — and evaluates a minimax polynomial for
-``sigmoid(R * t)`` on ``t`` in [-1, 1]. `fit` sets ``R`` from the training data;
-`from_sklearn` takes calibration data (or an explicit ``logit_range``).
-Inputs outside the interval are not detectable on ciphertexts; `calibrate` warns
-on plaintext calibration data that exceeds it.
+A polynomial sigmoid is only accurate on its interval. A plain ``C = 1`` scikit-learn
+model on the breast-cancer data has logits from -51 to +17; a degree-3 sigmoid fitted
+on [-8, 8] then classifies 55 % of the samples correctly instead of 98.8 %. We
+therefore *fold a scale into the weights*: with ``R`` = the largest |logit| seen on
+plaintext calibration data times a margin (1.25), the server computes
+``t = (X @ w + b) / R`` -- free, the division is folded into the plaintext weights --
+and evaluates a minimax polynomial for ``sigmoid(R * t)`` on ``t`` in [-1, 1] (an
+interval of width 2 needs no extra level and amplifies no noise).
+
+* `from_sklearn(model, X_calibration=X_train)` and `calibrate(X)` size ``R`` from data;
+  an explicit ``logit_range=R`` is honoured and checked against calibration data (warning).
+* `fit` on encrypted data trains with the same trick (the encrypted state is ``w / R``,
+  so the logits it computes are already in [-1, 1] while ``|logit| <= R``); ``R`` is
+  ``logit_range`` or 8 for standardized features. With ``eval_set=(X, y)`` (plaintext
+  data of the key holder) fit checks every epoch how many logits leave [-R, R], records
+  loss and accuracy in ``history_``, and calibrates ``predict_proba``'s interval from ``X``
+  at the end.
+
+Inputs outside the interval cannot be detected on ciphertexts: there the polynomial
+diverges like ``|t|^degree``. `check_logits` warns on plaintext data that exceeds it.
+
+Training and the client-aided refresh
+-------------------------------------
+One mini-batch of gradient descent costs ``training_depth`` CKKS levels (logits: 1,
+sigmoid: ``ceil(log2(degree + 1))``, gradient: 1, selection mask: 1). SEAL has no
+bootstrapping, so when the weights run out of levels the key holder refreshes them
+(`ClientAidedRefresh`: decrypt, check, re-encrypt). It sees the intermediate *weights*
+(it owns the model) but never the training data in the clear beyond what it encrypted.
+`training_context` builds a CKKS context with exactly the depth and the rotation keys
+(declared up front, generated once) that `fit` needs.
 """
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from sklearn.base import BaseEstimator
 
 from ..errors import (
+    DepthExhaustedError,
     NotFittedError,
     ParameterError,
     SecretKeyMissingError,
@@ -35,10 +58,10 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..schemes.base import EncryptedVector, SchemeContext, check_values
-from .layout import EncryptedFeatures, block_batch_size
+from .layout import EncryptedFeatures, block_batch_size, blocks_needed
 
 __all__ = ["EncryptedLinearRegression", "EncryptedLogisticRegression", "ClientAidedRefresh",
-           "DEFAULT_BFV_WEIGHT_BITS"]
+           "DEFAULT_BFV_WEIGHT_BITS", "LOGIT_MARGIN", "DEFAULT_TRAINING_LOGIT_RANGE"]
 
 #: Fractional bits of BFV's integer weights: w -> round(w * 2**8).
 DEFAULT_BFV_WEIGHT_BITS = 8
@@ -49,103 +72,150 @@ DEFAULT_TRAINING_LOGIT_RANGE = 8.0
 
 
 class ClientAidedRefresh:
-    """The documented client-aided refresh: the key holder decrypts and re-encrypts weights.
+    """The documented client-aided refresh: the key holder decrypts and re-encrypts the weights.
 
-    CKKS ciphertexts lose one level per multiplication; encrypted training needs
-    ``depth_per_batch`` levels per mini-batch, so after a batch the weights must be
-    brought back to full level. Bootstrapping is not available in SEAL, so the key
-    holder does it: it receives the encrypted weights, decrypts, checks them and
-    returns a fresh encryption. The key holder thereby sees the intermediate
-    weights (it owns the model anyway) but never the training data.
+    CKKS ciphertexts lose one level per multiplication; a mini-batch of encrypted training
+    needs ``training_depth`` levels, so the weights must regularly be brought back to full
+    level. SEAL has no bootstrapping, so the key holder does it: it receives the encrypted
+    weights, decrypts, checks them and returns a fresh encryption. The key holder thereby
+    sees the intermediate weights (it owns the model anyway) but never the server's state
+    beyond that.
 
-    The refresh also guards against silent divergence: non-finite weights or weights
-    whose norm exceeds ``max_weight_norm`` raise `ParameterError` with advice.
+    The refresh is also the divergence guard: non-finite weights or weights larger than
+    ``max_abs_weight`` (or than what the CKKS parameters can hold) raise `ParameterError`
+    with advice instead of letting training continue on garbage.
 
     Parameters
     ----------
     context : SchemeContext
-        The key holder's CKKS context (with secret key).
-    max_weight_norm : float, default 1e3
+        The key holder's CKKS context (with the secret key).
+    max_abs_weight : float, default 1e3
+        Largest |value| accepted in the weight ciphertext.
+
+    Attributes
+    ----------
+    calls : int
+        Refreshes performed.
+    last : ndarray or None
+        The decrypted weight ciphertext of the last refresh or `reveal`.
     """
 
-    def __init__(self, context: SchemeContext, max_weight_norm: float = 1e3) -> None:
+    def __init__(self, context: SchemeContext, max_abs_weight: float = 1e3) -> None:
+        if not getattr(context, "has_secret_key", False):
+            raise SecretKeyMissingError(
+                "ClientAidedRefresh runs at the key holder and needs its context with the secret key; "
+                "got a public context. On the server, pass a callable that sends the weights to the "
+                "key holder instead.")
+        if not (isinstance(max_abs_weight, (int, float)) and max_abs_weight > 0):
+            raise ParameterError(f"max_abs_weight must be a positive number; got {max_abs_weight!r}.")
         self.context = context
-        self.max_weight_norm = max_weight_norm
+        self.max_abs_weight = float(max_abs_weight)
         self.calls = 0
-        self.history: list[np.ndarray] = []
+        self.last: np.ndarray | None = None
+
+    def _check(self, plain: np.ndarray, what: str) -> None:
+        limit = min(self.max_abs_weight, float(getattr(self.context, "value_bound", math.inf)) / 4)
+        peak = float(np.max(np.abs(plain))) if np.all(np.isfinite(plain)) else math.inf
+        if peak > limit:
+            raise ParameterError(
+                f"encrypted training diverged ({what} {self.calls + 1}): the weights reached "
+                f"|w| = {peak:.3g} > {limit:.3g}. Lower learning_rate, standardize the features, widen "
+                f"logit_range, or use more precise parameters (training_context(precision_bits=...)).")
 
     def __call__(self, weights: EncryptedVector) -> EncryptedVector:
         plain = self.context.decrypt(weights)
-        if not np.all(np.isfinite(plain)) or np.linalg.norm(plain) > self.max_weight_norm:
-            raise ParameterError(
-                f"encrypted training diverged at refresh {self.calls + 1}: weight norm "
-                f"{np.linalg.norm(plain):.3g} (limit {self.max_weight_norm}). Lower learning_rate, "
-                f"standardize the features, or use a context with a larger scale (he_ml.CKKS(preset='deep')).")
+        self._check(plain, "refresh")
         self.calls += 1
-        self.history.append(plain.copy())
+        self.last = plain
         return self.context.encrypt(plain)
 
     def reveal(self, weights: EncryptedVector) -> np.ndarray:
-        """Decrypt the final weights for the model owner (the key holder)."""
+        """Decrypt the weights for the model owner (the key holder), with the same checks."""
         plain = self.context.decrypt(weights)
-        self.history.append(plain.copy())
+        self._check(plain, "reveal")
+        self.last = plain
         return plain
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(z, dtype=float)))
 
 
-class _EncryptedLinearModel:
+def _is_int(v: Any) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_)) \
+        and math.isfinite(float(v))
+
+
+class _EncryptedLinearModel(BaseEstimator):
     """Shared machinery: weights, encrypted scoring, block-layout gradient descent."""
 
-    _estimator_name = "EncryptedLinearModel"
+    # ------------------------------------------------------------------ parameter validation
+    def _param_error(self, name: str, expected: str) -> ParameterError:
+        return ParameterError(
+            f"The {name!r} parameter of {type(self).__name__} must be {expected}. "
+            f"Got {getattr(self, name)!r} instead.")
 
-    def __init__(self, *, fit_intercept: bool = True, learning_rate: float = 0.1, epochs: int = 10,
-                 batch_size: int | None = None, refresh: Callable | None = None,
-                 weight_bits: int = DEFAULT_BFV_WEIGHT_BITS, verbose: bool = False) -> None:
-        self.fit_intercept = fit_intercept
-        self.learning_rate = learning_rate
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.refresh = refresh
-        self.weight_bits = weight_bits
-        self.verbose = verbose
+    def _check_params(self) -> None:
+        """Validate the constructor parameters (scikit-learn style: checked in fit, not __init__)."""
+        if not isinstance(self.fit_intercept, (bool, np.bool_)):
+            raise self._param_error("fit_intercept", "a bool")
+        if not (_is_real(self.learning_rate) and self.learning_rate > 0):
+            raise self._param_error("learning_rate", "a float in the range (0, inf)")
+        if not (_is_int(self.epochs) and self.epochs >= 1):
+            raise self._param_error("epochs", "an int in the range [1, inf)")
+        b = self.batch_size
+        if b is not None and not (_is_int(b) and b >= 1 and b & (b - 1) == 0):
+            raise self._param_error("batch_size", "None or a power of two >= 1")
+        if not (_is_int(self.weight_bits) and 0 <= self.weight_bits <= 30):
+            raise self._param_error("weight_bits", "an int in the range [0, 30]")
+        if self.refresh is not None and not callable(self.refresh):
+            raise self._param_error("refresh", "None or a callable(EncryptedVector) -> EncryptedVector")
 
-    # ------------------------------------------------------------------ validation helpers
-    def _check_fitted(self) -> None:
+    # ------------------------------------------------------------------ lifecycle checks
+    def _check_fitted(self, op: str) -> None:
         if not hasattr(self, "coef_"):
+            name = type(self).__name__
             raise NotFittedError(
-                f"This {self._estimator_name} instance is not fitted yet. Call fit(enc_X, enc_y) or "
-                f"build it with {self._estimator_name}.from_sklearn(model) before scoring.")
+                f"This {name} instance is not fitted yet, so {op} has no weights. Call "
+                f"fit(enc_X, enc_y) on encrypted data or build it with {name}.from_sklearn(model) "
+                f"before {op}.")
 
     def _check_features(self, enc: Any, op: str) -> EncryptedFeatures:
         if not isinstance(enc, EncryptedFeatures):
             raise ParameterError(
-                f"{op} expects encrypted features from he_ml.ml.encrypt_features(ctx, X); "
-                f"got {type(enc).__name__}.")
+                f"{op} expects encrypted features from he_ml.ml.encrypt_features(ctx, X); got "
+                f"{type(enc).__name__}. Encrypt the plaintext first.")
         if enc.is_labels:
-            raise ShapeMismatchError(f"{op} needs a feature matrix; got an encrypted label vector.")
+            raise ShapeMismatchError(
+                f"{op} needs an encrypted feature matrix; got an encrypted label vector "
+                f"({enc.n_samples} values). Encrypt X (2-D), not y.")
         if enc.layout != "columns":
             raise ParameterError(
-                f"{op} needs the 'columns' layout (encrypt_features(ctx, X)); got {enc.layout!r} "
-                f"(that layout is for fit).")
+                f"{op} needs the 'columns' layout (encrypt_features(ctx, X)); got {enc.layout!r}, "
+                f"which is the training layout for fit.")
         if enc.n_features != self.coef_.size:
             raise ShapeMismatchError(
-                f"X has {enc.n_features} features, but {self._estimator_name} is expecting "
+                f"X has {enc.n_features} features, but {type(self).__name__} is expecting "
                 f"{self.coef_.size} features as input.")
         return enc
 
     # ------------------------------------------------------------------ scoring
     def _score(self, enc: EncryptedFeatures, scale: float = 1.0) -> EncryptedVector:
-        """Encrypted ``(X @ coef_ + intercept_) * scale``; depth 1 (CKKS)."""
+        """Encrypted ``(X @ coef_ + intercept_) * scale`` per sample; depth 1 on CKKS.
+
+        BFV: weights are quantized to ``weight_bits`` fractional bits and the result carries
+        ``fixed_point_bits = feature bits + weight bits``, so it decrypts to real scores.
+        """
         w = self.coef_ * scale
         b = float(self.intercept_) * scale
         ctx = enc.context
         if ctx.name == "bfv":
             wq = np.rint(w * (1 << self.weight_bits)).astype(np.int64)
             frac = enc.fixed_point_bits + self.weight_bits
-            bq = int(round(b * (1 << frac)))
             acc = None
             for j, col in enumerate(enc.vectors):
                 if wq[j] == 0:
@@ -154,7 +224,7 @@ class _EncryptedLinearModel:
                 acc = term if acc is None else acc + term
             if acc is None:
                 acc = enc.vectors[0] * 0
-            acc = acc + bq
+            acc = acc + int(round(b * (1 << frac)))
             acc.meta["fixed_point_bits"] = frac
             return acc
         acc = None
@@ -166,41 +236,132 @@ class _EncryptedLinearModel:
     def decision_function(self, enc: EncryptedFeatures) -> EncryptedVector:
         """Encrypted linear scores ``X @ coef_ + intercept_``, one per sample (every scheme).
 
-        Decrypt on the client with ``ctx.decrypt(scores)``.
+        Parameters
+        ----------
+        enc : EncryptedFeatures, layout "columns"
+
+        Returns
+        -------
+        EncryptedVector of shape (n_samples,)
+            Decrypt on the client with ``ctx.decrypt(scores)`` (float64 on every scheme).
+
+        Raises
+        ------
+        NotFittedError
+            Before `fit` / `from_sklearn`.
+        ShapeMismatchError
+            If the number of features differs from ``n_features_in_``.
         """
-        self._check_fitted()
+        self._check_fitted("decision_function")
         return self._score(self._check_features(enc, "decision_function"))
 
-    # ------------------------------------------------------------------ training
-    def _gradient_transform(self, z: EncryptedVector) -> EncryptedVector:
-        """Link function applied to logits during training (identity for least squares)."""
-        return z
-
-    def _training_depth(self) -> int:
-        # X*W (1) + link depth + E*X (1) + mask-and-scale (1)
-        return 3 + self._link_depth()
-
+    # ------------------------------------------------------------------ training: depth and keys
     def _link_depth(self) -> int:
         return 0
 
+    @property
+    def training_depth(self) -> int:
+        """CKKS levels one encrypted mini-batch consumes: logits (1) + link + gradient (1) + mask (1)."""
+        return 3 + self._link_depth()
+
+    @staticmethod
+    def rotation_steps(batch_size: int, n_blocks: int) -> list[int]:
+        """Rotation steps `fit` uses on the "blocks" layout with ``batch_size`` B and ``n_blocks`` D.
+
+        Logits: +B, +2B, ... (sum over blocks); gradients: +1, +2, ..., +B/2 (sum inside a
+        block, the total lands in the block's first slot); replication: -1, -2, ..., -B/2.
+        """
+        steps = [batch_size << k for k in range(int(math.log2(n_blocks)))]
+        steps += [1 << k for k in range(int(math.log2(batch_size)))]
+        steps += [-(1 << k) for k in range(int(math.log2(batch_size)))]
+        return sorted(set(steps))
+
+    @classmethod
+    def training_context(cls, n_features: int, n_samples: int, *, batch_size: int | None = None,
+                         precision_bits: int = 20, max_value: float = 16.0, sigmoid_degree: int = 3,
+                         **plan_kwargs: Any):
+        """A CKKS context (key holder) sized for encrypted `fit`, keys generated once up front.
+
+        Asks ``he_ml.plan`` for ``training_depth`` levels at ``precision_bits`` and a ring with
+        room for the "blocks" layout, then generates relinearization keys and exactly the
+        rotation keys of `rotation_steps` (not the generic power-of-two set).
+
+        Parameters
+        ----------
+        n_features, n_samples : int
+            Shape of the training data.
+        batch_size : int, optional
+            Mini-batch size (power of two); default as in `encrypt_features`.
+        precision_bits : int, default 20
+            Absolute precision (bits) per operation for values of magnitude <= 1.
+        max_value : float, default 16
+            Largest |value| of any feature, label, weight or intermediate.
+        sigmoid_degree : int, default 3
+            Logistic regression only: degree of the training sigmoid (sets the depth).
+        **plan_kwargs
+            Passed to ``he_ml.plan`` (e.g. ``security=192``).
+
+        Returns
+        -------
+        he_ml.CKKS
+            With ``training_batch_size`` recorded on the plan-free attribute of the same name.
+        """
+        from ..schemes import CKKS
+        from ..schemes.params import plan
+
+        for name, v in (("n_features", n_features), ("n_samples", n_samples)):
+            if not (_is_int(v) and v >= 1):
+                raise ParameterError(f"training_context: {name} must be an int >= 1; got {v!r}.")
+        probe = cls(sigmoid_degree=sigmoid_degree) if issubclass(cls, EncryptedLogisticRegression) else cls()
+        depth = probe.training_depth
+        need_slots = blocks_needed(n_features) * (batch_size or 1)
+        p = plan(depth=depth, precision_bits=precision_bits, values=max(need_slots, 1),
+                 max_value=max_value, **plan_kwargs)
+        B = block_batch_size(p.slot_count, n_samples, n_features, batch_size)
+        D = p.slot_count // B
+        params = p.parameters()
+        params.pop("rotations", None)
+        params["relin_keys"] = True
+        ctx = CKKS(preset=None, rotations=cls.rotation_steps(B, D), **params)
+        return ctx
+
+    # ------------------------------------------------------------------ training
+    def _train_range(self) -> float:
+        return 1.0
+
+    def _link(self, R: float) -> Callable[[Any], Any]:
+        """Link on the scaled logits t = z / R (identity for least squares)."""
+        return lambda t: t
+
     def fit(self, enc_X: EncryptedFeatures, enc_y: EncryptedFeatures, *, epochs: int | None = None,
-            refresh: Callable | None = None, initial_weights: np.ndarray | None = None,
-            callback: Callable | None = None) -> "_EncryptedLinearModel":
+            refresh: Callable | None = None, initial_weights: Any = None,
+            callback: Callable[[dict], Any] | None = None, eval_set: tuple[Any, Any] | None = None
+            ) -> "_EncryptedLinearModel":
         """Mini-batch gradient descent on encrypted data (CKKS, "blocks" layout).
 
         Parameters
         ----------
-        enc_X : EncryptedFeatures, layout "blocks"
-        enc_y : EncryptedFeatures, layout "blocks", labels (same batch size)
+        enc_X : EncryptedFeatures
+            ``encrypt_features(ctx, X, layout="blocks")``.
+        enc_y : EncryptedFeatures
+            ``encrypt_features(ctx, y, layout="blocks", batch_size=enc_X.batch_size)``.
         epochs : int, optional
             Overrides the constructor's ``epochs``.
         refresh : callable(EncryptedVector) -> EncryptedVector, optional
             Client-aided refresh run whenever the weights lack the levels for another batch;
-            default: `ClientAidedRefresh` when the data's context holds the secret key.
+            default: the constructor's ``refresh``, else a `ClientAidedRefresh` on the data's
+            context when it holds the secret key. A refresh with a ``reveal`` method also
+            reveals the final weights on a public context.
         initial_weights : array of shape (n_features + 1,), optional
-            Starting (coef, intercept); zeros by default.
-        callback : callable(epoch, weights_plain) -> None, optional
-            Called after each epoch with the weights seen at the last refresh (key-holder side).
+            Starting ``(coef, intercept)``; zeros by default.
+        callback : callable(dict) -> Any, optional
+            Called after every epoch with ``{"epoch", "coef", "intercept", "refreshes",
+            "seconds"}`` plus ``"loss"``/``"accuracy"`` when ``eval_set`` is given. Return
+            ``False`` to stop early. Needs the weights in the clear each epoch (key holder).
+        eval_set : (X, y) plaintext arrays, optional
+            Key-holder data to monitor: per-epoch loss (log loss for logistic, mean squared
+            error for linear) and accuracy in ``history_``, a check that the logits stay in
+            the sigmoid interval, and the final ``predict_proba`` calibration.
 
         Returns
         -------
@@ -209,100 +370,153 @@ class _EncryptedLinearModel:
         Raises
         ------
         UnsupportedOperationError
-            Training on BFV or Paillier (no encrypted products of real numbers / no rotations).
+            Training on BFV or Paillier (inference only), or a public context without the
+            rotation keys `rotation_steps` lists.
         DepthExhaustedError
-            If the context has fewer levels than one mini-batch needs.
+            If the context has fewer levels than one mini-batch needs (`training_depth`).
+        ParameterError
+            Invalid parameters; divergence detected at a refresh.
+        SecretKeyMissingError
+            On a public context without a refresh callable.
         """
-        self._validate_training_params(epochs)
+        self._check_params()
+        if epochs is not None and not (_is_int(epochs) and epochs >= 1):
+            raise ParameterError(f"fit: epochs must be an int >= 1 or None; got {epochs!r}.")
+        for name, e in (("enc_X", enc_X), ("enc_y", enc_y)):
+            if not isinstance(e, EncryptedFeatures):
+                raise ParameterError(
+                    f"fit expects {name} from he_ml.ml.encrypt_features(ctx, ..., layout='blocks'); got "
+                    f"{type(e).__name__}.")
         ctx = enc_X.context
         if ctx.name != "ckks":
             raise UnsupportedOperationError(
-                f"encrypted training needs CKKS; {ctx.name} supports inference only (linear scoring). "
-                f"Train in plaintext or on CKKS, then use from_sklearn(...) and decision_function on "
-                f"{ctx.name}.")
+                f"encrypted training needs CKKS (encrypted products of real numbers and rotations); "
+                f"{ctx.name} supports inference only (linear scoring). Train on CKKS "
+                f"({type(self).__name__}.training_context(...)) or in plaintext, then use "
+                f"from_sklearn(model) and decision_function on {ctx.name}.")
         for name, e in (("enc_X", enc_X), ("enc_y", enc_y)):
-            if not isinstance(e, EncryptedFeatures) or e.layout != "blocks":
+            if e.layout != "blocks":
                 raise ParameterError(
                     f"fit needs {name} encrypted with encrypt_features(ctx, ..., layout='blocks'); got "
-                    f"{getattr(e, 'layout', type(e).__name__)!r}.")
+                    f"layout {e.layout!r} (that one is for inference).")
         if enc_X.is_labels or not enc_y.is_labels:
-            raise ShapeMismatchError("fit(enc_X, enc_y): enc_X must be a 2-D feature matrix and enc_y 1-D labels.")
+            raise ShapeMismatchError(
+                "fit(enc_X, enc_y): enc_X must be an encrypted 2-D feature matrix and enc_y the 1-D "
+                f"labels; got {enc_X.n_features} and {enc_y.n_features} features.")
         if enc_X.n_samples != enc_y.n_samples or enc_X.batch_size != enc_y.batch_size:
             raise ShapeMismatchError(
                 f"enc_X has {enc_X.n_samples} samples in batches of {enc_X.batch_size}, enc_y has "
                 f"{enc_y.n_samples} in batches of {enc_y.batch_size}; encrypt both with the same "
                 f"batch_size.")
         ctx._check_same_key(enc_y.context, "fit")
-        d, B = enc_X.n_features, enc_X.batch_size
-        D = enc_X.n_blocks
+        d, B, D = enc_X.n_features, enc_X.batch_size, enc_X.n_blocks
         block_batch_size(ctx.slot_count, enc_X.n_samples, d, B)  # re-validate capacity
-        need = self._training_depth()
+        need = self.training_depth
         if ctx.max_depth is not None and ctx.max_depth < need:
-            from ..errors import DepthExhaustedError
-
             raise DepthExhaustedError(
-                f"one encrypted mini-batch of {self._estimator_name} needs {need} multiplicative levels; "
-                f"this CKKS context has {ctx.max_depth}. Use he_ml.CKKS(preset='deep') or "
-                f"he_ml.plan(depth={need}).context().")
-        if refresh is None:
-            refresh = self.refresh
+                f"one encrypted mini-batch of {type(self).__name__} needs {need} multiplicative levels "
+                f"(logits 1 + sigmoid {self._link_depth()} + gradient 1 + mask 1); this CKKS context has "
+                f"{ctx.max_depth}. Build it with {type(self).__name__}.training_context(n_features={d}, "
+                f"n_samples={enc_X.n_samples}) or he_ml.plan(depth={need}).context().")
+        self._ensure_rotation_keys(ctx, B, D)
+        refresh = refresh if refresh is not None else self.refresh
         if refresh is None:
             if not ctx.has_secret_key:
                 raise SecretKeyMissingError(
-                    "encrypted training needs a client-aided refresh of the weights after each batch; "
-                    "pass refresh=callable that sends the weights to the key holder "
-                    "(see he_ml.ml.ClientAidedRefresh).")
+                    "encrypted training on a public context needs a client-aided refresh of the "
+                    "weights: pass refresh=callable that sends them to the key holder (see "
+                    "he_ml.ml.ClientAidedRefresh, which runs there).")
             refresh = ClientAidedRefresh(ctx)
+        elif not callable(refresh):
+            raise ParameterError(f"fit: refresh must be callable; got {type(refresh).__name__}.")
+        reveal = ctx.decrypt if ctx.has_secret_key else getattr(refresh, "reveal", None)
+        if reveal is None:
+            raise SecretKeyMissingError(
+                "fit ran on a public context, so the final weights stay encrypted; pass a refresh "
+                "object with a reveal(encrypted_weights) method run by the key holder "
+                "(ClientAidedRefresh has one).")
+        X_eval = y_eval = None
+        if eval_set is not None:
+            X_eval, y_eval = self._check_eval_set(eval_set, d)
 
-        w0 = np.zeros(d + 1) if initial_weights is None else np.asarray(initial_weights, dtype=float)
+        R = self._train_range()
+        link = self._link(R)
+        w0 = np.zeros(d + 1) if initial_weights is None else check_values(
+            initial_weights, scheme="plaintext", what="initial_weights").astype(float)
         if w0.shape != (d + 1,):
-            raise ShapeMismatchError(f"initial_weights must have shape ({d + 1},); got {w0.shape}.")
-        self._prepare_training(enc_X)
-        W = ctx.encrypt(self._weights_grid(w0, d, B, D))
+            raise ShapeMismatchError(f"initial_weights must have shape ({d + 1},) (coef then intercept); "
+                                     f"got {w0.shape}.")
+        if not self.fit_intercept:
+            w0 = w0.copy()
+            w0[d] = 0.0
+        # Encrypted state: w / R, so that the logits computed from it are z / R in [-1, 1].
+        W = ctx.encrypt(self._weights_grid(w0 / R, d, B, D))
         n_batches = len(enc_X.vectors)
-        ones_masks = [self._ones_grid(enc_X.batch_rows(k), d, B, D) for k in range(n_batches)]
-        last_plain = w0
-        epochs = self.epochs if epochs is None else epochs
+        intercept_cols = [self._ones_grid(enc_X.batch_rows(k), d, B, D) if self.fit_intercept else None
+                          for k in range(n_batches)]
+        masks = [self._mask_grid(enc_X.batch_rows(k), d, B, D, R) for k in range(n_batches)]
+        n_epochs = self.epochs if epochs is None else epochs
         self.n_refreshes_ = 0
-        for epoch in range(epochs):
+        self.history_: list[dict[str, Any]] = []
+        t_start = time.perf_counter()
+        for epoch in range(n_epochs):
             for k in range(n_batches):
                 if W.level is not None and W.level < need:
                     W = refresh(W)
                     self.n_refreshes_ += 1
-                    if isinstance(refresh, ClientAidedRefresh) and refresh.history:
-                        last_plain = self._grid_to_weights(refresh.history[-1], d, B)
                 Xb = enc_X.vectors[k]
-                if self.fit_intercept:
-                    Xb = Xb + ones_masks[k]
-                W = W + self._batch_update(Xb, enc_y.vectors[k], W, enc_X.batch_rows(k), d, B, D)
-            if callback is not None:
-                callback(epoch, last_plain)
-        if ctx.has_secret_key:
-            grid = ctx.decrypt(W)
-        elif hasattr(refresh, "reveal"):
-            grid = refresh.reveal(W)
-        else:
-            raise SecretKeyMissingError(
-                "fit ran on a public context, so the final weights are encrypted; pass a refresh object "
-                "with a reveal(encrypted_weights) method run by the key holder (ClientAidedRefresh has one).")
-        weights = self._grid_to_weights(grid, d, B)
+                if intercept_cols[k] is not None:
+                    Xb = Xb + intercept_cols[k]
+                W = W + self._batch_update(Xb, enc_y.vectors[k], W, masks[k], link, B, D)
+            if callback is not None or eval_set is not None:
+                weights = self._grid_to_weights(reveal(W), d, B) * R
+                record = {"epoch": epoch + 1, "coef": weights[:d].copy(), "intercept": float(weights[d]),
+                          "refreshes": self.n_refreshes_, "seconds": time.perf_counter() - t_start}
+                if X_eval is not None:
+                    record.update(self._evaluate(weights, X_eval, y_eval, R))
+                self.history_.append(record)
+                if callback is not None and callback(dict(record)) is False:
+                    break
+        weights = self._grid_to_weights(reveal(W), d, B) * R
+        if not np.all(np.isfinite(weights)):
+            raise ParameterError("encrypted training produced non-finite weights; lower learning_rate.")
         self.coef_ = weights[:d]
         self.intercept_ = float(weights[d]) if self.fit_intercept else 0.0
         self.n_features_in_ = d
+        self._after_fit(X_eval)
         return self
 
-    def _validate_training_params(self, epochs) -> None:
-        lr = self.learning_rate
-        if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-            raise ParameterError(
-                f"The 'learning_rate' parameter of {self._estimator_name} must be a float in (0, inf); got {lr!r}.")
-        e = self.epochs if epochs is None else epochs
-        if not isinstance(e, (int, np.integer)) or e < 1:
-            raise ParameterError(
-                f"The 'epochs' parameter of {self._estimator_name} must be an int >= 1; got {e!r}.")
-
-    def _prepare_training(self, enc_X: EncryptedFeatures) -> None:
+    def _after_fit(self, X_eval: np.ndarray | None) -> None:
         pass
+
+    def _ensure_rotation_keys(self, ctx: SchemeContext, B: int, D: int) -> None:
+        """Generate exactly the rotation keys of `rotation_steps` once (key holder) or check them."""
+        steps = self.rotation_steps(B, D)
+        try:
+            ctx.enable_rotations(steps)  # keys already present are kept; only missing ones are made
+        except UnsupportedOperationError as e:
+            raise UnsupportedOperationError(
+                f"fit on the blocks layout (batch_size={B}, {D} blocks) rotates by {steps}, but this "
+                f"public context lacks some of those rotation keys. On the key holder, build the "
+                f"context with {type(self).__name__}.training_context(...) or call "
+                f"ctx.enable_rotations({steps}) before public_context().") from e
+
+    def _check_eval_set(self, eval_set: Any, d: int) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            X, y = eval_set
+        except (TypeError, ValueError) as e:
+            raise ParameterError(f"eval_set must be a pair (X, y) of plaintext arrays; got "
+                                 f"{type(eval_set).__name__}.") from e
+        X = check_values(X, scheme="plaintext", what="eval_set X").astype(float)
+        y = check_values(y, scheme="plaintext", what="eval_set y").astype(float).reshape(-1)
+        if X.ndim != 2 or X.shape[1] != d or X.shape[0] != y.size:
+            raise ShapeMismatchError(
+                f"eval_set must be X of shape (m, {d}) and y of shape (m,); got {X.shape} and {y.shape}.")
+        return X, y
+
+    def _evaluate(self, weights: np.ndarray, X: np.ndarray, y: np.ndarray, R: float) -> dict[str, float]:
+        pred = X @ weights[:-1] + weights[-1]
+        return {"loss": float(np.mean((pred - y) ** 2))}
 
     @staticmethod
     def _weights_grid(w: np.ndarray, d: int, B: int, D: int) -> np.ndarray:
@@ -312,6 +526,7 @@ class _EncryptedLinearModel:
 
     @staticmethod
     def _grid_to_weights(grid: np.ndarray, d: int, B: int) -> np.ndarray:
+        # every slot of block j holds w_j (up to CKKS noise): average them
         g = np.asarray(grid, dtype=float).reshape(-1, B)
         return g[: d + 1].mean(axis=1)
 
@@ -321,55 +536,74 @@ class _EncryptedLinearModel:
         grid[d, :rows] = 1.0
         return grid.reshape(-1)
 
-    def _batch_update(self, Xb: EncryptedVector, Yb: EncryptedVector, W: EncryptedVector, rows: int,
-                      d: int, B: int, D: int) -> EncryptedVector:
-        """Encrypted ``-lr/rows * X^T (link(X w) - y)`` laid out like the weights."""
-        P = Xb * W                                    # level -1: x_ij * w_j in block j
-        Z = P
+    def _mask_grid(self, rows: int, d: int, B: int, D: int, R: float) -> np.ndarray:
+        # keeps the block sums (last slot of each block after the rightward rotate-and-sum)
+        # and applies the step -lr / rows, divided by R because the state is w / R
+        mask = np.zeros((D, B))
+        mask[: d + 1, B - 1] = -self.learning_rate / (rows * R)
+        if not self.fit_intercept:
+            mask[d, B - 1] = 0.0
+        return mask.reshape(-1)
+
+    @staticmethod
+    def _batch_update(Xb: EncryptedVector, Yb: EncryptedVector, W: EncryptedVector, mask: np.ndarray,
+                      link: Callable, B: int, D: int) -> EncryptedVector:
+        """Encrypted ``-lr / (rows R) * X^T (link(X w / R) - y)``, laid out like the weights.
+
+        Slot ``j*B + i`` holds ``x_ij``. Levels: ``X * W`` 1, link, ``E * X`` 1, mask 1.
+        """
+        Z = Xb * W                                    # x_ij * w_j / R in block j
         step = B
-        while step < B * D:                           # sum over blocks: logits in every block
+        while step < B * D:                           # sum over blocks: t_i in every block
             Z = Z + Z.rotate(step)
             step *= 2
-        S = self._gradient_transform(Z)               # link(z_i) in every block
-        E = S - Yb                                    # residuals, replicated per block
-        G = E * Xb                                    # level -1: e_i * x_ij (padding rows: x = 0)
-        T = G
+        E = link(Z) - Yb                              # residuals, replicated per block
+        T = E * Xb                                    # e_i * x_ij (padding rows: x = 0)
         step = 1
-        while step < B:                               # sum inside blocks: slot j*B holds grad_j
-            T = T + T.rotate(step)
+        while step < B:                               # slot j*B + B-1 gathers sum_i e_i x_ij
+            T = T + T.rotate(-step)
             step *= 2
-        mask = np.zeros((D, B))
-        mask[: d + 1, 0] = -self.learning_rate / rows
-        if not self.fit_intercept:
-            mask[d, 0] = 0.0
-        U = T * mask.reshape(-1)                      # level -1: keep slot j*B, scale by -lr/rows
+        U = T * mask                                  # keep that slot, scale by -lr / (rows R)
         step = 1
-        while step < B:                               # replicate over each block
-            U = U + U.rotate(-step)
+        while step < B:                               # replicate leftwards over block j
+            U = U + U.rotate(step)
             step *= 2
         return U
 
     # ------------------------------------------------------------------ plaintext twin
-    def _plain_fit(self, X: np.ndarray, y: np.ndarray, batch_size: int, epochs: int | None = None,
-                   link: Callable | None = None) -> np.ndarray:
-        """The same mini-batch algorithm in float64 numpy (reference for tests and benchmarks)."""
-        X = np.asarray(X, dtype=float)
-        y = np.asarray(y, dtype=float)
+    def plain_fit(self, X: Any, y: Any, batch_size: int, epochs: int | None = None, *,
+                  exact_link: bool = False) -> np.ndarray:
+        """The same mini-batch algorithm in float64 numpy; returns ``(coef, intercept)`` stacked.
+
+        With ``exact_link=False`` it uses the very polynomial link of encrypted training (the
+        twin that encrypted `fit` matches up to CKKS noise); with ``True`` the exact sigmoid
+        (the accuracy reference). Identical for linear regression.
+        """
+        self._check_params()
+        X = check_values(X, scheme="plaintext", what="X").astype(float)
+        y = check_values(y, scheme="plaintext", what="y").astype(float).reshape(-1)
+        if X.ndim != 2 or X.shape[0] != y.size:
+            raise ShapeMismatchError(f"plain_fit needs X (n, d) and y (n,); got {X.shape} and {y.shape}.")
         n, d = X.shape
+        R = self._train_range()
+        link = self._exact_link() if exact_link else self._link(R)
         w = np.zeros(d + 1)
-        link = link or (lambda z: z)
         Xa = np.hstack([X, np.ones((n, 1)) if self.fit_intercept else np.zeros((n, 1))])
         for _ in range(self.epochs if epochs is None else epochs):
             for s in range(0, n, batch_size):
                 xb, yb = Xa[s:s + batch_size], y[s:s + batch_size]
-                e = link(xb @ w) - yb
+                e = (link(xb @ w / R) if not exact_link else link(xb @ w)) - yb
                 w = w - self.learning_rate / xb.shape[0] * (xb.T @ e)
         return w
+
+    def _exact_link(self) -> Callable:
+        return lambda z: z
 
     # ------------------------------------------------------------------ constructors
     @classmethod
     def _from_coef(cls, coef: np.ndarray, intercept: float, **params) -> "_EncryptedLinearModel":
         model = cls(**params)
+        model._check_params()
         coef = np.asarray(coef, dtype=float).reshape(-1)
         if not np.all(np.isfinite(coef)) or not math.isfinite(float(intercept)):
             raise ParameterError("model weights must be finite; got NaN or inf in coef_/intercept_.")
@@ -386,12 +620,14 @@ class EncryptedLinearRegression(_EncryptedLinearModel):
     ----------
     fit_intercept : bool, default True
     learning_rate : float, default 0.1
+        Step of the mini-batch gradient descent (mean squared error / 2).
     epochs : int, default 10
     batch_size : int, optional
-        Mini-batch size used when `fit` is given plaintext-free encrypted data (taken from
-        the "blocks" layout of the encrypted features).
+        Documentation of intent only; the batch size of `fit` is the one the encrypted
+        "blocks" data was made with (``encrypt_features(..., batch_size=...)``).
     refresh : callable, optional
-        Client-aided weight refresh for training (see `ClientAidedRefresh`).
+        Client-aided weight refresh for training (default `ClientAidedRefresh` on a key
+        holder's context).
     weight_bits : int, default 8
         BFV only: fractional bits of the integer weights.
 
@@ -400,6 +636,10 @@ class EncryptedLinearRegression(_EncryptedLinearModel):
     coef_ : ndarray of shape (n_features,)
     intercept_ : float
     n_features_in_ : int
+    history_ : list of dict
+        Per-epoch records of `fit` (when a callback or eval_set asked for them).
+    n_refreshes_ : int
+        Client-aided refreshes performed by the last `fit`.
 
     Examples
     --------
@@ -407,82 +647,121 @@ class EncryptedLinearRegression(_EncryptedLinearModel):
     >>> from sklearn.linear_model import LinearRegression
     >>> X = np.random.default_rng(0).normal(size=(50, 3)); y = X @ [1., 2., 3.] + 0.5
     >>> model = he_ml.ml.EncryptedLinearRegression.from_sklearn(LinearRegression().fit(X, y))
-    >>> ctx = he_ml.CKKS()
-    >>> pred = ctx.decrypt(model.predict(he_ml.ml.encrypt_features(ctx, X)))  # doctest: +SKIP
+    >>> ctx = he_ml.CKKS("light")
+    >>> pred = ctx.decrypt(model.predict(he_ml.ml.encrypt_features(ctx, X)))
+    >>> bool(np.allclose(pred, X @ [1., 2., 3.] + 0.5, atol=1e-4))
+    True
     """
-
-    _estimator_name = "EncryptedLinearRegression"
 
     def __init__(self, *, fit_intercept: bool = True, learning_rate: float = 0.1, epochs: int = 10,
                  batch_size: int | None = None, refresh: Callable | None = None,
-                 weight_bits: int = DEFAULT_BFV_WEIGHT_BITS, verbose: bool = False) -> None:
-        super().__init__(fit_intercept=fit_intercept, learning_rate=learning_rate, epochs=epochs,
-                         batch_size=batch_size, refresh=refresh, weight_bits=weight_bits,
-                         verbose=verbose)
+                 weight_bits: int = DEFAULT_BFV_WEIGHT_BITS) -> None:
+        self.fit_intercept = fit_intercept
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.refresh = refresh
+        self.weight_bits = weight_bits
 
     def predict(self, enc: EncryptedFeatures) -> EncryptedVector:
         """Encrypted predictions ``X @ coef_ + intercept_`` (same as `decision_function`)."""
+        self._check_fitted("predict")
         return self.decision_function(enc)
 
     @classmethod
     def from_sklearn(cls, model: Any, **params) -> "EncryptedLinearRegression":
-        """Wrap a fitted scikit-learn linear regressor (``coef_``, ``intercept_``)."""
+        """Wrap a fitted scikit-learn linear regressor (anything with ``coef_`` and ``intercept_``).
+
+        Raises
+        ------
+        NotFittedError
+            If ``model`` has no ``coef_`` (call ``model.fit(X, y)`` first).
+        ShapeMismatchError
+            For multi-output regressors.
+        """
         if not hasattr(model, "coef_"):
             raise NotFittedError(
                 f"{type(model).__name__} is not fitted; call model.fit(X, y) before from_sklearn.")
         coef = np.asarray(model.coef_, dtype=float)
         if coef.ndim > 1 and coef.shape[0] != 1:
-            raise ShapeMismatchError(f"only single-output regressors are supported; got coef_ shape {coef.shape}.")
-        return cls._from_coef(coef.reshape(-1), float(np.ravel(model.intercept_)[0]
-                                                       if np.ndim(model.intercept_) else model.intercept_),
-                              **params)
+            raise ShapeMismatchError(
+                f"only single-output regressors are supported; got coef_ shape {coef.shape}.")
+        intercept = float(np.ravel(getattr(model, "intercept_", 0.0))[0])
+        return cls._from_coef(coef.reshape(-1), intercept, **params)
 
 
 class EncryptedLogisticRegression(_EncryptedLinearModel):
     """Binary logistic regression on encrypted features.
 
-    ``decision_function`` works on every scheme; ``predict_proba`` evaluates a
-    minimax polynomial sigmoid on the server (CKKS); ``fit`` trains on CKKS with
-    mini-batch gradient descent and client-aided refresh.
+    ``decision_function`` works on every scheme; ``predict_proba`` evaluates a minimax
+    polynomial sigmoid on the server (CKKS); ``fit`` trains on CKKS with mini-batch
+    gradient descent and client-aided refresh (see the module notes on the logit range).
 
     Parameters
     ----------
     sigmoid_degree : int, default 3
-        Degree of the polynomial sigmoid (training and ``predict_proba``); depth
-        ``ceil(log2(degree + 1))`` levels plus the affine map.
+        Degree of the polynomial sigmoid (training and ``predict_proba``); it costs
+        ``ceil(log2(degree + 1))`` levels.
     logit_range : float, optional
-        Half-width R of the logit interval [-R, R]; set by `fit`/`calibrate` from data.
+        Half-width R of the logit interval [-R, R]. None: sized from calibration data
+        (`from_sklearn(..., X_calibration=)`, `calibrate`, ``fit(eval_set=)``), and 8 for
+        the training sigmoid.
     fit_intercept, learning_rate, epochs, batch_size, refresh, weight_bits
         As in `EncryptedLinearRegression`.
 
     Attributes
     ----------
-    coef_, intercept_, n_features_in_, classes_
+    coef_, intercept_, n_features_in_, classes_, history_, n_refreshes_
     logit_range_ : float
-        Interval half-width used by the polynomial sigmoid.
+        Interval half-width used by `predict_proba`.
     sigmoid_ : PolynomialApproximation
         The polynomial for ``sigmoid(logit_range_ * t)`` on t in [-1, 1].
-    """
 
-    _estimator_name = "EncryptedLogisticRegression"
+    Examples
+    --------
+    >>> import numpy as np, he_ml
+    >>> from sklearn.linear_model import LogisticRegression
+    >>> rng = np.random.default_rng(0); X = rng.normal(size=(200, 4)); y = (X[:, 0] > 0).astype(int)
+    >>> clf = LogisticRegression().fit(X, y)
+    >>> model = he_ml.ml.EncryptedLogisticRegression.from_sklearn(clf, X_calibration=X)
+    >>> ctx = he_ml.CKKS("light")                      # depth 2 >= predict_proba_depth - 1
+    >>> scores = ctx.decrypt(model.decision_function(he_ml.ml.encrypt_features(ctx, X)))
+    >>> bool(np.all(model.predict_from_scores(scores) == clf.predict(X)))
+    True
+    """
 
     def __init__(self, *, sigmoid_degree: int = 3, logit_range: float | None = None,
                  fit_intercept: bool = True, learning_rate: float = 0.1, epochs: int = 10,
                  batch_size: int | None = None, refresh: Callable | None = None,
-                 weight_bits: int = DEFAULT_BFV_WEIGHT_BITS, verbose: bool = False) -> None:
-        super().__init__(fit_intercept=fit_intercept, learning_rate=learning_rate, epochs=epochs,
-                         batch_size=batch_size, refresh=refresh, weight_bits=weight_bits,
-                         verbose=verbose)
+                 weight_bits: int = DEFAULT_BFV_WEIGHT_BITS) -> None:
         self.sigmoid_degree = sigmoid_degree
         self.logit_range = logit_range
+        self.fit_intercept = fit_intercept
+        self.learning_rate = learning_rate
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.refresh = refresh
+        self.weight_bits = weight_bits
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if not (_is_int(self.sigmoid_degree) and 1 <= self.sigmoid_degree <= 15):
+            raise self._param_error("sigmoid_degree", "an int in the range [1, 15]")
+        if self.logit_range is not None and not (_is_real(self.logit_range) and self.logit_range > 0):
+            raise self._param_error("logit_range", "None or a float in the range (0, inf)")
 
     # ------------------------------------------------------------------ sigmoid handling
     def _sigmoid_poly(self, R: float):
+        """Minimax polynomial for ``sigmoid(R t)`` on t in [-1, 1] (cached per (R, degree))."""
         from .polynomial import approximate
 
-        R = float(R)
-        return approximate(lambda t: _sigmoid(R * t), degree=self.sigmoid_degree, interval=(-1.0, 1.0),
-                           method="minimax")
+        key = (float(R), int(self.sigmoid_degree))
+        cache = self.__dict__.setdefault("_poly_cache", {})
+        if key not in cache:
+            Rf = float(R)
+            cache[key] = approximate(lambda t: _sigmoid(Rf * t), degree=self.sigmoid_degree,
+                                     interval=(-1.0, 1.0), method="minimax")
+        return cache[key]
 
     def _set_range(self, R: float) -> None:
         if not (math.isfinite(R) and R > 0):
@@ -491,76 +770,107 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
         self.sigmoid_ = self._sigmoid_poly(R)
 
     def calibrate(self, X: Any, *, margin: float = LOGIT_MARGIN) -> "EncryptedLogisticRegression":
-        """Pick the sigmoid interval from plaintext calibration data (e.g. the training set).
+        """Pick the sigmoid interval of `predict_proba` from plaintext calibration data.
 
-        Sets ``logit_range_ = margin * max |X @ coef_ + intercept_|``. Warns if an explicit
-        ``logit_range`` leaves calibration logits outside the interval.
+        Sets ``logit_range_ = margin * max |X @ coef_ + intercept_|`` (at least 1). With an
+        explicit ``logit_range`` that value is kept and a ``RuntimeWarning`` says how many
+        calibration logits fall outside it.
+
+        Returns
+        -------
+        self
         """
-        self._check_fitted()
+        self._check_fitted("calibrate")
+        self._check_params()
         X = check_values(X, scheme="plaintext", what="calibration X").astype(float)
         if X.ndim != 2 or X.shape[1] != self.coef_.size:
             raise ShapeMismatchError(
                 f"calibration X must have shape (n, {self.coef_.size}); got {X.shape}.")
+        if not (_is_real(margin) and margin >= 1):
+            raise ParameterError(f"margin must be a float >= 1; got {margin!r}.")
         z = X @ self.coef_ + self.intercept_
-        zmax = float(np.max(np.abs(z))) if z.size else 1.0
+        zmax = float(np.max(np.abs(z)))
         if self.logit_range is not None:
             if zmax > self.logit_range:
                 warnings.warn(
                     f"{np.mean(np.abs(z) > self.logit_range):.1%} of calibration logits fall outside "
-                    f"[-{self.logit_range}, {self.logit_range}] (max |logit| = {zmax:.3g}); the polynomial "
-                    f"sigmoid is wrong there. Leave logit_range=None to size it from the data.",
+                    f"[-{self.logit_range:g}, {self.logit_range:g}] (max |logit| = {zmax:.3g}); the "
+                    f"polynomial sigmoid is wrong there. Leave logit_range=None to size it from the data.",
                     RuntimeWarning, stacklevel=2)
-            self._set_range(self.logit_range)
+            self._set_range(float(self.logit_range))
         else:
-            self._set_range(max(zmax * margin, 1.0))
+            self._set_range(max(zmax * float(margin), 1.0))
         return self
 
     def check_logits(self, X: Any) -> float:
-        """Fraction of plaintext samples whose logit falls outside the sigmoid interval (warns if > 0)."""
-        self._check_fitted()
-        self._check_calibrated()
-        X = np.asarray(X, dtype=float)
+        """Fraction of plaintext samples whose logit falls outside ±``logit_range_`` (warns if > 0)."""
+        self._check_fitted("check_logits")
+        self._check_calibrated("check_logits")
+        X = check_values(X, scheme="plaintext", what="X").astype(float)
+        if X.ndim != 2 or X.shape[1] != self.coef_.size:
+            raise ShapeMismatchError(f"X must have shape (n, {self.coef_.size}); got {X.shape}.")
         z = X @ self.coef_ + self.intercept_
         frac = float(np.mean(np.abs(z) > self.logit_range_))
         if frac > 0:
-            warnings.warn(f"{frac:.1%} of logits exceed the sigmoid interval ±{self.logit_range_:.3g}; "
-                          f"call calibrate(X) on representative data.", RuntimeWarning, stacklevel=2)
+            warnings.warn(f"{frac:.1%} of logits exceed the sigmoid interval ±{self.logit_range_:.3g} "
+                          f"(max |logit| {np.max(np.abs(z)):.3g}); predict_proba is wrong for them. "
+                          f"Call calibrate(X) on representative data.", RuntimeWarning, stacklevel=2)
         return frac
 
-    def _check_calibrated(self) -> None:
+    def _check_calibrated(self, op: str) -> None:
         if not hasattr(self, "logit_range_"):
             if self.logit_range is not None:
-                self._set_range(self.logit_range)
+                self._check_params()
+                self._set_range(float(self.logit_range))
                 return
             raise NotFittedError(
-                "predict_proba needs the logit interval: call calibrate(X_calibration) (plaintext data "
-                "like the training set), pass logit_range=..., or build the model with "
-                "from_sklearn(model, X_calibration=X).")
+                f"{op} needs the logit interval of the polynomial sigmoid: call "
+                f"calibrate(X_calibration) with plaintext data like the training set, pass "
+                f"logit_range=..., build the model with from_sklearn(model, X_calibration=X), or "
+                f"fit(..., eval_set=(X, y)).")
 
     @property
     def predict_proba_depth(self) -> int:
-        """Levels `predict_proba` consumes on CKKS: 1 (scores) + the polynomial's depth."""
-        self._check_calibrated()
+        """CKKS levels `predict_proba` consumes: 1 (scores) + the polynomial's depth."""
+        self._check_calibrated("predict_proba_depth")
         return 1 + self.sigmoid_.depth
 
     def predict_proba(self, enc: EncryptedFeatures) -> EncryptedVector:
-        """Encrypted P(y = 1 | x) per sample, via the polynomial sigmoid (CKKS only).
+        """Encrypted P(y = 1 | x) per sample via the polynomial sigmoid (CKKS only).
+
+        Computes ``t = (X @ coef_ + intercept_) / logit_range_`` (the division folded into
+        the weights) and ``sigmoid_(t)``; accurate to ``sigmoid_.max_error`` plus CKKS noise
+        while |logit| <= ``logit_range_``.
+
+        Returns
+        -------
+        EncryptedVector of shape (n_samples,)
+            Note: one column (the positive class), unlike scikit-learn's (n, 2).
 
         Raises
         ------
+        NotFittedError
+            Before fit/from_sklearn, or without a logit interval (see `calibrate`).
         UnsupportedOperationError
             On BFV/Paillier: use decision_function and apply the sigmoid after decrypting.
         DepthExhaustedError
             If the context lacks the `predict_proba_depth` levels.
         """
-        self._check_fitted()
+        self._check_fitted("predict_proba")
         enc = self._check_features(enc, "predict_proba")
         if enc.context.name != "ckks":
             raise UnsupportedOperationError(
                 f"predict_proba evaluates a polynomial sigmoid on ciphertexts, which needs CKKS; on "
                 f"{enc.context.name} call decision_function(enc), decrypt, and apply "
                 f"scipy.special.expit on the client.")
-        self._check_calibrated()
+        self._check_calibrated("predict_proba")
+        levels = enc.vectors[0].level
+        if levels is not None and levels < self.predict_proba_depth:
+            raise DepthExhaustedError(
+                f"predict_proba needs {self.predict_proba_depth} multiplicative levels (scores 1 + "
+                f"degree-{self.sigmoid_degree} sigmoid {self.sigmoid_.depth}); the encrypted features "
+                f"have {levels}. Encrypt with he_ml.plan(depth={self.predict_proba_depth}).context() "
+                f"(or preset 'inference'), or lower sigmoid_degree.")
         t = self._score(enc, scale=1.0 / self.logit_range_)
         return self.sigmoid_.evaluate(t)
 
@@ -571,64 +881,68 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
         ------
         SecretKeyMissingError
             On a public context: call decision_function on the server and threshold the
-            decrypted scores at 0 on the client (`predict_from_scores`).
+            decrypted scores on the client with `predict_from_scores`.
         """
-        scores = self.decision_function(enc)
+        self._check_fitted("predict")
+        enc = self._check_features(enc, "predict")
         if not enc.context.has_secret_key:
             raise SecretKeyMissingError(
                 "predict decrypts the scores, which needs the secret key. On the server call "
                 "decision_function(enc) and send the result to the key holder, who calls "
                 "model.predict_from_scores(ctx.decrypt(scores)).")
+        scores = self.decision_function(enc)
         return self.predict_from_scores(enc.context.decrypt(scores))
 
     def predict_from_scores(self, scores: Any) -> np.ndarray:
-        """Labels from decrypted decision scores (threshold 0)."""
+        """Class labels from decrypted decision scores (threshold 0, like scikit-learn)."""
         classes = getattr(self, "classes_", np.array([0, 1]))
         return classes[(np.asarray(scores) > 0).astype(int)]
 
     # ------------------------------------------------------------------ training
+    def _link_depth(self) -> int:
+        return self._sigmoid_poly(self._train_range()).depth
+
     def _train_range(self) -> float:
-        """Logit interval for training: ``logit_range`` or 8 (standardized features)."""
+        """Logit half-width of the training sigmoid: ``logit_range`` or 8 (standardized features)."""
         return float(self.logit_range) if self.logit_range is not None else DEFAULT_TRAINING_LOGIT_RANGE
 
-    def _training_sigmoid(self):
-        from .polynomial import approximate
+    def _link(self, R: float) -> Callable[[Any], Any]:
+        poly = self._sigmoid_poly(R)
+        return lambda t: poly.evaluate(t) if isinstance(t, EncryptedVector) else poly(t)
 
-        R = self._train_range()
-        return approximate("sigmoid", degree=self.sigmoid_degree, interval=(-R, R), method="minimax")
+    def _exact_link(self) -> Callable:
+        return _sigmoid
 
-    def _prepare_training(self, enc_X: EncryptedFeatures) -> None:
-        self._train_poly = self._training_sigmoid()
-
-    def _link_depth(self) -> int:
-        return self._training_sigmoid().depth
-
-    def _gradient_transform(self, z: EncryptedVector) -> EncryptedVector:
-        return self._train_poly.evaluate(z)
+    def _evaluate(self, weights: np.ndarray, X: np.ndarray, y: np.ndarray, R: float) -> dict[str, float]:
+        z = X @ weights[:-1] + weights[-1]
+        p = np.clip(_sigmoid(z), 1e-12, 1 - 1e-12)
+        outside = float(np.mean(np.abs(z) > R))
+        if outside > 0.05:
+            warnings.warn(
+                f"{outside:.0%} of the eval_set logits left the training sigmoid interval ±{R:g} "
+                f"(max |logit| {np.max(np.abs(z)):.3g}); the polynomial gradient is wrong there and "
+                f"training may diverge. Pass a larger logit_range or standardize the features.",
+                RuntimeWarning, stacklevel=3)
+        return {"loss": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))),
+                "accuracy": float(np.mean((z > 0) == (y > 0.5))), "outside_interval": outside}
 
     def fit(self, enc_X: EncryptedFeatures, enc_y: EncryptedFeatures, **kwargs) -> "EncryptedLogisticRegression":
-        """Train on encrypted data; see `EncryptedLinearRegression.fit` for the parameters.
+        """Train on encrypted data (labels 0/1); parameters as in `EncryptedLinearRegression.fit`.
 
-        The gradient uses the degree-``sigmoid_degree`` minimax sigmoid on
-        [-logit_range, logit_range] (default ±8: standardize the features). Afterwards the
-        interval for `predict_proba` is ``logit_range`` (or 8) as well; call `calibrate` on
-        plaintext data to size it from the data instead.
+        The gradient uses the degree-``sigmoid_degree`` minimax polynomial of ``sigmoid(R t)``
+        on t in [-1, 1] with ``R = logit_range`` (default 8: standardize the features). After
+        training, `predict_proba`'s interval comes from ``eval_set``'s X when given (as in
+        `calibrate`), else it is ``R``.
         """
         super().fit(enc_X, enc_y, **kwargs)
         self.classes_ = np.array([0, 1])
-        self._set_range(self._train_range())
         return self
 
-    def plain_fit(self, X: Any, y: Any, batch_size: int, epochs: int | None = None,
-                  polynomial: bool = True) -> np.ndarray:
-        """Train the same algorithm on plaintext; returns (coef, intercept) stacked.
-
-        ``polynomial=True`` uses the same polynomial sigmoid as encrypted training (a bit-for-bit
-        twin up to CKKS noise); ``False`` uses the exact sigmoid (the accuracy reference).
-        """
-        if polynomial:
-            return self._plain_fit(X, y, batch_size, epochs, link=self._training_sigmoid())
-        return self._plain_fit(X, y, batch_size, epochs, link=_sigmoid)
+    def _after_fit(self, X_eval: np.ndarray | None) -> None:
+        if X_eval is not None and self.logit_range is None:
+            self.calibrate(X_eval)
+        else:
+            self._set_range(self._train_range())
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -639,10 +953,17 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
         ----------
         model : sklearn.linear_model.LogisticRegression (or any fitted binary linear classifier)
         X_calibration : array (n, n_features), optional
-            Plaintext data (e.g. the training set) to size the sigmoid interval; needed for
-            `predict_proba` unless ``logit_range`` is given.
+            Plaintext data (e.g. the training set) to size the sigmoid interval of
+            `predict_proba` (see `calibrate`); not needed for `decision_function`.
         **params
-            Constructor parameters (``sigmoid_degree``, ``logit_range``, ...).
+            Constructor parameters (``sigmoid_degree``, ``logit_range``, ``weight_bits``, ...).
+
+        Raises
+        ------
+        NotFittedError
+            If ``model`` is not fitted.
+        ShapeMismatchError
+            For multi-class models.
         """
         if not hasattr(model, "coef_"):
             raise NotFittedError(
@@ -659,5 +980,5 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
         if X_calibration is not None:
             est.calibrate(X_calibration)
         elif est.logit_range is not None:
-            est._set_range(est.logit_range)
+            est._set_range(float(est.logit_range))
         return est
