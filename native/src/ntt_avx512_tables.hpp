@@ -197,33 +197,38 @@ inline std::unique_ptr<AVX512Tables> build_avx512_tables(const NTTTables& t) {
 }
 
 /// Tables for t's (n, q, psi); built on first use, cached for the life of the
-/// process, safe to call from many threads. The common case (same parameters
-/// as this thread's previous call) costs three compares and no lock.
+/// process, safe to call from many threads. A small per-thread list of recent
+/// hits (RNS code cycles through a few primes) answers the common case with a
+/// few compares and no lock.
 inline const AVX512Tables& get_avx512_tables(const NTTTables& t) {
     const std::uint64_t psi = t.root_powers[t.n / 2];
-    thread_local const AVX512Tables* last = nullptr;
-    if (last != nullptr && last->n == t.n && last->q == t.q && last->psi == psi) return *last;
+    constexpr unsigned kRecentSlots = 4;
+    thread_local const AVX512Tables* recent[kRecentSlots] = {};
+    thread_local unsigned next_slot = 0;
+    for (const AVX512Tables* p : recent) {
+        if (p != nullptr && p->n == t.n && p->q == t.q && p->psi == psi) return *p;
+    }
 
     using Key = std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>;
     static std::mutex mutex;
     static std::map<Key, std::unique_ptr<AVX512Tables>> cache;
     const Key key{t.n, t.q, psi};
+    const AVX512Tables* found = nullptr;
     {
         std::lock_guard<std::mutex> lock(mutex);
         auto it = cache.find(key);
-        if (it != cache.end()) {
-            last = it->second.get();
-            return *last;
-        }
+        if (it != cache.end()) found = it->second.get();
     }
-    // Build outside the lock (O(n) 128-bit divisions) so that other (n, q)
-    // lookups are not blocked; if another thread won the race, keep theirs.
-    std::unique_ptr<AVX512Tables> built = build_avx512_tables(t);
-    std::lock_guard<std::mutex> lock(mutex);
-    auto [it, inserted] = cache.emplace(key, std::move(built));
-    (void)inserted;
-    last = it->second.get();
-    return *last;
+    if (found == nullptr) {
+        // Build outside the lock (O(n) 128-bit divisions) so that other (n, q)
+        // lookups are not blocked; if another thread won the race, keep theirs.
+        std::unique_ptr<AVX512Tables> built = build_avx512_tables(t);
+        std::lock_guard<std::mutex> lock(mutex);
+        found = cache.emplace(key, std::move(built)).first->second.get();
+    }
+    recent[next_slot] = found;
+    next_slot = (next_slot + 1) % kRecentSlots;
+    return *found;
 }
 
 // ---------------------------------------------------------------------------
