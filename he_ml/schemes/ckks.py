@@ -994,10 +994,6 @@ class CKKS(_SEALContext):
     def _op_dot(self, x: EncryptedVector, w: np.ndarray) -> EncryptedVector:
         return self._op_sum(self._op_mul_plain(x, np.asarray(w, dtype=np.float64)))
 
-    def _op_rotate(self, x: EncryptedVector, steps: int) -> EncryptedVector:
-        # EncryptedVector.rotate() is the public spelling; it lands here.
-        return self.rotate(x, steps)
-
     def _rotation_elts_pow2_both(self) -> tuple[int, ...]:
         steps = [1 << i for i in range(int(math.log2(self.slot_count)))]
         steps += [-s for s in steps]
