@@ -56,18 +56,19 @@ std::vector<u64> find_ntt_primes(unsigned bits, u64 n, std::size_t count) {
     }
     unsigned log_n = 0;
     while ((u64{1} << log_n) < n) ++log_n;
-    const unsigned min_bits = log_n + 3;
+    // The largest candidate 2^bits - 2n + 1 has `bits` bits only if 2n <= 2^(bits-1).
+    const unsigned min_bits = log_n + 2;
     if (bits < min_bits || bits > kMaxModulusBits) {
         throw std::invalid_argument("bits must be in [" + std::to_string(min_bits) +
                                     ", 62] for n = " + std::to_string(n) + "; got " +
                                     std::to_string(bits));
     }
     constexpr std::size_t kMaxCount = 65536;
-    if (count > kMaxCount) {
-        throw std::invalid_argument("count must be <= 65536; got " + std::to_string(count));
+    if (count < 1 || count > kMaxCount) {
+        throw std::invalid_argument("count must be in [1, 65536]; got " + std::to_string(count));
     }
     // Candidates q = k * 2n + 1 with 2^(bits-1) <= q < 2^bits, largest first. 2n divides
-    // 2^bits (bits > log2(2n)), so the largest is 2^bits - 2n + 1.
+    // 2^bits, so the largest is 2^bits - 2n + 1.
     const u64 step = 2 * n;
     const u64 lower = u64{1} << (bits - 1);
     std::vector<u64> primes;

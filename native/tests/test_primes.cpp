@@ -75,16 +75,21 @@ HE_TEST(find_ntt_primes_properties) {
     }
     // well-known NTT primes: 12289 = 3 * 2^12 + 1 is the largest 14-bit prime == 1 mod 2048
     HE_CHECK_EQ(find_ntt_primes(14, 1024, 1).at(0), 12289ULL);
-    HE_CHECK(find_ntt_primes(20, 2, 0).empty());
+    // the smallest admissible width has the single candidate 2n + 1
+    HE_CHECK((find_ntt_primes(3, 2, 1) == std::vector<u64>{5}));
+    HE_CHECK((find_ntt_primes(5, 8, 1) == std::vector<u64>{17}));
 }
 
 HE_TEST(find_ntt_primes_rejects_bad_arguments) {
     using std::invalid_argument;
     HE_CHECK_THROWS(find_ntt_primes(40, 3, 1), invalid_argument, "n must be a power of two");
     HE_CHECK_THROWS(find_ntt_primes(40, 131072, 1), invalid_argument, "got 131072");
-    HE_CHECK_THROWS(find_ntt_primes(63, 1024, 1), invalid_argument, "bits must be in [13, 62]");
-    HE_CHECK_THROWS(find_ntt_primes(12, 1024, 1), invalid_argument, "got 12");
-    HE_CHECK_THROWS(find_ntt_primes(40, 1024, 70000), invalid_argument, "count must be <= 65536");
+    HE_CHECK_THROWS(find_ntt_primes(63, 1024, 1), invalid_argument, "bits must be in [12, 62]");
+    HE_CHECK_THROWS(find_ntt_primes(11, 1024, 1), invalid_argument, "got 11");
+    HE_CHECK_THROWS(find_ntt_primes(40, 1024, 70000), invalid_argument, "count must be in [1, 65536]");
+    HE_CHECK_THROWS(find_ntt_primes(40, 1024, 0), invalid_argument, "count must be in [1, 65536]; got 0");
+    // 11 bits for n = 512 (only candidate 1025 = 5^2 * 41): none exists
+    HE_CHECK_THROWS(find_ntt_primes(11, 512, 1), invalid_argument, "which is 0; got 1");
     // 14-bit candidates == 1 mod 2048: 14337 = 3^5 * 59, 12289 (prime), 10241 = 7^2 * 11 * 19,
     // 8193 = 3 * 2731 -> exactly one prime
     HE_CHECK_THROWS(find_ntt_primes(14, 1024, 2), invalid_argument, "which is 1; got 2");

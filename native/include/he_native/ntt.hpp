@@ -128,7 +128,7 @@ void polymul_negacyclic(const std::uint64_t* a, const std::uint64_t* b, std::uin
 bool is_prime_u64(std::uint64_t q);  ///< deterministic Miller-Rabin for all 64-bit q
 /// `count` distinct primes of exactly `bits` bits with q == 1 mod 2n, largest first
 /// (scanning down from 2^bits - 2n + 1 in steps of 2n). n: power of two in [2, 65536];
-/// bits in [log2(n) + 3, 62] (below that fewer than two candidates exist); count <= 65536.
+/// bits in [log2(n) + 2, 62] (below that no candidate has `bits` bits); count in [1, 65536].
 /// Throws std::invalid_argument on bad arguments or when fewer than `count` such primes exist.
 std::vector<std::uint64_t> find_ntt_primes(unsigned bits, std::uint64_t n, std::size_t count);
 
