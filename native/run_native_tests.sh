@@ -14,6 +14,11 @@ build_dir="${1:-$root/build/native-asan}"
 sanitize="${HE_NATIVE_SANITIZE:-ON}"
 jobs="${JOBS:-2}"
 
+if ! command -v cmake >/dev/null 2>&1; then
+  echo "run_native_tests.sh: cmake must be on PATH; got none (pip install cmake ninja)" >&2
+  exit 2
+fi
+
 generator=()
 if command -v ninja >/dev/null 2>&1; then generator=(-G Ninja); fi
 
