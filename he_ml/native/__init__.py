@@ -239,6 +239,13 @@ def _check_modulus(q: int, n: int, backend_name: str) -> None:
             f"Use find_primes(bits, {n}, count).")
 
 
+@functools.lru_cache(maxsize=256)
+def _check_moduli(mods: tuple[int, ...], n: int, backend_name: str) -> None:
+    # one cache hit per call instead of one per modulus (RNS calls are the hot path)
+    for q in mods:
+        _check_modulus(q, n, backend_name)
+
+
 def _moduli_list(moduli: object, name: str = "moduli") -> list[int]:
     if isinstance(moduli, (int, np.integer)) and not isinstance(moduli, (bool, np.bool_)):
         raise ParameterError(
@@ -354,8 +361,7 @@ def _rns(a: object, moduli: object, name: str = "a") -> tuple[np.ndarray, list[i
             f"got shape {arr.shape}.")
     n = arr.shape[-1]
     _check_n(n)
-    for q in mods:
-        _check_modulus(q, n, _active)
+    _check_moduli(tuple(mods), n, _active)
     return arr, mods, n
 
 
@@ -391,6 +397,8 @@ def _prepare_out(out: object, shape: tuple[int, ...], inputs: Sequence[np.ndarra
             "out must be C-contiguous and writable; got a strided or read-only array. "
             "Pass np.empty(shape, dtype=np.uint64).")
     for x in inputs:
+        if may_alias and out is x:  # in place on the very same array: the common fast case
+            continue
         if np.shares_memory(out, x) and not (may_alias and _same_buffer(out, x)):
             raise ParameterError(
                 "out must not overlap the inputs of this operation"
@@ -435,7 +443,7 @@ def _transform(kind: str, arr: np.ndarray, moduli_rows: np.ndarray, n: int, tier
     inputs = [(arr.reshape(-1, n), "a")]
     _check_inputs_below(inputs, moduli_rows)
     res = _prepare_out(out, arr.shape, [arr], may_alias=True)
-    if not _same_buffer(res, arr):
+    if res is not arr and not _same_buffer(res, arr):
         np.copyto(res, arr)
     _call(kind, (_rows(res, n), moduli_rows, tier), inputs, moduli_rows)
     return res
