@@ -76,12 +76,13 @@ struct Rows {
     size_t rows = 0;
     size_t n = 0;
     const u64* moduli = nullptr;
-    std::vector<const he_native::NTTTables*> tables;  // one per row (null when n unused)
+    std::vector<const he_native::NTTTables*> tables;  // one per row
 };
 
+/// Validates shapes and every (n, moduli[i]); the validation result is the cached table
+/// lookup, so repeated calls with the same moduli cost a map lookup, not a primality test.
 template <class Array>
-Rows check_rows(const Array& first, const char* first_name, const InArray& moduli,
-                bool need_tables) {
+Rows check_rows(const Array& first, const char* first_name, const InArray& moduli) {
     check_uint64_c_contiguous(first, first_name, 2);
     check_uint64_c_contiguous(moduli, "moduli", 1);
     Rows r;
@@ -101,11 +102,7 @@ Rows check_rows(const Array& first, const char* first_name, const InArray& modul
     for (size_t i = 0; i < r.rows; ++i) {
         const u64 q = r.moduli[i];
         try {
-            if (need_tables) {
-                r.tables[i] = &he_native::get_ntt_tables(r.n, q);
-            } else {
-                he_native::validate_ntt_parameters(r.n, q);
-            }
+            r.tables[i] = &he_native::get_ntt_tables(r.n, q);
         } catch (const std::invalid_argument& e) {
             fail("moduli[" + std::to_string(i) + "] is not usable with n = " + std::to_string(r.n) +
                  ": " + e.what());
@@ -178,7 +175,7 @@ std::vector<NTTTier> resolve_tiers(const std::string& tier_name, const Rows& r) 
 }
 
 void transform(InOutArray a, InArray moduli, const std::string& tier, bool forward) {
-    const Rows r = check_rows(a, "a", moduli, true);
+    const Rows r = check_rows(a, "a", moduli);
     const std::vector<NTTTier> tiers = resolve_tiers(tier, r);
     u64* data = static_cast<u64*>(a.data());
     nb::gil_scoped_release release;
@@ -194,7 +191,7 @@ void transform(InOutArray a, InArray moduli, const std::string& tier, bool forwa
 }
 
 void pointwise_mul(InArray a, InArray b, InOutArray out, InArray moduli) {
-    const Rows r = check_rows(a, "a", moduli, false);
+    const Rows r = check_rows(a, "a", moduli);
     check_same_shape(a, "a", b, "b");
     check_same_shape(a, "a", out, "out");
     const size_t bytes = r.rows * r.n * sizeof(u64);
@@ -212,7 +209,7 @@ void pointwise_mul(InArray a, InArray b, InOutArray out, InArray moduli) {
 }
 
 void polymul(InArray a, InArray b, InOutArray out, InArray moduli, const std::string& tier) {
-    const Rows r = check_rows(a, "a", moduli, true);
+    const Rows r = check_rows(a, "a", moduli);
     check_same_shape(a, "a", b, "b");
     check_same_shape(a, "a", out, "out");
     const size_t bytes = r.rows * r.n * sizeof(u64);
