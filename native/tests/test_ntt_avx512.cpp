@@ -199,6 +199,9 @@ HE_TEST(avx512_unaligned_data) {
 // ---- tables and cache ----
 
 HE_TEST(avx512_tables_invariants) {
+    // get_avx512_tables is an inline function also compiled into the AVX-512 kernel
+    // files; the linker may keep that copy, so it is only safe to call on AVX-512 CPUs.
+    skip_unless_cpu(kAvx512);
     for (u64 n : {2ULL, 16ULL, 1024ULL}) {
         for (unsigned bits : {30u, 49u, 60u, 62u}) {
             const u64 q = ntt_prime_or_zero(bits, n);
