@@ -111,8 +111,13 @@ public:
     /// Cooley-Tukey: (X, Y) -> (X + WY, X - WY); with B = 4q (kWideRanges) or 2q,
     /// inputs and outputs in [0, 2B), T in [0, B).
     HE_AVX512_INLINE void fwd_bf(__m512i& x, __m512i& y, const Root& r) const {
+        x = reduce_once(x, kWideRanges ? q4_ : q2_);
+        fwd_bf_first(x, y, r);
+    }
+
+    /// fwd_bf for X already below B (the first layer, X in [0, q)): no reduction of X.
+    HE_AVX512_INLINE void fwd_bf_first(__m512i& x, __m512i& y, const Root& r) const {
         const __m512i b = kWideRanges ? q4_ : q2_;
-        x = reduce_once(x, b);
         const __m512i t = mul_lazy(y, r);
         y = _mm512_sub_epi64(_mm512_add_epi64(x, b), t);
         x = _mm512_add_epi64(x, t);
@@ -123,6 +128,13 @@ public:
         const __m512i b = kWideRanges ? q4_ : q2_;
         const __m512i d = _mm512_sub_epi64(_mm512_add_epi64(x, b), y);  // (0, 2B)
         x = reduce_once(_mm512_add_epi64(x, y), b);
+        y = mul_lazy(d, r);
+    }
+
+    /// inv_bf for X, Y in [0, q) (the first layer): X + Y < 2q <= B needs no reduction.
+    HE_AVX512_INLINE void inv_bf_first(__m512i& x, __m512i& y, const Root& r) const {
+        const __m512i d = _mm512_sub_epi64(_mm512_add_epi64(x, q_), y);  // (0, 2q)
+        x = _mm512_add_epi64(x, y);
         y = mul_lazy(d, r);
     }
 

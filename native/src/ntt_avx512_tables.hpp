@@ -285,6 +285,8 @@ namespace he_native::avx512_detail {
 //   void fwd_bf(X, Y, Root)   Cooley-Tukey, lazy: values stay in the policy's
 //                             forward range (e.g. Harvey's [0, 4q))
 //   void inv_bf(X, Y, Root)   Gentleman-Sande, lazy (e.g. [0, 2q))
+//   void fwd_bf_first(X, Y, Root)  fwd_bf for canonical X (the first layer)
+//   void inv_bf_first(X, Y, Root)  inv_bf for canonical X, Y (the first layer)
 //   void inv_bf_last(X, Y)    layer m = 1 with n^-1 folded in, outputs in [0, q)
 //   __m512i reduce_out(v)     forward range -> [0, q)
 // Inputs in [0, q) lie inside every policy's ranges.
@@ -316,7 +318,8 @@ HE_AVX512_INLINE void shuffle_inv(__m512i& x, __m512i& y, const ShuffleIdx& s) {
 /// Forward layers m and 2m in one pass (radix-4): stride t = n / (2m) >= 16.
 /// A group of layer m is four quarters A B C D of h = t/2 elements; layer m
 /// pairs (A, C), (B, D), layer 2m pairs (A, B) and (C, D).
-template <class Ops>
+/// kFirst: layer m is the transform's first (m = 1), whose inputs are canonical.
+template <bool kFirst, class Ops>
 HE_AVX512_INLINE void fwd_radix4_pass(std::uint64_t* a, std::uint64_t m, std::uint64_t t, const Ops& ops) {
     const std::uint64_t h = t / 2;
     for (std::uint64_t i = 0; i < m; ++i) {
@@ -329,8 +332,13 @@ HE_AVX512_INLINE void fwd_radix4_pass(std::uint64_t* a, std::uint64_t m, std::ui
         std::uint64_t* pd = pc + h;
         for (std::uint64_t j = 0; j < h; j += 8) {
             __m512i A = load(pa + j), B = load(pb + j), C = load(pc + j), D = load(pd + j);
-            ops.fwd_bf(A, C, w1);
-            ops.fwd_bf(B, D, w1);
+            if constexpr (kFirst) {
+                ops.fwd_bf_first(A, C, w1);
+                ops.fwd_bf_first(B, D, w1);
+            } else {
+                ops.fwd_bf(A, C, w1);
+                ops.fwd_bf(B, D, w1);
+            }
             ops.fwd_bf(A, B, w2a);
             ops.fwd_bf(C, D, w2b);
             store(pa + j, A);
@@ -405,7 +413,13 @@ template <class Ops>
 HE_AVX512_INLINE void forward_ntt_passes(std::uint64_t* a, std::uint64_t n, std::uint64_t log_n, const Ops& ops) {
     const bool tail_takes_stride16 = (log_n - 4) % 2 == 1;
     const std::uint64_t last_radix4_t = tail_takes_stride16 ? 64 : 32;  // smallest upper stride pair (t, t/2)
-    for (std::uint64_t m = 1, t = n / 2; t >= last_radix4_t; m *= 4, t /= 4) fwd_radix4_pass(a, m, t, ops);
+    std::uint64_t m = 1, t = n / 2;
+    if (t >= last_radix4_t) {
+        fwd_radix4_pass<true>(a, m, t, ops);
+        m *= 4;
+        t /= 4;
+    }
+    for (; t >= last_radix4_t; m *= 4, t /= 4) fwd_radix4_pass<false>(a, m, t, ops);
     if (tail_takes_stride16) {
         fwd_tail_pass<true>(a, n, ops);
     } else {
@@ -427,7 +441,7 @@ HE_AVX512_INLINE void inv_head_blocks(std::uint64_t* a, std::uint64_t n, std::ui
         Y[k] = load(a + 16 * (b0 + k) + 8);
     }
     for (int k = 0; k < K; ++k) shuffle_inv(X[k], Y[k], s);
-    for (int k = 0; k < K; ++k) ops.inv_bf(X[k], Y[k], ops.root_x8(m1 + 8 * (b0 + k)));
+    for (int k = 0; k < K; ++k) ops.inv_bf_first(X[k], Y[k], ops.root_x8(m1 + 8 * (b0 + k)));
     for (int k = 0; k < K; ++k) shuffle_inv(X[k], Y[k], s);
     for (int k = 0; k < K; ++k) ops.inv_bf(X[k], Y[k], ops.root_x4(m2 + 4 * (b0 + k)));
     for (int k = 0; k < K; ++k) shuffle_inv(X[k], Y[k], s);

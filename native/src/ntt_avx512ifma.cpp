@@ -94,6 +94,11 @@ public:
     /// so the butterfly is 8 vector instructions (sub, min, 5 IFMA/and, sub).
     HE_AVX512_INLINE void fwd_bf(__m512i& x, __m512i& y, const Root& r) const {
         x = reduce_once(x, q2_);
+        fwd_bf_first(x, y, r);
+    }
+
+    /// fwd_bf for X already in [0, q) (the first layer): no reduction of X.
+    HE_AVX512_INLINE void fwd_bf_first(__m512i& x, __m512i& y, const Root& r) const {
         const __m512i quot = _mm512_madd52hi_epu64(_mm512_setzero_si512(), r.wp, y);
         const __m512i twice_x_plus_2q = _mm512_madd52lo_epu64(q2_, x, two_);
         __m512i sum = _mm512_madd52lo_epu64(x, r.w, y);
@@ -106,6 +111,13 @@ public:
     HE_AVX512_INLINE void inv_bf(__m512i& x, __m512i& y, const Root& r) const {
         const __m512i d = _mm512_sub_epi64(_mm512_add_epi64(x, q2_), y);  // (0, 4q)
         x = reduce_once(_mm512_add_epi64(x, y), q2_);
+        y = mul_lazy(d, r);
+    }
+
+    /// inv_bf for X, Y in [0, q) (the first layer): X + Y < 2q needs no reduction.
+    HE_AVX512_INLINE void inv_bf_first(__m512i& x, __m512i& y, const Root& r) const {
+        const __m512i d = _mm512_sub_epi64(_mm512_add_epi64(x, q_), y);  // (0, 2q)
+        x = _mm512_add_epi64(x, y);
         y = mul_lazy(d, r);
     }
 
