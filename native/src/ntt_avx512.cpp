@@ -103,7 +103,8 @@ public:
         }
     }
 
-    /// [0, 2 bound) -> [0, bound) by one conditional subtraction.
+    /// [0, 2 bound) -> [0, bound) by one conditional subtraction (x - bound wraps
+    /// to a huge value exactly when x < bound, so the unsigned min picks x then).
     HE_AVX512_INLINE static __m512i reduce_once(__m512i x, __m512i bound) {
         return _mm512_min_epu64(x, _mm512_sub_epi64(x, bound));
     }

@@ -82,7 +82,8 @@ public:
         return _mm512_and_si512(t, mask52_);
     }
 
-    /// x in [0, 2^k q) with a conditional subtraction of `bound`: [0, 2 bound) -> [0, bound).
+    /// [0, 2 bound) -> [0, bound) by one conditional subtraction (x - bound wraps
+    /// to a huge value exactly when x < bound, so the unsigned min picks x then).
     HE_AVX512_INLINE static __m512i reduce_once(__m512i x, __m512i bound) {
         return _mm512_min_epu64(x, _mm512_sub_epi64(x, bound));
     }
@@ -97,7 +98,8 @@ public:
         fwd_bf_first(x, y, r);
     }
 
-    /// fwd_bf for X already in [0, q) (the first layer): no reduction of X.
+    /// fwd_bf without the reduction of X, for X already in [0, 2q) (the first
+    /// layer, whose inputs are canonical).
     HE_AVX512_INLINE void fwd_bf_first(__m512i& x, __m512i& y, const Root& r) const {
         const __m512i quot = _mm512_madd52hi_epu64(_mm512_setzero_si512(), r.wp, y);
         const __m512i twice_x_plus_2q = _mm512_madd52lo_epu64(q2_, x, two_);
