@@ -52,10 +52,13 @@ def _alarm(signum, frame):  # pragma: no cover - only on hangs
 
 
 def _contexts():
-    """Small contexts (insecure sizes are fine: the parsers are what is tested)."""
+    """Small contexts: the smallest 128-bit lattice rings (n = 4096) keep SEAL's parsers fast;
+    Paillier uses an insecure 1024-bit test key (the parser code paths do not depend on the size)."""
     ctxs = {}
-    ctxs["ckks"] = he_ml.CKKS(preset="sum")
-    ctxs["bfv"] = he_ml.BFV(preset="sum")
+    ctxs["ckks"] = he_ml.CKKS(preset=None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[40, 20, 40],
+                              scale_bits=20)
+    ctxs["bfv"] = he_ml.BFV(preset=None, poly_modulus_degree=4096, plain_modulus_bits=20,
+                            coeff_mod_bit_sizes=[36, 36, 37])
     ctxs["paillier"] = he_ml.Paillier(key_bits=1024, allow_insecure=True)
     return ctxs
 
@@ -75,15 +78,12 @@ def build_targets(names: list[str] | None):
         pub = ctx.public_context()
         targets[f"{name}.context"] = (he_ml.load_context, [ctx.to_bytes(), ctx.to_bytes(include_secret_key=True)])
         targets[f"{name}.ciphertext"] = (pub.ciphertext_from_bytes, [vec.to_bytes(), vec.sum().to_bytes()])
-        agg = GradientAggregator(pub)
+        opts = {"max_value": 10.0, "precision_bits": 8} if name == "bfv" else {}
         update = {"w": rng.normal(size=(3, 4)), "b": rng.normal(size=2)}
-        if name == "bfv":
-            agg = GradientAggregator(pub, max_value=10.0)
-        blob = agg.encrypt(update)
+        blob = GradientAggregator(pub, **opts).encrypt(update)
 
-        def add(data, _pub=pub, _name=name):
-            a = GradientAggregator(_pub, max_value=10.0) if _name == "bfv" else GradientAggregator(_pub)
-            a.add(data)
+        def add(data, _pub=pub, _opts=opts):
+            GradientAggregator(_pub, **_opts).add(data)
 
         targets[f"{name}.aggregate"] = (add, [blob])
         feats = encrypt_features(ctx, rng.normal(size=(5, 3)) if name != "bfv" else rng.normal(size=(5, 3)))

@@ -839,7 +839,11 @@ class CKKS(_SEALContext):
         ct.scale = self._scale
         pt.scale = self._scale
         vals = np.asarray(self._encoder.decode_double(pt))
-        return bool(np.max(np.abs(vals)) < 1e-3)
+        # A matching key leaves fresh-encryption noise (std ~ n / (6 * scale), heavy-tailed over
+        # n/2 slots); a foreign key leaves values spread over the whole modulus (~ q0 / scale).
+        # 256 * n / scale sits far above the first and far below the second for every valid chain.
+        tol = max(1e-3, 256.0 * self._n / self._scale)
+        return bool(np.max(np.abs(vals)) < tol)
 
     def _validate_chunk(self, ct: Any, i: int) -> None:
         super()._validate_chunk(ct, i)
