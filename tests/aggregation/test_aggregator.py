@@ -221,7 +221,7 @@ def test_parallel_sum_matches_serial_sum(contexts):
             produced.append(i)
             yield client.encrypt(d)
 
-    total = server.sum(stream(), processes=2, batch_size=2, mp_context="fork")
+    total = server.sum(stream(), processes=2, batch_size=2, mp_context="spawn")
     assert GradientAggregator.count_of(total) == 9 and len(produced) == 9
     np.testing.assert_allclose(kh.decrypt(total), data.sum(0), rtol=0, atol=tolerance(ctx, 9))
 
@@ -232,7 +232,7 @@ def test_parallel_sum_reports_the_position_of_a_bad_blob(contexts):
     blobs = [client.encrypt(np.ones(5)) for _ in range(5)]
     blobs[3] = blobs[3][:-10]
     with pytest.raises(InvalidCiphertextError, match="blob 3 of the stream"):
-        server.sum(blobs, processes=2, batch_size=2, mp_context="fork")
+        server.sum(blobs, processes=2, batch_size=2, mp_context="spawn")
     with pytest.raises(InvalidCiphertextError, match="blob 3 of the stream"):
         server.sum(blobs)
 
