@@ -36,7 +36,7 @@ test-native:
 	PATH="$(abspath $(BIN)):$$PATH" bash native/run_native_tests.sh
 
 fuzz-short:
-	$(BIN)/python fuzz/fuzz_blobs.py --iterations 3000 --seed 1
+	$(BIN)/python fuzz/fuzz_blobs.py --iterations 2000 --seed 1
 
 ## fuzz: the long, repeatable fuzz run (one million inputs per parser)
 fuzz: install-test

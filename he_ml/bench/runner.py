@@ -149,6 +149,7 @@ def _run_isolated(index: int, config: BenchConfig, settings: BenchSettings, ops:
             [sys.executable, "-c", "from he_ml.bench.runner import child_main; child_main()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True,
             env=_child_env(), bufsize=1,
+            cwd=tempfile.gettempdir(),  # `-c` puts the cwd first on sys.path; keep a source tree out
         ) as proc:  # the context manager closes the pipes and waits for the child
             outcome = None
             try:

@@ -13,15 +13,26 @@ from native_testutil import CPP_AVAILABLE, need_cpp, prime
 from he_ml import native
 from he_ml.errors import ParameterError
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _run(code: str, **env: str) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter that imports the same he_ml as this test process.
+
+    The child starts in a temporary directory (``python -c`` puts the working directory first on
+    sys.path, which would shadow an installed he_ml with the source tree's, whose compiled module
+    is missing) and gets the directory holding the imported package on PYTHONPATH.
+    """
+    import tempfile
+
+    import he_ml
+
     full_env = {**os.environ, **env}
+    package_root = str(Path(he_ml.__file__).resolve().parents[1])
     full_env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO)] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
-    return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True,
-                          text=True, timeout=300, check=False)
+        [package_root] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
+    with tempfile.TemporaryDirectory() as cwd:
+        return subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True,
+                              text=True, timeout=300, check=False, cwd=cwd)
 
 
 def test_env_switch_forces_numba():
