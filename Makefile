@@ -27,10 +27,15 @@ install-test: $(BIN)/python
 	$(BIN)/pip install --quiet ".[test,torch,flower]"
 
 ## test: the whole suite — Python tests, native tests under ASan/UBSan, a short fuzz run
-test: install-test test-native fuzz-short test-python
+test: install-test test-native fuzz-short test-flower test-python
 
 test-python:
 	HE_ML_REQUIRE_NATIVE=1 $(BIN)/pytest $(PYTEST_ARGS)
+
+# Flower's simulation engine (Ray) in its own pytest run: Ray's ResourceWarnings would trip
+# filterwarnings=error for the rest of the suite.
+test-flower:
+	$(BIN)/pytest -m slow tests/integrations/test_flower.py -W "ignore::ResourceWarning"
 
 test-native:
 	PATH="$(abspath $(BIN)):$$PATH" bash native/run_native_tests.sh
