@@ -8,7 +8,6 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/vector.h>
 
-#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -121,15 +120,16 @@ void check_same_shape(const ArrayA& a, const char* a_name, const ArrayB& b, cons
 }
 
 /// Every coefficient below its row's modulus (one pass; reports the first offender).
+/// Always on, so it uses the AVX-512 scan where the CPU has it (see range_check.cpp).
 void check_coefficients(const u64* data, const Rows& r, const char* name) {
     for (size_t i = 0; i < r.rows; ++i) {
         const u64 q = r.moduli[i];
         const u64* row = data + i * r.n;
-        const u64* bad = std::find_if(row, row + r.n, [q](u64 x) { return x >= q; });
-        if (bad != row + r.n) {
+        const size_t bad = he_native::find_first_not_below(row, r.n, q);
+        if (bad != r.n) {
             fail(std::string(name) + " coefficients must be < the row's modulus q = " +
                  std::to_string(q) + "; got " + name + "[" + std::to_string(i) + ", " +
-                 std::to_string(bad - row) + "] = " + std::to_string(*bad) +
+                 std::to_string(bad) + "] = " + std::to_string(row[bad]) +
                  " (reduce mod q first)");
         }
     }

@@ -1,7 +1,8 @@
 // he_native: tables and shared pass skeletons for the AVX-512 NTT tiers.
 //
-// Private header of ntt_avx512ifma.cpp and ntt_avx512.cpp (compiled with
-// -mavx512f -mavx512dq -mavx512vl -mavx512ifma). The SIMD part is compiled only
+// Private header of ntt_avx512ifma.cpp (compiled with -mavx512f -mavx512dq
+// -mavx512vl -mavx512ifma) and ntt_avx512.cpp (the same without -mavx512ifma:
+// the 64-bit tier must not depend on IFMA). The SIMD part is compiled only
 // when __AVX512F__ is defined, so tests built with baseline flags can include
 // it to check the tables.
 //

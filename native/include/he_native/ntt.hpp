@@ -124,6 +124,21 @@ void pointwise_mul_mod(const std::uint64_t* a, const std::uint64_t* b, std::uint
 void polymul_negacyclic(const std::uint64_t* a, const std::uint64_t* b, std::uint64_t* out,
                         std::size_t n, std::uint64_t q, NTTTier tier);
 
+// ---- input checks ----
+/// Index of the first a[i] >= q in a[0, n), or n if every element is below q.
+/// Runs the AVX-512 scan when range_check_uses_avx512(), else the scalar one; both
+/// give the same answer for every input.
+std::size_t find_first_not_below(const std::uint64_t* a, std::size_t n, std::uint64_t q);
+/// The portable early-exit scan (what find_first_not_below falls back to).
+std::size_t find_first_not_below_scalar(const std::uint64_t* a, std::size_t n, std::uint64_t q);
+/// AVX-512F compiled in, supported by the CPU and OS, and HE_ML_DISABLE_AVX512 unset.
+bool range_check_uses_avx512();
+#if defined(HE_NATIVE_HAVE_AVX512)
+/// True iff every a[i] < q, i in [0, n) (any n, including 0). AVX-512F only: call it
+/// only when range_check_uses_avx512().
+bool all_below_avx512(const std::uint64_t* a, std::size_t n, std::uint64_t q);
+#endif
+
 // ---- number theory ----
 bool is_prime_u64(std::uint64_t q);  ///< deterministic Miller-Rabin for all 64-bit q
 /// `count` distinct primes of exactly `bits` bits with q == 1 mod 2n, largest first
