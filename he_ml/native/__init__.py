@@ -436,6 +436,63 @@ def _call(fn_name: str, args: tuple, inputs: Sequence[tuple[np.ndarray, str]],
 
 
 # ---------------------------------------------------------------------------
+# Hot path
+# ---------------------------------------------------------------------------
+_UINT64 = np.dtype(np.uint64)
+# (moduli, n) pairs that passed the full validation below; bounded so that a caller
+# cycling through fresh moduli cannot grow it without limit.
+_VALIDATED: set[tuple[tuple[int, ...], int]] = set()
+_VALIDATED_MAX = 1024
+
+
+def _remember_valid(mods: Sequence[int], n: int) -> None:
+    if len(_VALIDATED) >= _VALIDATED_MAX:
+        _VALIDATED.clear()
+    _VALIDATED.add((tuple(mods), n))
+
+
+def _fast_transform(kind: str, a: object, moduli: object, tier: object, out: object,
+                    rns: bool) -> np.ndarray | None:
+    """The repeated call of RNS code, without the Python validation; ``None`` if unsure.
+
+    Applies when ``a`` is a C-contiguous uint64 ndarray transformed in place
+    (``out=a``) or into a new array (``out=None``), and ``moduli`` (a list or
+    tuple of plain ints) was fully validated with this ``n`` by an earlier call.
+    Everything else the slow path establishes is re-checked by the compiled
+    layer on every call (dtype, C order, writability, shapes, each coefficient
+    below its modulus, tier support) and it changes nothing when a check fails,
+    so on any ``ValueError`` / ``TypeError`` the caller simply runs the full
+    path, which raises the documented :class:`ParameterError`.
+    """
+    if (_active != "cpp" or type(tier) is not str or type(a) is not np.ndarray
+            or a.dtype is not _UINT64 or not a.flags.c_contiguous
+            or (out is not None and out is not a)):
+        return None
+    if rns:
+        if type(moduli) not in (list, tuple) or a.ndim not in (2, 3) \
+                or a.shape[-2] != len(moduli):  # type: ignore[arg-type]
+            return None
+        mods = tuple(moduli)  # type: ignore[arg-type]
+    else:
+        if a.ndim not in (1, 2):
+            return None
+        mods = (moduli,)
+    n = a.shape[-1]
+    if (mods, n) not in _VALIDATED:
+        return None
+    for q in mods:  # a float equal to a valid modulus hashes alike: the slow path refuses it
+        if type(q) is not int:
+            return None
+    res = a if out is not None else a.copy()
+    try:
+        getattr(_cpp_module, kind)(res.reshape(-1, n), _row_moduli_cached(mods, res.size // n),
+                                   tier)
+    except (ValueError, TypeError):
+        return None
+    return res
+
+
+# ---------------------------------------------------------------------------
 # Transforms
 # ---------------------------------------------------------------------------
 def _transform(kind: str, arr: np.ndarray, moduli_rows: np.ndarray, n: int, tier: str,
@@ -494,10 +551,15 @@ def ntt(a: object, q: int, *, tier: str = "auto", out: np.ndarray | None = None)
     >>> native.ntt(np.array([1, 1], dtype=np.uint64), 0xFFFFFFFFFFC0001).tolist()
     [288794978602139553, 864126526004445282]
     """
+    res = _fast_transform("forward_ntt", a, q, tier, out, rns=False)
+    if res is not None:
+        return res
     arr, qi, n = _single(a, q)
     tier = _check_tier(tier, [qi])
     rows = arr.size // n
-    return _transform("forward_ntt", arr, _row_moduli((qi,), rows), n, tier, out)
+    res = _transform("forward_ntt", arr, _row_moduli((qi,), rows), n, tier, out)
+    _remember_valid((qi,), n)
+    return res
 
 
 def intt(a: object, q: int, *, tier: str = "auto", out: np.ndarray | None = None) -> np.ndarray:
@@ -505,10 +567,15 @@ def intt(a: object, q: int, *, tier: str = "auto", out: np.ndarray | None = None
 
     Parameters, Returns and Raises as for :func:`ntt`; ``intt(ntt(a, q), q) == a``.
     """
+    res = _fast_transform("inverse_ntt", a, q, tier, out, rns=False)
+    if res is not None:
+        return res
     arr, qi, n = _single(a, q)
     tier = _check_tier(tier, [qi])
     rows = arr.size // n
-    return _transform("inverse_ntt", arr, _row_moduli((qi,), rows), n, tier, out)
+    res = _transform("inverse_ntt", arr, _row_moduli((qi,), rows), n, tier, out)
+    _remember_valid((qi,), n)
+    return res
 
 
 def ntt_rns(a: object, moduli: Sequence[int], *, tier: str = "auto",
@@ -535,19 +602,29 @@ def ntt_rns(a: object, moduli: Sequence[int], *, tier: str = "auto",
     ParameterError
         As for :func:`ntt`, and when ``a.shape[-2] != len(moduli)``.
     """
+    res = _fast_transform("forward_ntt", a, moduli, tier, out, rns=True)
+    if res is not None:
+        return res
     arr, mods, n = _rns(a, moduli)
     tier = _check_tier(tier, mods)
     rows = arr.size // n
-    return _transform("forward_ntt", arr, _row_moduli(mods, rows), n, tier, out)
+    res = _transform("forward_ntt", arr, _row_moduli(mods, rows), n, tier, out)
+    _remember_valid(mods, n)
+    return res
 
 
 def intt_rns(a: object, moduli: Sequence[int], *, tier: str = "auto",
              out: np.ndarray | None = None) -> np.ndarray:
     """Inverse of :func:`ntt_rns`; arguments as there."""
+    res = _fast_transform("inverse_ntt", a, moduli, tier, out, rns=True)
+    if res is not None:
+        return res
     arr, mods, n = _rns(a, moduli)
     tier = _check_tier(tier, mods)
     rows = arr.size // n
-    return _transform("inverse_ntt", arr, _row_moduli(mods, rows), n, tier, out)
+    res = _transform("inverse_ntt", arr, _row_moduli(mods, rows), n, tier, out)
+    _remember_valid(mods, n)
+    return res
 
 
 # ---------------------------------------------------------------------------
