@@ -23,7 +23,7 @@ demo: install
 
 ## install-test: he_ml plus test, torch (CPU) and Flower extras
 install-test: $(BIN)/python
-	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" cmake ninja
 	$(BIN)/pip install --quiet ".[test,torch,flower]"
 
 ## test: the whole suite — Python tests, native tests under ASan/UBSan, a short fuzz run
