@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import Clock
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 NAME = "bench_inference"
@@ -55,16 +56,6 @@ TARGET_ACCURACY_POINTS = 0.6
 TARGET_PAILLIER = 50.0
 
 
-class Clock:
-    """CPU and wall time of a block."""
-
-    def __enter__(self):
-        self.c0, self.w0 = time.process_time(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.cpu = time.process_time() - self.c0
-        self.wall = time.perf_counter() - self.w0
 
 
 def load():

@@ -50,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import Clock
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 NAME = "bench_paillier_packing"
@@ -59,16 +60,6 @@ TARGET_BYTES = 50.0
 TARGET_PRECISION_BITS = 20
 
 
-class Clock:
-    """Wall and CPU time of a block."""
-
-    def __enter__(self) -> "Clock":
-        self.w0, self.c0 = time.perf_counter(), time.process_time()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.wall = time.perf_counter() - self.w0
-        self.cpu = time.process_time() - self.c0
 
 
 # ------------------------------------------------------------------ he_ml, full scenario

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _timing import Clock
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 NAME = "bench_training"
@@ -44,14 +45,6 @@ TARGET_SPEEDUP = 20.0
 TARGET_ACCURACY_POINTS = 1.0
 
 
-class Clock:
-    def __enter__(self):
-        self.c0, self.w0 = time.process_time(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.cpu = time.process_time() - self.c0
-        self.wall = time.perf_counter() - self.w0
 
 
 def load(n_train: int):
