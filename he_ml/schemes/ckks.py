@@ -23,6 +23,7 @@ for ``to_bytes(include_secret_key=True)`` or loads such a blob.
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import math
 import os
@@ -104,6 +105,12 @@ def _seal_from_bytes(obj: Any, data: bytes, seal_context: Any | None = None) -> 
 
 
 # ---------------------------------------------------------------------------- shared backend
+
+#: SEALContexts by (scheme, serialized EncryptionParameters); see _SEALContext._make_seal_context.
+_SEAL_CONTEXT_CACHE: "collections.OrderedDict[tuple[str, bytes], Any]" = collections.OrderedDict()
+_SEAL_CONTEXT_CACHE_LOCK = threading.Lock()
+_SEAL_CONTEXT_CACHE_SIZE = 8
+
 class _SEALContext(SchemeContext):
     """Shared machinery of the CKKS and BFV contexts (keys, levels, rotations, bytes, errors)."""
 
@@ -124,7 +131,7 @@ class _SEALContext(SchemeContext):
             parms.set_coeff_modulus(sa.CoeffModulus.Create(n, list(bits)))
             self._set_plain_modulus(parms, n)
         parms_bytes = _seal_to_bytes(parms)
-        seal = self._make_seal_context(parms)
+        seal = self._make_seal_context(parms, parms_bytes)
         keygen = sa.KeyGenerator(seal)
         sk = keygen.secret_key()
         pk = sa.PublicKey()
@@ -167,7 +174,27 @@ class _SEALContext(SchemeContext):
     def _set_plain_modulus(self, parms: Any, n: int) -> None:
         """BFV sets its batching prime here."""
 
-    def _make_seal_context(self, parms: Any) -> Any:
+    def _make_seal_context(self, parms: Any, parms_bytes: bytes) -> Any:
+        """A SEALContext for ``parms``, shared between contexts with identical parameters.
+
+        Building one precomputes NTT tables for every prime (milliseconds); a SEALContext is
+        immutable once built, so contexts loaded with the same parameters (a server loading many
+        blobs, a key holder and its public twin) share it. The cache holds a few parameter sets.
+        """
+        key = (self.name, bytes(parms_bytes))
+        with _SEAL_CONTEXT_CACHE_LOCK:
+            seal = _SEAL_CONTEXT_CACHE.get(key)
+            if seal is not None:
+                _SEAL_CONTEXT_CACHE.move_to_end(key)
+                return seal
+        seal = self._build_seal_context(parms)
+        with _SEAL_CONTEXT_CACHE_LOCK:
+            _SEAL_CONTEXT_CACHE[key] = seal
+            while len(_SEAL_CONTEXT_CACHE) > _SEAL_CONTEXT_CACHE_SIZE:
+                _SEAL_CONTEXT_CACHE.popitem(last=False)
+        return seal
+
+    def _build_seal_context(self, parms: Any) -> Any:
         n = parms.poly_modulus_degree()
         total = sum(m.bit_count() for m in parms.coeff_modulus())
         level = sa.SEC_LEVEL_TYPE.TC128 if total <= HE_STANDARD_MAX_BITS[n][128] else sa.SEC_LEVEL_TYPE.NONE
@@ -432,7 +459,7 @@ class _SEALContext(SchemeContext):
             )
         ctx._validate_extra(n, bits)
         with ctx._seal_errors("loading the context", invalid=True):
-            seal = ctx._make_seal_context(parms)
+            seal = ctx._make_seal_context(parms, sections[0])
             pk = _seal_from_bytes(sa.PublicKey(), sections[1], seal)
             sk = _seal_from_bytes(sa.SecretKey(), sections[4], seal) if len(sections) == 5 else None
         ctx._setup(preset=preset if isinstance(preset, str) else None, allow_insecure=allow_insecure,
