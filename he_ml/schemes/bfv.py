@@ -364,13 +364,7 @@ class BFV(_SEALContext):
             for i, ct in enumerate(x.chunks):
                 pt = sa.Plaintext()
                 self._encoder.encode(pieces[i] if len(pieces) > 1 else pieces[0], pt)
-                dst = sa.Ciphertext()
-                try:
-                    self._evaluator.add_plain(ct, pt, dst)
-                except RuntimeError as e:
-                    if "transparent" not in str(e):
-                        raise
-                    dst = self._zero_like(ct.parms_id(), None)
+                dst, _ = self._evaluate("add_plain", ct, pt, zero=lambda ct=ct: self._zero_like(ct.parms_id(), None))
                 out.append(dst)
         return EncryptedVector(self, out, x.shape, meta)
 
@@ -406,13 +400,9 @@ class BFV(_SEALContext):
         out = []
         with self._seal_errors("ciphertext x ciphertext multiplication"):
             for a, b in zip(x.chunks, y.chunks):
-                dst = sa.Ciphertext()
-                try:
-                    self._evaluator.multiply(a, b, dst)
-                except RuntimeError as e:
-                    if "transparent" not in str(e):
-                        raise
-                    out.append(self._zero_like(a.parms_id(), None))
+                dst, nonzero = self._evaluate("multiply", a, b, zero=lambda a=a: self._zero_like(a.parms_id(), None))
+                if not nonzero:
+                    out.append(dst)
                     continue
                 self._evaluator.relinearize_inplace(dst, rk)
                 out.append(dst)

@@ -30,7 +30,7 @@ import os
 import shutil
 import tempfile
 import threading
-from typing import Any, ClassVar, Iterable
+from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 import tenseal.sealapi as sa
@@ -572,15 +572,27 @@ class _SEALContext(SchemeContext):
             for a, b in zip(x.chunks, y.chunks):
                 a, b = self._align_level(a, b)
                 a, b = self._align_scale(a, b)
-                dst = sa.Ciphertext()
-                try:
-                    getattr(self._evaluator, fn_name)(a, b, dst)
-                except RuntimeError as e:
-                    if "transparent" not in str(e):
-                        raise
-                    dst = self._zero_like(a.parms_id(), self._scale_of(a))
+                dst, _ = self._evaluate(fn_name, a, b,
+                                        zero=lambda a=a: self._zero_like(a.parms_id(), self._scale_of(a)))
                 out.append(dst)
         return out
+
+    def _evaluate(self, op: str, *args: Any, zero: Callable[[], Any]) -> tuple[Any, bool]:
+        """Run ``evaluator.<op>(*args, dst)``; return ``(dst, True)``.
+
+        SEAL refuses to output a *transparent* ciphertext (one whose second polynomial is zero,
+        e.g. a product with a plaintext that encodes to zero): that result is an encryption of
+        zero, so it is replaced by ``zero()`` (a fresh encryption of zero at the right level and
+        scale) and ``(zero(), False)`` is returned, so callers can skip relinearize/rescale.
+        """
+        dst = sa.Ciphertext()
+        try:
+            getattr(self._evaluator, op)(*args, dst)
+        except RuntimeError as e:
+            if "transparent" not in str(e):
+                raise
+            return zero(), False
+        return dst, True
 
     def _align_scale(self, a: Any, b: Any) -> tuple[Any, Any]:
         return a, b
@@ -596,14 +608,7 @@ class _SEALContext(SchemeContext):
         for c in chunks[1:]:
             a, b = self._align_level(acc, c)
             a, b = self._align_scale(a, b)
-            dst = sa.Ciphertext()
-            try:
-                self._evaluator.add(a, b, dst)
-            except RuntimeError as e:
-                if "transparent" not in str(e):
-                    raise
-                dst = self._zero_like(a.parms_id(), self._scale_of(a))
-            acc = dst
+            acc, _ = self._evaluate("add", a, b, zero=lambda a=a: self._zero_like(a.parms_id(), self._scale_of(a)))
         return acc
 
     def _op_neg(self, x: EncryptedVector) -> EncryptedVector:
@@ -918,13 +923,8 @@ class CKKS(_SEALContext):
             for i, ct in enumerate(x.chunks):
                 pt = sa.Plaintext()
                 self._encoder.encode(pieces[i] if len(pieces) > 1 else pieces[0], ct.parms_id(), ct.scale, pt)
-                dst = sa.Ciphertext()
-                try:
-                    self._evaluator.add_plain(ct, pt, dst)
-                except RuntimeError as e:
-                    if "transparent" not in str(e):
-                        raise
-                    dst = self._zero_like(ct.parms_id(), ct.scale)
+                dst, _ = self._evaluate("add_plain", ct, pt,
+                                        zero=lambda ct=ct: self._zero_like(ct.parms_id(), ct.scale))
                 out.append(dst)
         return EncryptedVector(self, out, x.shape, {})
 
@@ -948,13 +948,8 @@ class CKKS(_SEALContext):
                         continue
                     pt = sa.Plaintext()
                     self._encoder.encode(float(piece), ct.parms_id(), 1.0, pt)
-                    dst = sa.Ciphertext()
-                    try:
-                        self._evaluator.multiply_plain(ct, pt, dst)
-                    except RuntimeError as e:
-                        if "transparent" not in str(e):
-                            raise
-                        dst = self._zero_like(ct.parms_id(), ct.scale)
+                    dst, _ = self._evaluate("multiply_plain", ct, pt,
+                                            zero=lambda ct=ct: self._zero_like(ct.parms_id(), ct.scale))
                     out.append(dst)
                     continue
                 # Encode at the scale of the prime the rescale removes: the scale is then unchanged.
@@ -966,13 +961,12 @@ class CKKS(_SEALContext):
                     continue
                 pt = sa.Plaintext()
                 self._encoder.encode(piece, ct.parms_id(), q_last, pt)
-                dst = sa.Ciphertext()
-                try:
-                    self._evaluator.multiply_plain(ct, pt, dst)
-                except RuntimeError as e:  # factors so small that they encode to the zero polynomial
-                    if "transparent" not in str(e):
-                        raise
-                    out.append(self._zero_like(data.next_context_data().parms_id(), ct.scale))
+                # factors so small that they encode to the zero polynomial give a transparent result
+                dst, nonzero = self._evaluate(
+                    "multiply_plain", ct, pt,
+                    zero=lambda ct=ct, data=data: self._zero_like(data.next_context_data().parms_id(), ct.scale))
+                if not nonzero:
+                    out.append(dst)
                     continue
                 self._evaluator.rescale_to_next_inplace(dst)
                 dst.scale = ct.scale  # exact up to double rounding: scale * q / q
@@ -988,14 +982,10 @@ class CKKS(_SEALContext):
         with self._seal_errors("ciphertext x ciphertext multiplication"):
             for a, b in zip(x.chunks, y.chunks):
                 a, b = self._align_level(a, b)
-                dst = sa.Ciphertext()
-                try:
-                    self._evaluator.multiply(a, b, dst)
-                except RuntimeError as e:
-                    if "transparent" not in str(e):
-                        raise
-                    nxt = self._seal.get_context_data(a.parms_id()).next_context_data()
-                    out.append(self._zero_like(nxt.parms_id(), a.scale))
+                dst, nonzero = self._evaluate("multiply", a, b, zero=lambda a=a: self._zero_like(
+                    self._seal.get_context_data(a.parms_id()).next_context_data().parms_id(), a.scale))
+                if not nonzero:
+                    out.append(dst)
                     continue
                 self._evaluator.relinearize_inplace(dst, rk)
                 self._evaluator.rescale_to_next_inplace(dst)
