@@ -42,7 +42,6 @@ import numpy as np
 
 from ..errors import (
     ContextMismatchError,
-    HEError,
     InvalidCiphertextError,
     ParameterError,
     SecretKeyMissingError,
@@ -532,10 +531,6 @@ def _parse_total(pub: SchemeContext, total: bytes) -> Any:
     parsed = agg._parse(total, "total blob")
     agg._check_units(parsed.vector, "total blob")
     return parsed
-
-
-def _share_context(share: KeyShare) -> bytes:
-    return share.committee_id
 
 
 def partial_decrypt(share: KeyShare, total: bytes) -> PartialDecryption:
