@@ -510,6 +510,7 @@ def _generate_lattice(scheme: str, members: int, threshold: int, max_clients: in
     base = multiparty_context(scheme, poly_modulus_degree=plan.poly_modulus_degree,
                               coeff_mod_bit_sizes=list(plan.coeff_mod_bit_sizes),
                               scale_bits=plan.scale_bits, plain_modulus_bits=plan.plain_modulus_bits)
+    base._extra["committee"] = [members, threshold]  # public: travels in the context blob
     info = rns_moduli(base)
     pk, member_keys, _seed = cl.generate_keys(info, members, threshold)
     pub = with_public_key(base, pk)
@@ -751,9 +752,10 @@ def _committee_shape(pub: SchemeContext, by_member: dict[int, PartialDecryption]
         raise SecretKeyMissingError("combine received no partial decryptions; collect them from the members.")
     members, threshold = shapes.pop()
     extra = getattr(pub, "_extra", None)
-    if isinstance(extra, dict) and "committee" in extra and list(extra["committee"]) != [members, threshold]:
-        raise ContextMismatchError(f"the parts describe a {threshold}-of-{members} committee, the public context "
-                                   f"a {extra['committee'][1]}-of-{extra['committee'][0]} one.")
+    recorded = extra.get("committee") if isinstance(extra, dict) else None
+    if recorded is not None and recorded != [members, threshold]:
+        raise ContextMismatchError(f"the parts describe a {threshold}-of-{members} committee; the public context "
+                                   f"records {recorded!r} as [members, threshold]. Use parts of this committee.")
     return members, threshold
 
 

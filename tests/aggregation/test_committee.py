@@ -292,3 +292,15 @@ def test_paillier_full_size_committee():
     total = agg.sum([agg.encrypt(g) for g in grads])
     out = combine(pub, total, [partial_decrypt(s, total) for s in committee.shares[1:4]], count=8)
     assert np.max(np.abs(out - sum(grads) / 8)) <= 2.0 ** -25
+
+
+def test_lattice_public_context_records_committee_shape(bfv_committee):
+    pub = he_ml.load_context(bfv_committee.public_context().to_bytes())
+    assert pub._extra["committee"] == [5, 3]
+    agg = GradientAggregator(pub)
+    total = agg.sum([agg.encrypt(np.array([0.5, 0.25]))])
+    parts = [partial_decrypt(s, total) for s in bfv_committee.shares[:3]]
+    for p in parts:
+        p.threshold = 2  # a part lying about the committee's shape
+    with pytest.raises(ContextMismatchError, match="records"):
+        combine(pub, total, parts)
