@@ -425,8 +425,8 @@ class Committee:
         Notes
         -----
         Paillier: the dealer (this call) knows the factorization while it runs and forgets it.
-        Safe-prime generation costs about 0.3-4 s at 3072 bits (measured; see
-        ``benchmarks/bench_committee.py``). BFV/CKKS: the members' collective key generation
+        Safe-prime generation dominates: a median 6.5 s per 1536-bit prime on a shared 2-core
+        machine (1.7-17.6 s over 8 samples), i.e. about 10-40 s for a 3072-bit committee. BFV/CKKS: the members' collective key generation
         and re-sharing run in this process; each member's ``s_i`` is dropped after use.
         """
         members, threshold = _check_members(members, threshold)

@@ -68,8 +68,9 @@ __all__ = ["MAX_SUBKEYS", "SMUDGING_SECURITY", "LatticePlan", "plan_lattice", "u
 MAX_SUBKEYS = 256
 #: Default statistical security (bits) of a smudged partial decryption.
 SMUDGING_SECURITY = 40
-#: Bound on every RLWE error coefficient: SEAL clips its Gaussian (sigma 3.2) at 19.2; our
-#: centred binomial with eta = 21 is bounded by 21.
+#: Bound on every RLWE error coefficient: SEAL's default error sampler is a centred binomial
+#: (21 + 21 bits, |e| <= 21; with SEAL_USE_GAUSSIAN_NOISE a Gaussian clipped at 6 sigma = 19.2),
+#: and our CKG errors use the same centred binomial (eta = 21).
 ERROR_BOUND = 21
 _CBD_ETA = 21
 _CHAINS = ((8192, (60, 60, 60)), (16384, (60, 60, 60, 60, 60, 60, 60)))
