@@ -93,7 +93,9 @@ def _unpack(data: Any, kind: int, what: str) -> tuple[str, bytes, dict[str, Any]
     if version != _VERSION:
         raise bad(f"format version must be {_VERSION}; got {version}")
     if k != kind:
-        raise bad(f"it holds a {'key share' if k == _KIND_SHARE else 'partial decryption' if k == _KIND_PART else 'unknown object'}")
+        names = {1: "key share", 2: "partial decryption", 3: "keygen session", 4: "CKG share",
+                 5: "re-sharing message"}
+        raise bad(f"it holds a {names.get(k, 'unknown object')}")
     if scheme_id not in _SCHEME_NAMES:
         raise bad(f"unknown scheme id {scheme_id}")
     end = len(data) - 4
@@ -496,34 +498,23 @@ def _generate_paillier(members: int, threshold: int, max_clients: int, max_value
 
 def _generate_lattice(scheme: str, members: int, threshold: int, max_clients: int, max_value: float,
                       precision_bits: int | None, security: int) -> Committee:
-    from ..schemes.ckks import multiparty_context, rns_moduli, with_public_key
-    from . import committee_lattice as cl
+    """Run the dealer-free key generation of :mod:`.committee_keygen` for all members here."""
+    from .committee_keygen import KeygenMember, KeygenSession
 
-    subkeys = math.comb(members, threshold - 1)
-    if subkeys > cl.MAX_SUBKEYS:
-        raise ParameterError(
-            f"{scheme}: a {threshold}-of-{members} committee needs C({members}, {threshold - 1}) = {subkeys} "
-            f"replicated sub-keys (more than {cl.MAX_SUBKEYS}); use threshold={members} (n-of-n), fewer "
-            f"members, or the 'paillier' committee (any t-of-n).")
-    plan = cl.plan_lattice(scheme, members, threshold, max_clients=max_clients, max_value=max_value,
-                           precision_bits=precision_bits, smudging_security=security)
-    base = multiparty_context(scheme, poly_modulus_degree=plan.poly_modulus_degree,
-                              coeff_mod_bit_sizes=list(plan.coeff_mod_bit_sizes),
-                              scale_bits=plan.scale_bits, plain_modulus_bits=plan.plain_modulus_bits)
-    base._extra["committee"] = [members, threshold]  # public: travels in the context blob
-    info = rns_moduli(base)
-    pk, member_keys, _seed = cl.generate_keys(info, members, threshold)
-    pub = with_public_key(base, pk)
-    del base
-    cid = pub.fingerprint
-    shares = [KeyShare(scheme, i, members, threshold, cid,
-                       {"n": info["n"], "primes": info["data_primes"], "bits": plan.smudging_bits,
-                        "subkeys": member_keys[i],
-                        "params": {"poly_modulus_degree": plan.poly_modulus_degree,
-                                   "coeff_mod_bit_sizes": list(plan.coeff_mod_bit_sizes),
-                                   "scale_bits": plan.scale_bits, "plain_modulus_bits": plan.plain_modulus_bits}})
-              for i in range(1, members + 1)]
-    return Committee(scheme, members, threshold, pub, shares, plan.to_dict())
+    session = KeygenSession(scheme, members, threshold, max_clients=max_clients, max_value=max_value,
+                            precision_bits=precision_bits, smudging_security=security)
+    parties = [KeygenMember(session, i) for i in range(1, members + 1)]
+    ckg = [p.ckg_share() for p in parties]
+    mailbox: dict[int, list[bytes]] = {i: [] for i in range(1, members + 1)}
+    for p in parties:
+        for j, msg in p.reshare().items():
+            mailbox[j].append(msg)
+    results = [p.finalize(ckg, mailbox[p.member]) for p in parties]
+    del parties, mailbox
+    pub = results[0][0]
+    if any(r[0].fingerprint != pub.fingerprint for r in results):  # pragma: no cover - deterministic
+        raise ContextMismatchError(f"{scheme}: members derived different public keys.")
+    return Committee(scheme, members, threshold, pub, [r[1] for r in results], session.plan.to_dict())
 
 
 # ------------------------------------------------------------------------------- protocol

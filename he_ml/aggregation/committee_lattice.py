@@ -23,8 +23,9 @@ Protocol (Mouchet, Troncoso-Pastoriza, Bossuat, Hubaux, PETS 2021, Sect. 4)
   ``r_A``. Any ``t`` members together hold every sub-key; any ``t - 1`` miss ``r_A`` for
   ``A`` = themselves, and the others are uniformly random. Each member holds
   ``C(n - 1, t - 1)`` sub-keys and the committee ``C(n, t - 1)`` (5 of 3: 6 and 10); we cap
-  ``C(n, t - 1)`` at :data:`MAX_SUBKEYS`. In Committee.generate the members' re-sharing
-  messages ``r_{i,A}`` (``s_i = sum_A r_{i,A}``) are exchanged in-process.
+  ``C(n, t - 1)`` at :data:`MAX_SUBKEYS`. The key-generation steps (CKG share, re-sharing
+  messages ``r_{i,A}`` with ``s_i = sum_A r_{i,A}``, finalize) are in
+  :mod:`he_ml.aggregation.committee_keygen`.
 * **Partial decryption (CKS to a zero key, Sect. 4).** For ``c = (c0, c1)`` each sub-key
   gives ``h_A = c1 r_A + e_A``; ``c0 + sum_A h_A = Delta m + e_ct + sum_A e_A``. The
   smudging noise ``e_A`` is drawn from ChaCha20 keyed by a 32-byte key ``k_A`` shared by
@@ -288,50 +289,6 @@ def smudging_rns(hi: np.ndarray, lo: np.ndarray, bits: int, primes: list[int]) -
         lo_r = addmod(lo_r, native.pointwise_mul_rns(np.ascontiguousarray(hi_r), two64, primes), primes)
     off = np.array([[(1 << bits) % q] for q in primes], dtype=np.uint64)
     return addmod(lo_r, negmod(np.broadcast_to(off, (rows, n)).copy(), primes), primes)
-
-
-# ------------------------------------------------------------------------------ key generation
-def generate_keys(info: dict[str, Any], members: int, threshold: int,
-                  seed: bytes | None = None) -> tuple[np.ndarray, dict[int, dict[tuple[int, ...], tuple[np.ndarray, bytes]]], bytes]:
-    """Run CKG and the replicated re-sharing for all members in this process.
-
-    Returns
-    -------
-    pk : ndarray ``(2, K, n)``
-        Collective public key in NTT form over the key primes.
-    shares : dict member -> {A: (r_A in NTT form over the data primes, k_A)}
-    seed : bytes
-        The public CRP seed.
-    """
-    n = info["n"]
-    kp = info["key_primes"]
-    dp = info["data_primes"]
-    seed = secrets.token_bytes(32) if seed is None else seed
-    a = uniform_rns(seed, kp, n)  # NTT form
-    sets = unqualified_sets(members, threshold)
-    p0 = np.zeros((len(kp), n), dtype=np.uint64)
-    subkeys = {A: np.zeros((len(dp), n), dtype=np.uint64) for A in sets}
-    key_parts: dict[tuple[int, ...], list[bytes]] = {A: [] for A in sets}
-    for _member in range(1, members + 1):
-        # --- member's CKG share: p0_i = -(a s_i + e_i)
-        s_ntt = native.ntt_rns(small_to_rns(ternary(n), kp), kp)
-        e_ntt = native.ntt_rns(small_to_rns(centred_binomial(n), kp), kp)
-        share = negmod(addmod(native.pointwise_mul_rns(a, s_ntt, kp), e_ntt, kp), kp)
-        p0 = addmod(p0, share, kp)
-        # --- member's re-sharing: s_i = sum_A r_{i,A} over the data primes, uniform pieces
-        rest = s_ntt[:len(dp)].copy()
-        for A in sets[:-1]:
-            piece = uniform_rns(secrets.token_bytes(32), dp, n, b"share")
-            subkeys[A] = addmod(subkeys[A], piece, dp)
-            rest = addmod(rest, negmod(piece, dp), dp)
-            key_parts[A].append(secrets.token_bytes(32))
-        subkeys[sets[-1]] = addmod(subkeys[sets[-1]], rest, dp)
-        key_parts[sets[-1]].append(secrets.token_bytes(32))
-        del s_ntt, e_ntt, rest
-    noise_keys = {A: hashlib.sha256(b"".join(parts)).digest() for A, parts in key_parts.items()}
-    shares = {i: {A: (subkeys[A], noise_keys[A]) for A in sets if i not in A} for i in range(1, members + 1)}
-    pk = np.stack([p0, a])
-    return pk, shares, seed
 
 
 # ------------------------------------------------------------------------ partial decryption
