@@ -752,26 +752,40 @@ def _committee_shape(pub: SchemeContext, by_member: dict[int, PartialDecryption]
 
 def _combine_paillier(pub: Any, vector: EncryptedVector, by_member: dict[int, PartialDecryption],
                       members: int, threshold: int) -> np.ndarray:
+    """Lagrange-combine ``threshold`` parts per ciphertext. With more parts than needed, a second
+    set (the highest member ids) is combined too and must agree: a wrong part is then detected
+    even when it is not in the first set."""
     from ..schemes.paillier import paillier_decode_plaintexts
     from . import committee_paillier as cp
 
-    ids = sorted(by_member)[:threshold]
+    ordered = sorted(by_member)
+    subsets = [ordered[:threshold]]
+    if len(ordered) > threshold:
+        subsets.append(ordered[-threshold:])
     n = int(pub._n)
     n2 = n * n
     plaintexts = []
     for j in range(len(vector.chunks)):
-        partials = {}
-        for i in ids:
-            v = by_member[i].chunks[j]
-            if not 0 < v < n2:
-                raise InvalidCiphertextError(f"paillier: partial {j} of member {i} is outside (0, n^2).")
-            partials[i] = v
-        m = cp.combine_partials(n, members, partials)
-        if m < 0:
+        results = []
+        for ids in subsets:
+            partials = {}
+            for i in ids:
+                v = by_member[i].chunks[j]
+                if not 0 < v < n2:
+                    raise InvalidCiphertextError(f"paillier: partial {j} of member {i} is outside (0, n^2).")
+                partials[i] = v
+            m = cp.combine_partials(n, members, partials)
+            if m < 0:
+                raise InvalidCiphertextError(
+                    f"paillier: the partial decryptions of ciphertext {j} do not combine to a plaintext (members "
+                    f"{ids}); at least one member sent a wrong partial or used another key. Retry with other "
+                    f"members.")
+            results.append(m)
+        if len(set(results)) > 1:
             raise InvalidCiphertextError(
-                f"paillier: the partial decryptions of ciphertext {j} do not combine to a plaintext (members "
-                f"{ids}); at least one member sent a wrong partial or used another key. Retry with other members.")
-        plaintexts.append(m)
+                f"paillier: members {subsets[0]} and {subsets[1]} decrypt ciphertext {j} differently: a member "
+                f"sent a wrong partial. Combine smaller sets to find it.")
+        plaintexts.append(results[0])
     return paillier_decode_plaintexts(pub, vector, plaintexts)
 
 

@@ -304,3 +304,18 @@ def test_lattice_public_context_records_committee_shape(bfv_committee):
         p.threshold = 2  # a part lying about the committee's shape
     with pytest.raises(ContextMismatchError, match="records"):
         combine(pub, total, parts)
+
+
+def test_paillier_extra_part_cross_checks():
+    committee = insecure_tiny_committee("paillier", 5, 3)
+    pub = committee.public_context()
+    agg = GradientAggregator(pub)
+    total = agg.sum([agg.encrypt(np.array([0.5, -0.25, 1.0])) for _ in range(3)])
+    parts = [partial_decrypt(s, total) for s in committee.shares[:4]]
+    out = combine(pub, total, parts)
+    assert np.max(np.abs(out - np.array([1.5, -0.75, 3.0]))) <= 3 * 2.0 ** -25
+    # member 4's part is not in the first set {1,2,3}; it is in the cross-check set {2,3,4}
+    n2 = int(pub._n) ** 2
+    parts[3].chunks[0] = parts[3].chunks[0] * parts[3].chunks[0] % n2
+    with pytest.raises(InvalidCiphertextError):
+        combine(pub, total, parts)
