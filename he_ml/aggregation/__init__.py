@@ -3,6 +3,8 @@
 * :class:`GradientAggregator` -- clients encrypt updates (arrays or dicts of arrays), an
   untrusted server sums the blobs with the public context, the key holder decrypts the
   (averaged) total. :func:`aggregation_context` chooses the smallest parameters per scheme.
+* :class:`Committee` -- threshold (t-of-n) decryption: :func:`partial_decrypt` per member,
+  :func:`combine` by anyone (Paillier, BFV, CKKS); see ``docs/committee.md``.
 * :mod:`he_ml.aggregation.dp` -- L2 clipping, exact discrete-Gaussian noise (distributed or
   central) and privacy accounting with Google's dp-accounting.
 """
@@ -15,6 +17,14 @@ from .aggregator import (
     aggregation_context,
     flatten_update,
     unflatten_update,
+)
+from .committee import (
+    Committee,
+    KeyShare,
+    PartialDecryption,
+    combine,
+    insecure_tiny_committee,
+    partial_decrypt,
 )
 from .dp import (
     DPConfig,
@@ -29,6 +39,12 @@ from .dp import (
 )
 
 __all__ = [
+    "Committee",
+    "KeyShare",
+    "PartialDecryption",
+    "partial_decrypt",
+    "combine",
+    "insecure_tiny_committee",
     "GradientAggregator",
     "aggregation_context",
     "flatten_update",

@@ -787,9 +787,11 @@ class CKKS(_SEALContext):
 
     def _validate_extra(self, n: int, bits: list[int]) -> None:
         sb = self._extra.get("scale_bits")
-        if not isinstance(sb, int) or isinstance(sb, bool) or not 10 <= sb < bits[0]:
+        mp = self._extra.get("multiparty", False)  # committee keys (h9): scale spans the data primes
+        limit = sum(bits[:-1]) if mp is True else bits[0]
+        if not isinstance(mp, bool) or not isinstance(sb, int) or isinstance(sb, bool) or not 10 <= sb < limit:
             raise ParameterError(
-                f"ckks: scale_bits must be an integer in [10, q0_bits={bits[0]}); got {sb!r}. The first "
+                f"ckks: scale_bits must be an integer in [10, q0_bits={limit}); got {sb!r}. The first "
                 f"prime must hold the scale plus the magnitude of the results."
             )
 
@@ -797,7 +799,8 @@ class CKKS(_SEALContext):
         self._encoder = sa.CKKSEncoder(self._seal)
         self._scale = 2.0 ** self._extra["scale_bits"]
         # A result decrypts modulo q0 where it occupies |x| * scale; keep one bit for the sign.
-        self._value_bound = 2.0 ** (self._bits[0] - self._extra["scale_bits"] - 1)
+        q_bits = sum(self._bits[:-1]) if self._extra.get("multiparty") is True else self._bits[0]
+        self._value_bound = 2.0 ** (q_bits - self._extra["scale_bits"] - 1)
 
     # ------------------------------------------------------------------ properties
     @property
@@ -1060,3 +1063,186 @@ def _overridden(base: dict[str, Any], n: int, bits: list[int], extra_value: Any,
 
 def _custom_name(preset: str | None) -> str | None:
     return None
+
+
+# ============================================================================================
+# Raw RNS access for multiparty (committee) keys -- used by he_ml.aggregation.committee_lattice
+# (branch h9-committee). Everything below only reads/writes SEAL objects through SEAL's own
+# serialization format (SEAL 4.x, uncompressed), so SEAL validates every object it loads.
+# ============================================================================================
+import struct as _struct  # noqa: E402
+
+_SEAL_MAGIC = 0xA15E
+_SEAL_HEADER = _struct.Struct("<HBBBBHQ")  # magic, header size, major, minor, compr_mode, reserved, size
+_SEAL_VERSION: tuple[int, int] | None = None
+
+
+def _seal_version() -> tuple[int, int]:
+    """(major, minor) of the linked SEAL, read from the header of a saved object."""
+    global _SEAL_VERSION
+    if _SEAL_VERSION is None:
+        _, _, major, minor, _, _, _ = _SEAL_HEADER.unpack_from(_seal_to_bytes(sa.Plaintext()), 0)
+        _SEAL_VERSION = (major, minor)
+    return _SEAL_VERSION
+
+
+def _seal_object_bytes(payload: bytes) -> bytes:
+    """An uncompressed SEAL object: 16-byte header + ``payload``."""
+    major, minor = _seal_version()
+    return _SEAL_HEADER.pack(_SEAL_MAGIC, 16, major, minor, 0, 0, 16 + len(payload)) + payload
+
+
+def _dynarray_bytes(values: np.ndarray) -> bytes:
+    data = np.ascontiguousarray(values, dtype="<u8").tobytes()
+    return _seal_object_bytes(_struct.pack("<Q", len(data) // 8) + data)
+
+
+def _uncompressed_payload(obj: Any) -> bytes | None:
+    """SEAL ``save`` output without its header, decompressed; None if the codec is unavailable."""
+    raw = _seal_to_bytes(obj)
+    magic, _, _, _, compr, _, _ = _SEAL_HEADER.unpack_from(raw, 0)
+    if magic != _SEAL_MAGIC:  # pragma: no cover - SEAL always writes its magic
+        raise InvalidCiphertextError("seal: saved object has no SEAL header.")
+    body = raw[16:]
+    if compr == 0:
+        return body
+    if compr == 1:
+        import zlib
+
+        return zlib.decompress(body)
+    try:
+        import zstandard
+    except ImportError:
+        return None
+    return zstandard.ZstdDecompressor().decompress(body, max_output_size=1 << 31)
+
+
+def ciphertext_to_rns(ct: Any) -> np.ndarray:
+    """The polynomials of a SEAL ciphertext (or public key's ciphertext) as uint64 ``(size, L, n)``.
+
+    Parameters
+    ----------
+    ct : seal Ciphertext
+        Any ciphertext; ``ct.is_ntt_form()`` tells the representation (CKKS: NTT form,
+        evaluations in the same bit-reversed order as :func:`he_ml.native.ntt`; BFV:
+        coefficients). Row ``j`` of every polynomial is reduced modulo the ``j``-th prime of
+        the ciphertext's level.
+
+    Returns
+    -------
+    ndarray of uint64, shape ``(ct.size(), ct.coeff_modulus_size(), ct.poly_modulus_degree())``
+    """
+    shape = (ct.size(), ct.coeff_modulus_size(), ct.poly_modulus_degree())
+    count = shape[0] * shape[1] * shape[2]
+    body = _uncompressed_payload(ct)
+    if body is not None:
+        return np.frombuffer(body[len(body) - 8 * count:], dtype="<u8").astype(np.uint64).reshape(shape)
+    arr = ct.dyn_array()  # slow path without the zstandard codec (~0.2 us per coefficient)
+    return np.fromiter((arr.at(i) for i in range(count)), dtype=np.uint64, count=count).reshape(shape)
+
+
+def ciphertext_from_rns(ctx: "_SEALContext", polys: np.ndarray, *, parms_id: Any, ntt_form: bool,
+                        scale: float = 1.0) -> Any:
+    """Build (and let SEAL validate) a ciphertext from uint64 RNS polynomials ``(size, L, n)``.
+
+    Raises
+    ------
+    InvalidCiphertextError
+        If SEAL rejects the data (a coefficient not below its prime, wrong level or size).
+    """
+    polys = np.ascontiguousarray(polys, dtype=np.uint64)
+    size, levels, n = polys.shape
+    meta = _struct.pack("<4QBQQQdQ", *[int(x) for x in parms_id], 1 if ntt_form else 0, size, n, levels,
+                        float(scale), 1)
+    data = _seal_object_bytes(meta + _dynarray_bytes(polys.reshape(-1)))
+    with ctx._seal_errors("building a ciphertext from RNS data", invalid=True):
+        return _seal_from_bytes(sa.Ciphertext(), data, ctx._seal)
+
+
+def rns_moduli(ctx: "_SEALContext") -> dict[str, Any]:
+    """The ring size and modulus chain of a CKKS/BFV context, as plain ints.
+
+    Returns
+    -------
+    dict
+        ``n``; ``key_primes`` (every prime, the special prime last, as SEAL orders them);
+        ``data_primes`` (the primes of a fresh ciphertext); ``key_parms_id`` and
+        ``first_parms_id`` (SEAL's level identifiers, 4-tuples of ints).
+    """
+    key = ctx._seal.key_context_data()
+    first = ctx._seal.first_context_data()
+    return {"n": ctx._n,
+            "key_primes": [int(m.value()) for m in key.parms().coeff_modulus()],
+            "data_primes": [int(m.value()) for m in first.parms().coeff_modulus()],
+            "key_parms_id": tuple(int(x) for x in ctx._seal.key_parms_id()),
+            "first_parms_id": tuple(int(x) for x in ctx._seal.first_parms_id())}
+
+
+def with_public_key(ctx: "_SEALContext", pk_rns: np.ndarray) -> "_SEALContext":
+    """A public context (no secret key) of ``ctx``'s parameters whose public key is ``pk_rns``.
+
+    Parameters
+    ----------
+    ctx : CKKS or BFV context
+        Supplies parameters, encoder settings and ``_extra``; its own keys are not used.
+    pk_rns : ndarray of uint64, shape ``(2, K, n)``
+        ``(p0, p1)`` in NTT form over all ``K`` primes (the key level), e.g. a collective
+        public key ``p0 = -(a s + e)``, ``p1 = a``.
+    """
+    info = rns_moduli(ctx)
+    pk_rns = np.ascontiguousarray(pk_rns, dtype=np.uint64)
+    if pk_rns.shape != (2, len(info["key_primes"]), info["n"]):
+        raise ParameterError(f"{ctx.name}: a public key needs shape (2, {len(info['key_primes'])}, {info['n']}); "
+                             f"got {pk_rns.shape}.")
+    meta = _struct.pack("<4QBQQQdQ", *info["key_parms_id"], 1, 2, info["n"], len(info["key_primes"]), 1.0, 1)
+    pk_bytes = _seal_object_bytes(meta + _dynarray_bytes(pk_rns.reshape(-1)))
+    with ctx._seal_errors("building a public key from RNS data", invalid=True):
+        pk = _seal_from_bytes(sa.PublicKey(), pk_bytes, ctx._seal)
+    pk_bytes = _seal_to_bytes(pk)  # canonical SEAL bytes (the fingerprint hashes these)
+    twin = object.__new__(type(ctx))
+    twin._extra = dict(ctx._extra)
+    twin._setup(preset=ctx._preset, allow_insecure=ctx._allow_insecure, seal=ctx._seal,
+                parms_bytes=ctx._parms_bytes, pk=pk, pk_bytes=pk_bytes, sk=None)
+    twin._register()
+    return twin
+
+
+def plaintext_decoder(pub: "_SEALContext") -> "_SEALContext":
+    """A private twin of ``pub`` whose secret key is 0, to decode combined decryptions.
+
+    ``decrypt`` of a ciphertext ``(x, 0)`` under the zero key returns ``x`` itself, so the
+    scheme's own decoding (BFV's ``round(t/q * x)``, CKKS's scale and canonical embedding,
+    he_ml's range checks) runs unchanged on a combined committee decryption ``x``. The twin
+    is never registered nor returned to users: it would "encrypt" in the clear.
+    """
+    info = rns_moduli(pub)
+    k, n = len(info["key_primes"]), info["n"]
+    meta = _struct.pack("<4QQd", *info["key_parms_id"], k * n, 1.0)
+    sk_bytes = _seal_object_bytes(meta + _dynarray_bytes(np.zeros(k * n, dtype=np.uint64)))
+    with pub._seal_errors("building the decoder key", invalid=True):
+        sk = _seal_from_bytes(sa.SecretKey(), sk_bytes, pub._seal)
+    twin = object.__new__(type(pub))
+    twin._extra = dict(pub._extra)
+    twin._setup(preset=pub._preset, allow_insecure=pub._allow_insecure, seal=pub._seal,
+                parms_bytes=pub._parms_bytes, pk=pub._pk, pk_bytes=pub._pk_bytes, sk=sk)
+    return twin
+
+
+def multiparty_context(scheme: str, *, poly_modulus_degree: int, coeff_mod_bit_sizes: list[int],
+                       scale_bits: int | None = None, plain_modulus_bits: int | None = None) -> "_SEALContext":
+    """A CKKS/BFV context marked ``multiparty`` (its own keys are placeholders, replaced by
+    :func:`with_public_key`). For CKKS the mark lets the scale use the whole data modulus
+    (``scale_bits < sum(data primes)``) instead of the first prime only: a committee's
+    smudging noise needs a scale far above 60 bits, and a sum-only context never rescales.
+    """
+    if scheme == "ckks":
+        ctx = object.__new__(CKKS)
+        extra = {"scale_bits": int(scale_bits), "multiparty": True}
+    else:
+        from .bfv import BFV
+
+        ctx = object.__new__(BFV)
+        extra = {"plain_modulus_bits": int(plain_modulus_bits), "multiparty": True}
+    ctx._build(preset=None, n=int(poly_modulus_degree), bits=[int(b) for b in coeff_mod_bit_sizes],
+               rotations=None, relin_keys=False, allow_insecure=False, extra=extra)
+    return ctx

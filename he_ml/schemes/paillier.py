@@ -834,3 +834,42 @@ def _make_encoding(key_bits: int, preset: str, *, slots: int | None = None, **ov
         return PackedEncoding(usable_bits=int(key_bits) - 2, slots=slots, **params)
     except ParameterError as e:
         raise ParameterError(f"paillier: {e}") from None
+
+
+# ============================================================================================
+# Threshold (committee) support -- used by he_ml.aggregation.committee_paillier (h9-committee).
+# ============================================================================================
+def paillier_public_from_modulus(n: int, *, preset: str = "sum", allow_insecure: bool = False,
+                                 **encoding: Any) -> "Paillier":
+    """A public (encrypt-only) context for a modulus whose factors nobody in this process holds.
+
+    ``h_s`` is derived publicly from ``n`` (``h = -x**2 mod n`` for a random ``x``,
+    ``h_s = h**n mod n**2``); DJN ciphertexts under it decrypt with any Paillier decryption of
+    ``n`` -- in particular with threshold decryption.
+    """
+    pub = _phe.PaillierPublicKey(int(n))
+    return Paillier.from_phe_keys(pub, None, preset=preset, allow_insecure=allow_insecure, **encoding)
+
+
+def paillier_decode_plaintexts(ctx: "Paillier", vector: EncryptedVector, plaintexts: list[int]) -> np.ndarray:
+    """Decode raw plaintexts (in ``[0, n)``, one per ciphertext of ``vector``) exactly as
+    ``ctx.decrypt(vector)`` would decode the plaintexts it computes itself (same slot layout,
+    same bound checks). Used when the plaintexts come from threshold decryption."""
+    if len(plaintexts) != len(vector.chunks):
+        raise ContextMismatchError(f"paillier: {len(plaintexts)} plaintexts for {len(vector.chunks)} ciphertexts.")
+    meta = vector.meta
+    lay = ctx.encoding.slot_layout
+    bound = int(meta["bound"])
+    red = meta.get("reduce")
+    k = lay.slots
+    ints: list[int] = []
+    for j, m in enumerate(plaintexts):
+        digits = lay.unpack(ctx._centered(m), lay.digits)
+        count = 1 if red else min(k, vector.size - j * k)
+        used = lay.digits if red else count
+        if any(abs(v) > bound for v in digits[:used]) or any(digits[used:]):
+            raise InvalidCiphertextError(
+                f"paillier: ciphertext {j} decrypts to slot values beyond its public bound {bound}: it was "
+                f"altered, a partial decryption was wrong, or it was encrypted under other parameters.")
+        ints.extend([sum(digits[red[0]:red[1]])] if red else digits[:count])
+    return from_fixed(ints, int(meta["scale"])).reshape(vector.shape)
