@@ -25,6 +25,8 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import hashlib
+import json
 import math
 import os
 import shutil
@@ -34,6 +36,9 @@ from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 import tenseal.sealapi as sa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import (
     ContextMismatchError,
@@ -48,6 +53,7 @@ from ..errors import (
 )
 from ._format import Blob
 from .base import EncryptedVector, SchemeContext, fingerprint_of
+from .signing import sign_blob
 from .params import (
     CKKS_PRESETS,
     HE_STANDARD_MAX_BITS,
@@ -106,6 +112,15 @@ def _seal_from_bytes(obj: Any, data: bytes, seal_context: Any | None = None) -> 
 
 # ---------------------------------------------------------------------------- shared backend
 
+#: Domain strings of the fingerprint and of the evaluation-key certificate (never reused).
+_FP_DOMAIN = b"he_ml seal context fingerprint v2"
+_CERT_DOMAIN = b"he_ml evaluation keys v1\x00"
+
+
+def _raw_public(sk: Ed25519PrivateKey) -> bytes:
+    return sk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
 #: SEALContexts by (scheme, serialized EncryptionParameters); see _SEALContext._make_seal_context.
 _SEAL_CONTEXT_CACHE: "collections.OrderedDict[tuple[str, bytes], Any]" = collections.OrderedDict()
 _SEAL_CONTEXT_CACHE_LOCK = threading.Lock()
@@ -136,8 +151,10 @@ class _SEALContext(SchemeContext):
         sk = keygen.secret_key()
         pk = sa.PublicKey()
         keygen.create_public_key(pk)
+        cert_sk = Ed25519PrivateKey.generate()
         self._setup(preset=preset, allow_insecure=allow_insecure, seal=seal, parms_bytes=parms_bytes,
-                    pk=pk, pk_bytes=_seal_to_bytes(pk), sk=sk)
+                    pk=pk, pk_bytes=_seal_to_bytes(pk), sk=sk, cert_vk=_raw_public(cert_sk),
+                    cert_sk=cert_sk)
         if relin_keys:
             self.enable_multiplication()
         elts = self._rotation_request(rotations)
@@ -207,7 +224,8 @@ class _SEALContext(SchemeContext):
         return seal
 
     def _setup(self, *, preset: str | None, allow_insecure: bool, seal: Any, parms_bytes: bytes,
-               pk: Any, pk_bytes: bytes, sk: Any | None) -> None:
+               pk: Any, pk_bytes: bytes, sk: Any | None, cert_vk: bytes,
+               cert_sk: Ed25519PrivateKey | None = None) -> None:
         self._preset = preset
         self._allow_insecure = bool(allow_insecure)
         self._seal = seal
@@ -228,7 +246,11 @@ class _SEALContext(SchemeContext):
         self._bits = [m.bit_count() for m in seal.key_context_data().parms().coeff_modulus()]
         self._primes = [m.value() for m in seal.key_context_data().parms().coeff_modulus()]
         self._security = security_bits(self._n, sum(self._bits))
-        self._fp = fingerprint_of(self.name.encode(), parms_bytes, pk_bytes)
+        self._cert_vk = bytes(cert_vk)
+        self._cert_sk = cert_sk
+        self._fp = fingerprint_of(_FP_DOMAIN, self.name.encode(), parms_bytes, self._encoding_bytes(),
+                                  pk_bytes, self._cert_vk)
+        self._eval_sig = self._sign_eval_keys() if cert_sk is not None else b""
         # The key holder encrypts with the secret key (SEAL's symmetric encryption): under RLWE
         # the ciphertexts are as secure as public-key ones (c1 uniform, c0 = -c1*s + e + m), and
         # they are about twice as fast to produce (no u * pk products, one error term instead of
@@ -242,6 +264,42 @@ class _SEALContext(SchemeContext):
 
     def _setup_encoder(self) -> None:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ binding (docs/binding-and-bounds.md)
+    def _encoding_bytes(self) -> bytes:
+        """Canonical bytes of the public encoding choices (scale bits / plain modulus bits /
+        fixed-point bits, preset name): hashed into the fingerprint, so an edited field changes it."""
+        return json.dumps({"preset": self._preset, "extra": self._extra}, sort_keys=True,
+                          separators=(",", ":")).encode()
+
+    def _eval_statement(self) -> bytes:
+        """What the key holder signs about its evaluation keys: this fingerprint and their digests.
+
+        The fingerprint commits to the certification key ``_cert_vk``; the signature under it
+        binds the relinearization and Galois keys (and the list of Galois elements) to this
+        public key. Keys added later (enable_multiplication / enable_rotations) are re-certified
+        by the same key, so the fingerprint -- and every ciphertext made under it -- stays valid.
+        """
+        return b"".join([
+            _CERT_DOMAIN, self._fp,
+            hashlib.sha256(self._rk_bytes).digest(),
+            hashlib.sha256(self._gk_bytes).digest(),
+            hashlib.sha256(json.dumps(list(self._galois_elts)).encode()).digest(),
+        ])
+
+    def _sign_eval_keys(self) -> bytes:
+        return self._cert_sk.sign(self._eval_statement())
+
+    def _verify_eval_keys(self, sig: bytes) -> None:
+        try:
+            Ed25519PublicKey.from_public_bytes(self._cert_vk).verify(sig, self._eval_statement())
+        except (InvalidSignature, ValueError) as e:
+            raise ContextMismatchError(
+                f"{self.name}: the context's relinearization/Galois keys are not the ones its key holder "
+                f"certified for public key {self._fp.hex()} (spliced from another key pair or edited); "
+                f"computing with them would give garbage. Refusing the context; ask the key holder "
+                f"for its public context."
+            ) from e
 
     # ------------------------------------------------------------------ interface properties
     @property
@@ -303,6 +361,7 @@ class _SEALContext(SchemeContext):
             with self._seal_errors("relinearization key generation"):
                 sa.KeyGenerator(self._seal, self._sk).create_relin_keys(rk)
             self._rk, self._rk_bytes = rk, _seal_to_bytes(rk)
+            self._eval_sig = self._sign_eval_keys()
             self._public_blob = None
             self._public_twin = None
         return self
@@ -373,6 +432,7 @@ class _SEALContext(SchemeContext):
             with self._seal_errors("rotation key generation"):
                 sa.KeyGenerator(self._seal, self._sk).create_galois_keys(union, gk)
             self._gk, self._gk_bytes, self._galois_elts = gk, _seal_to_bytes(gk), tuple(union)
+            self._eval_sig = self._sign_eval_keys()
             self._public_blob = None
             self._public_twin = None
             return gk
@@ -399,21 +459,29 @@ class _SEALContext(SchemeContext):
             twin = object.__new__(type(self))
             twin._extra = dict(self._extra)
             twin._setup(preset=self._preset, allow_insecure=self._allow_insecure, seal=self._seal,
-                        parms_bytes=self._parms_bytes, pk=self._pk, pk_bytes=self._pk_bytes, sk=None)
+                        parms_bytes=self._parms_bytes, pk=self._pk, pk_bytes=self._pk_bytes, sk=None,
+                        cert_vk=self._cert_vk)
             twin._rk, twin._rk_bytes = self._rk, self._rk_bytes
             twin._gk, twin._gk_bytes, twin._galois_elts = self._gk, self._gk_bytes, self._galois_elts
+            twin._eval_sig = self._eval_sig
             twin._register()
             self._public_twin = twin
             return twin
 
-    def to_bytes(self, include_secret_key: bool = False) -> bytes:
-        """Serialize; the secret key only with ``include_secret_key=True``. Public bytes are cached."""
+    def to_bytes(self, include_secret_key: bool = False, *, sign_with: Any = None) -> bytes:
+        """Serialize; the secret key only with ``include_secret_key=True``. Public bytes are cached.
+
+        ``sign_with`` (an Ed25519 private key, see ``he_ml.generate_signing_key``) wraps the blob
+        in a signed envelope that clients verify with ``load_context(..., verify_key=...)``.
+        """
         if include_secret_key:
-            return super().to_bytes(include_secret_key=True)
-        with self._lock:
-            if self._public_blob is None:
-                self._public_blob = super().to_bytes(include_secret_key=False)
-            return self._public_blob
+            data = super().to_bytes(include_secret_key=True)
+        else:
+            with self._lock:
+                if self._public_blob is None:
+                    self._public_blob = super().to_bytes(include_secret_key=False)
+                data = self._public_blob
+        return data if sign_with is None else sign_blob(data, sign_with)
 
     def _context_payload(self, include_secret_key: bool) -> tuple[dict[str, Any], list[bytes]]:
         meta = {
@@ -421,19 +489,25 @@ class _SEALContext(SchemeContext):
             "allow_insecure": self._allow_insecure,
             "galois_elts": list(self._galois_elts),
             "extra": self._extra,
+            "keycert": {"vk": self._cert_vk.hex(), "sig": self._eval_sig.hex()},
         }
         sections = [self._parms_bytes, self._pk_bytes, self._rk_bytes, self._gk_bytes]
         if include_secret_key:
             sections.append(_seal_to_bytes(self._sk))
+            sections.append(self._cert_sk.private_bytes(serialization.Encoding.Raw,
+                                                        serialization.PrivateFormat.Raw,
+                                                        serialization.NoEncryption()))
         return meta, sections
 
     @classmethod
     def _from_context_payload(cls, blob: Blob) -> "_SEALContext":
         meta, sections = blob.metadata, blob.sections
-        if len(sections) != (5 if blob.kind.name == "SECRET_CONTEXT" else 4):
+        secret = blob.kind.name == "SECRET_CONTEXT"
+        if len(sections) != (6 if secret else 4):
             raise InvalidCiphertextError(
-                f"{cls.name}: context blob has {len(sections)} sections; expected 4 (public) or 5 (secret)."
+                f"{cls.name}: context blob has {len(sections)} sections; expected 4 (public) or 6 (secret)."
             )
+        cert_vk, eval_sig, cert_sk = cls._parse_keycert(meta, sections[5] if secret else None)
         extra = meta.get("extra")
         elts = meta.get("galois_elts")
         if not isinstance(extra, dict) or not isinstance(elts, list) or not all(
@@ -461,9 +535,10 @@ class _SEALContext(SchemeContext):
         with ctx._seal_errors("loading the context", invalid=True):
             seal = ctx._make_seal_context(parms, sections[0])
             pk = _seal_from_bytes(sa.PublicKey(), sections[1], seal)
-            sk = _seal_from_bytes(sa.SecretKey(), sections[4], seal) if len(sections) == 5 else None
+            sk = _seal_from_bytes(sa.SecretKey(), sections[4], seal) if secret else None
         ctx._setup(preset=preset if isinstance(preset, str) else None, allow_insecure=allow_insecure,
-                   seal=seal, parms_bytes=sections[0], pk=pk, pk_bytes=sections[1], sk=sk)
+                   seal=seal, parms_bytes=sections[0], pk=pk, pk_bytes=sections[1], sk=sk,
+                   cert_vk=cert_vk, cert_sk=cert_sk)
         with ctx._seal_errors("loading the context", invalid=True):
             if sections[2]:
                 ctx._rk = _seal_from_bytes(sa.RelinKeys(), sections[2], seal)
@@ -475,10 +550,44 @@ class _SEALContext(SchemeContext):
                 ctx._gk, ctx._gk_bytes, ctx._galois_elts = gk, sections[3], tuple(sorted(set(elts)))
             elif elts:
                 raise InvalidCiphertextError(f"{cls.name}: context blob lists rotation keys it lacks.")
+        if ctx._fp != blob.fingerprint:
+            raise InvalidCiphertextError(
+                f"{cls.name}: the context's parameters, encoding, public key or certification key do not "
+                f"hash to the fingerprint in its header ({blob.fingerprint.hex()}); a field was edited. "
+                f"Refusing it; ask the key holder for its public context."
+            )
+        ctx._verify_eval_keys(eval_sig)
+        ctx._eval_sig = eval_sig
         if sk is not None:
             ctx._check_key_pair()
         ctx._register()
         return ctx
+
+    @classmethod
+    def _parse_keycert(cls, meta: dict[str, Any], cert_sk_bytes: bytes | None
+                       ) -> tuple[bytes, bytes, Ed25519PrivateKey | None]:
+        kc = meta.get("keycert")
+        try:
+            vk, sig = bytes.fromhex(kc["vk"]), bytes.fromhex(kc["sig"])
+        except (TypeError, KeyError, ValueError, AttributeError):
+            vk = sig = b""
+        if len(vk) != 32 or len(sig) != 64:
+            raise InvalidCiphertextError(
+                f"{cls.name}: the context blob lacks a valid evaluation-key certificate (keycert with a "
+                f"32-byte key and a 64-byte signature); it was written by he_ml < format 2 or edited. "
+                f"Re-export it with this version."
+            )
+        cert_sk = None
+        if cert_sk_bytes is not None:
+            if len(cert_sk_bytes) != 32:
+                raise InvalidCiphertextError(f"{cls.name}: the certification key section must be 32 bytes.")
+            cert_sk = Ed25519PrivateKey.from_private_bytes(cert_sk_bytes)
+            if _raw_public(cert_sk) != vk:
+                raise ContextMismatchError(
+                    f"{cls.name}: the secret context's certification key does not match its public one; "
+                    f"the blob was assembled from different contexts."
+                )
+        return vk, sig, cert_sk
 
     def _check_key_pair(self) -> None:
         """Reject a secret key that does not belong to the public key (tampered or mixed blobs)."""
