@@ -51,6 +51,7 @@ from sklearn.base import BaseEstimator
 
 from ..errors import (
     DepthExhaustedError,
+    EncodingOverflowError,
     NotFittedError,
     ParameterError,
     SecretKeyMissingError,
@@ -467,7 +468,14 @@ class _EncryptedLinearModel(BaseEstimator):
                 Xb = enc_X.vectors[k]
                 if intercept_cols[k] is not None:
                     Xb = Xb + intercept_cols[k]
-                W = W + self._batch_update(Xb, enc_y.vectors[k], W, masks[k], link, B, D)
+                try:
+                    W = W + self._batch_update(Xb, enc_y.vectors[k], W, masks[k], link, B, D)
+                except EncodingOverflowError as e:
+                    raise EncodingOverflowError(
+                        f"encrypted training step (epoch {epoch + 1}, batch {k + 1}) could overflow the "
+                        f"CKKS modulus: the weights' public bound is {W.bound:.4g}; training diverged (lower "
+                        f"learning_rate, standardize the features) or the parameters are too tight "
+                        f"(training_context(max_value=...)). {e}") from e
             if callback is not None or eval_set is not None:
                 weights = self._grid_to_weights(reveal(W), d, B) * R
                 record = {"epoch": epoch + 1, "coef": weights[:d].copy(), "intercept": float(weights[d]),
@@ -553,10 +561,16 @@ class _EncryptedLinearModel(BaseEstimator):
         Slot ``j*B + i`` holds ``x_ij``. Levels: ``X * W`` 1, link, ``E * X`` 1, mask 1.
         """
         Z = Xb * W                                    # x_ij * w_j / R in block j
+        used = max(1, int(np.count_nonzero(mask.reshape(D, B).any(axis=1))))  # blocks holding data
         step = B
         while step < B * D:                           # sum over blocks: t_i in every block
             Z = Z + Z.rotate(step)
             step *= 2
+        if Z.bound is not None and Xb.bound is not None and W.bound is not None:
+            # Each slot now holds the sum over all D blocks of x * w, and X is zero outside its
+            # first `used` blocks (the d features and the intercept column: the mask's blocks), so
+            # |slot| <= used * bound(X) * bound(W); the tracked bound doubled per rotation (x D).
+            Z = Z.with_bound(used * Xb.bound * W.bound)
         E = link(Z) - Yb                              # residuals, replicated per block
         T = E * Xb                                    # e_i * x_ij (padding rows: x = 0)
         step = 1

@@ -324,6 +324,13 @@ class SchemeContext(abc.ABC):
     def _chunk_level(self, chunk: Any) -> int | None:
         return None
 
+    def _tracked_bound(self, vector: "EncryptedVector") -> float | int | None:
+        b = vector.meta.get("bound")
+        return None if b is None else b
+
+    def _with_bound(self, vector: "EncryptedVector", bound: Any) -> "EncryptedVector":
+        raise self._unsupported("declaring a value bound", "Only CKKS and BFV vectors track a bound.")
+
     def _vector_level(self, vector: "EncryptedVector") -> int | None:
         """Levels left of a whole vector (default: lowest `_chunk_level`); BFV overrides it."""
         levels = [self._chunk_level(c) for c in vector.chunks]
@@ -443,6 +450,32 @@ class EncryptedVector:
         lvl = "" if lv is None else f", level={lv}"
         return (f"EncryptedVector(scheme={self.scheme!r}, shape={self.shape}, "
                 f"ciphertexts={len(self.chunks)}{lvl})")
+
+    @property
+    def bound(self) -> float | int | None:
+        """Public upper bound on |value| tracked through every operation (CKKS, BFV; else None).
+
+        Operations whose result bound could exceed what the parameters represent raise
+        `EncodingOverflowError` before they run (see ``docs/binding-and-bounds.md``).
+        """
+        return self.context._tracked_bound(self)
+
+    def with_bound(self, bound: float) -> "EncryptedVector":
+        """The same ciphertexts with a tighter public bound the caller can prove.
+
+        Interval arithmetic on one bound per vector is pessimistic for rotate-and-add trees over
+        partly empty slots (e.g. a sum over blocks of which only a few hold data); code that
+        knows the structure states the true bound here. A wrong (too small) bound disables the
+        overflow check for what follows, so use it only with a proof in a comment.
+
+        Raises
+        ------
+        ParameterError
+            If `bound` is not a finite number >= 0.
+        UnsupportedOperationError
+            For schemes without bound tracking (Paillier tracks its own slot bounds).
+        """
+        return self.context._with_bound(self, bound)
 
     def reshape(self, *shape) -> "EncryptedVector":
         """Same ciphertexts, another shape with the same number of values."""

@@ -907,6 +907,111 @@ class CKKS(_SEALContext):
         self._scale = 2.0 ** self._extra["scale_bits"]
         # A result decrypts modulo q0 where it occupies |x| * scale; keep one bit for the sign.
         self._value_bound = 2.0 ** (self._bits[0] - self._extra["scale_bits"] - 1)
+        self._setup_bounds()
+
+    # ------------------------------------------------------------------ magnitude bounds
+    def _setup_bounds(self) -> None:
+        """Representable magnitude per level and the largest scale drift per depth.
+
+        Representable bound. A ciphertext at chain index l holds ``x * scale`` modulo
+        ``Q_l = q_0 * q_1 * ... * q_l`` (the data primes left), and decoding centres the
+        result in ``(-Q_l/2, Q_l/2)``; the value is recovered iff ``|x| * scale < Q_l / 2``.
+        A product is formed at scale ``scale^2`` modulo ``Q_l`` and rescaled to ``Q_(l-1)``:
+        ``|xy| * scale^2 < Q_l / 2`` is the same condition as ``|xy| * scale < Q_(l-1) / 2``
+        (up to ``q_l / scale``, within the margin below). So a result that ends at chain index l
+        must satisfy ``|x| < Q_l / (2 * 2^scale_bits)``; we keep a relative margin of 1/16
+        for the scale drift of products (``_max_drift``, < 1e-3 for he_ml's chains) and the
+        noise (a few ``n / 2^scale_bits``): ``limit_l = 15/16 * Q_l / 2^(scale_bits + 1)``.
+        At l = 0 this is ``q_0 / 2^(scale_bits+1)``, the "|x| * scale < q0/2 at the last level"
+        rule; inputs are held to the stricter ``value_bound`` so they can reach level 0.
+
+        Scale drift. he_ml changes a scale only in ciphertext products: ``s_a * s_b / q_l``.
+        With ``delta(s) = ln(s / 2^scale_bits)`` and ``e = max_l |ln(q_l / 2^scale_bits)|``
+        over the scale primes, ``|delta| <= D_d`` after d levels where ``D_0 = 0`` and
+        ``D_d = 2 D_(d-1) + e``, i.e. ``D_d = (2^d - 1) e`` (plaintext products, rescales of
+        plaintext products and additions keep or copy a scale exactly).
+        """
+        data = [m.value() for m in self._seal.first_context_data().parms().coeff_modulus()]
+        acc, self._log2_q_prefix = 0.0, []
+        for q in data:
+            acc += math.log2(q)
+            self._log2_q_prefix.append(acc)
+        sb = self._extra["scale_bits"]
+        scale_primes = data[1:] or data
+        self._drift_step = max(abs(math.log(q) - sb * math.log(2.0)) for q in scale_primes)
+        self._top_index = len(data) - 1
+
+    def _level_limit(self, chain_index: int) -> float:
+        """Largest |value| a ciphertext at `chain_index` represents (see `_setup_bounds`)."""
+        return 15.0 / 16.0 * 2.0 ** (self._log2_q_prefix[chain_index] - self._extra["scale_bits"] - 1)
+
+    def _max_drift(self, chain_index: int) -> float:
+        """Largest |ln(scale / 2^scale_bits)| he_ml's operations reach at `chain_index`."""
+        d = self._top_index - chain_index
+        return (2.0 ** d - 1.0) * self._drift_step + 1e-9 * 2.0 ** d
+
+    def value_bound_of(self, vector: EncryptedVector) -> float:
+        """The public upper bound on |value| tracked for `vector` (``vector.meta["bound"]``)."""
+        return self._bound(vector)
+
+    def headroom_bits(self, vector: EncryptedVector) -> float:
+        """log2 of how much `vector`'s values may still grow at its level before overflowing."""
+        return math.log2(self._level_limit(vector.level) / max(self._bound(vector), 2.0 ** -1000))
+
+    def _bound(self, x: EncryptedVector) -> float:
+        b = x.meta.get("bound")
+        return self._value_bound if b is None else float(b)
+
+    def _tracked_bound(self, vector: EncryptedVector) -> float:
+        return self._bound(vector)
+
+    def _with_bound(self, vector: EncryptedVector, bound: Any) -> EncryptedVector:
+        if isinstance(bound, bool) or not isinstance(bound, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(bound)) or float(bound) < 0:
+            raise ParameterError(f"ckks: with_bound needs a finite number >= 0; got {bound!r}.")
+        return EncryptedVector(self, vector.chunks, vector.shape,
+                               dict(vector.meta, bound=min(float(bound), self._bound(vector))))
+
+    def _fresh_bound(self, m: float) -> float:
+        """Smallest power of two >= max |values| (reveals about log2 of the magnitude)."""
+        if m <= 0:
+            return 2.0 ** -30
+        return min(2.0 ** math.ceil(math.log2(m)), self._value_bound)
+
+    def _bounded(self, bound: float, chain_index: int, op: str) -> dict[str, Any]:
+        """Metadata of a result with `bound` at `chain_index`; raise before computing if it overflows."""
+        if chain_index < 0:  # depth errors are raised by the callers; never reached with a valid level
+            return {"bound": float(bound)}
+        limit = self._level_limit(chain_index)
+        if not bound < limit:  # also catches inf / nan
+            raise EncodingOverflowError(
+                f"ckks: {op} could produce values up to {bound:.6g} in magnitude (tracked bound), but "
+                f"at level {chain_index} this context represents only |x| < {limit:.6g} (|x| * 2^"
+                f"{self.scale_bits} must stay below half the remaining modulus, "
+                f"2^{self._log2_q_prefix[chain_index]:.1f}); the result would wrap around and decrypt "
+                f"to garbage. {self._overflow_hint(bound)}"
+            )
+        return {"bound": float(bound)}
+
+    def _overflow_hint(self, bound: float) -> str:
+        """A plan that fits |values| up to `bound` at this depth -- only one that he_ml.plan accepts."""
+        depth = self.max_depth
+        fits = _ckks_plan_or_none(depth, bound)
+        if fits is not None:
+            return (f"Use parameters with a larger first prime: he_ml.plan(depth={depth}, "
+                    f"max_value={_round_up(bound):g}).context() (chain {list(fits.coeff_mod_bit_sizes)}, "
+                    f"scale 2^{fits.scale_bits}, |x| < {fits.value_bound:g}), or scale the inputs down.")
+        # The first prime has at most 60 bits and must hold |x| * scale: find the largest power of
+        # two that some 128-bit plan at this depth still holds, and say how far to scale down.
+        top = max((e for e in range(0, 60) if _ckks_plan_or_none(depth, 2.0 ** e) is not None), default=None)
+        if top is None:
+            return "No CKKS parameter set has this depth at 20 bits of precision; lower the depth."
+        k = math.ceil(math.log2(bound)) - top
+        return (f"No CKKS parameter set holds |x| up to {bound:.3g} at depth {depth} (the first prime has at "
+                f"most 60 bits and must hold |x| * scale); the largest is he_ml.plan(depth={depth}, "
+                f"max_value=2.0 ** {top}).context(). Scale the inputs down so that every intermediate "
+                f"result shrinks by at least 2^{k} (a product of d factors shrinks by the d-th power of "
+                f"the input factor), use that plan, and rescale the decrypted result.")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -963,7 +1068,37 @@ class CKKS(_SEALContext):
                 ct = sa.Ciphertext()
                 self._encrypt_plaintext(pt, ct)
                 chunks.append(ct)
-        return chunks, {}
+        m = float(np.max(np.abs(flat))) if flat.size else 0.0
+        return chunks, {"bound": self._fresh_bound(m)}
+
+    def encrypt(self, values: Any, *, bound: float | None = None) -> EncryptedVector:
+        """Encrypt a real array of any shape.
+
+        Parameters
+        ----------
+        values : array-like of float
+            ``|values| < value_bound``.
+        bound : float, optional
+            Public upper bound on |values| carried with the ciphertext (``vector.meta["bound"]``)
+            and propagated through every operation; default: the smallest power of two
+            >= max |values| (reveals about log2 of the magnitude).
+
+        Raises
+        ------
+        EncodingOverflowError
+            If a value (or `bound`) is at least ``value_bound``.
+        ParameterError
+            If `bound` is smaller than max |values| or not a finite number.
+        """
+        vec = super().encrypt(values)
+        if bound is not None:
+            m = float(np.max(np.abs(np.asarray(values, dtype=np.float64))))
+            if isinstance(bound, bool) or not isinstance(bound, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(float(bound)) or float(bound) < m:
+                raise ParameterError(f"ckks: bound must be a finite number >= max |values| = {m:g}; got {bound!r}.")
+            self._check_magnitude(float(bound), "the declared bound")
+            vec.meta["bound"] = float(bound)
+        return vec
 
     def _decrypt_flat(self, vector: EncryptedVector) -> np.ndarray:
         out = np.empty(len(vector.chunks) * self.slot_count)
@@ -994,6 +1129,45 @@ class CKKS(_SEALContext):
                 f"ckks: ciphertext {i} in the blob has an invalid scale or form; the bytes were tampered "
                 f"with or come from another library."
             )
+        self._check_scale_binding(ct, i)
+
+    def _check_scale_binding(self, ct: Any, i: int) -> None:
+        """Refuse a scale that he_ml's operations cannot produce at this level (see `_setup_bounds`).
+
+        The scale is not trusted from the blob: it must equal ``2^scale_bits`` at the top level
+        and stay within the product drift ``D_d`` at depth d. An edit outside that band (e.g. a
+        factor 2) is refused; an edit inside it changes decrypted values by a relative
+        ``e^D_d - 1`` at most (< 1e-5 for he_ml's presets), below CKKS's own error.
+        """
+        level = self._chain_index(ct)
+        drift = abs(math.log(ct.scale) - self.scale_bits * math.log(2.0))
+        if drift > self._max_drift(level):
+            raise InvalidCiphertextError(
+                f"ckks: ciphertext {i} in the blob has scale 2^{math.log2(ct.scale):.6f} at level {level}, "
+                f"but this context's operations keep the scale within a factor "
+                f"{math.exp(self._max_drift(level)):.9g} of 2^{self.scale_bits} there; the scale was edited "
+                f"or the ciphertext belongs to other parameters. Re-send the original bytes."
+            )
+
+    def _validate_meta(self, meta: dict[str, Any], size: int) -> None:
+        b = meta.get("bound")
+        if set(meta) - {"bound"} or isinstance(b, bool) or not isinstance(b, (int, float)) \
+                or not math.isfinite(b) or b < 0:
+            raise InvalidCiphertextError(
+                f"ckks: ciphertext blob metadata must be {{'bound': finite number >= 0}} (the public "
+                f"magnitude bound); got {meta!r:.120}. Re-send the original bytes."
+            )
+
+    def _deserialize_chunks(self, sections: list[bytes], size: int, meta: dict[str, Any]) -> list[Any]:
+        chunks = super()._deserialize_chunks(sections, size, meta)
+        level = min(self._chain_index(c) for c in chunks)
+        if not float(meta["bound"]) < self._level_limit(level):
+            raise InvalidCiphertextError(
+                f"ckks: ciphertext blob declares values up to {float(meta['bound']):.6g}, more than "
+                f"level {level} of this context represents ({self._level_limit(level):.6g}); it cannot "
+                f"decrypt correctly. The metadata was edited or the vector overflowed elsewhere."
+            )
+        return chunks
 
     # ------------------------------------------------------------------ operations
     def _align_scale(self, a: Any, b: Any) -> tuple[Any, Any]:
@@ -1011,10 +1185,16 @@ class CKKS(_SEALContext):
         return a, b
 
     def _op_add(self, x: EncryptedVector, y: EncryptedVector) -> EncryptedVector:
-        return EncryptedVector(self, self._binary(x, y, "add", "addition"), x.shape, {})
+        meta = self._bounded(self._bound(x) + self._bound(y), min(x.level, y.level), "addition")
+        return EncryptedVector(self, self._binary(x, y, "add", "addition"), x.shape, meta)
 
     def _op_sub(self, x: EncryptedVector, y: EncryptedVector) -> EncryptedVector:
-        return EncryptedVector(self, self._binary(x, y, "sub", "subtraction"), x.shape, {})
+        meta = self._bounded(self._bound(x) + self._bound(y), min(x.level, y.level), "subtraction")
+        return EncryptedVector(self, self._binary(x, y, "sub", "subtraction"), x.shape, meta)
+
+    @staticmethod
+    def _abs_max(other: Any) -> float:
+        return float(np.max(np.abs(other))) if isinstance(other, np.ndarray) and other.size else abs(float(other))
 
     def _plain_pieces(self, other: Any) -> list[Any]:
         if isinstance(other, np.ndarray):
@@ -1023,6 +1203,7 @@ class CKKS(_SEALContext):
 
     def _op_add_plain(self, x: EncryptedVector, other: Any) -> EncryptedVector:
         self._check_magnitude(other if isinstance(other, np.ndarray) else float(other), "the plaintext addend")
+        meta = self._bounded(self._bound(x) + self._abs_max(other), x.level, "addition of a plaintext")
         if not isinstance(other, np.ndarray):
             # only the vector's own slots: padding slots must stay (encrypted) zeros for sum/dot
             other = np.full(x.size, float(other))
@@ -1035,7 +1216,7 @@ class CKKS(_SEALContext):
                 dst, _ = self._evaluate("add_plain", ct, pt,
                                         zero=lambda ct=ct: self._zero_like(ct.parms_id(), ct.scale))
                 out.append(dst)
-        return EncryptedVector(self, out, x.shape, {})
+        return EncryptedVector(self, out, x.shape, meta)
 
     def _op_mul_plain(self, x: EncryptedVector, other: Any) -> EncryptedVector:
         self._check_magnitude(other if isinstance(other, np.ndarray) else float(other), "the plaintext factor")
@@ -1045,6 +1226,8 @@ class CKKS(_SEALContext):
             level = x.level
             if level < 1:
                 raise self._depth_error("multiplication by a non-integer plaintext", self.max_depth - level)
+        meta = self._bounded(self._bound(x) * self._abs_max(other), x.level - (0 if integral else 1),
+                             "multiplication by a plaintext")
         pieces = self._plain_pieces(other)
         out = []
         with self._seal_errors("multiplication by a plaintext"):
@@ -1080,12 +1263,14 @@ class CKKS(_SEALContext):
                 self._evaluator.rescale_to_next_inplace(dst)
                 dst.scale = ct.scale  # exact up to double rounding: scale * q / q
                 out.append(dst)
-        return EncryptedVector(self, out, x.shape, {})
+        return EncryptedVector(self, out, x.shape, meta)
 
     def _op_mul(self, x: EncryptedVector, y: EncryptedVector) -> EncryptedVector:
         lx, ly = x.level, y.level
         if min(lx, ly) < 1:
             raise self._depth_error("ciphertext x ciphertext multiplication", self.max_depth - min(lx, ly))
+        meta = self._bounded(self._bound(x) * self._bound(y), min(lx, ly) - 1,
+                             "ciphertext x ciphertext multiplication")
         rk = self._require_relin("ciphertext x ciphertext multiplication")
         out = []
         with self._seal_errors("ciphertext x ciphertext multiplication"):
@@ -1099,7 +1284,7 @@ class CKKS(_SEALContext):
                 self._evaluator.relinearize_inplace(dst, rk)
                 self._evaluator.rescale_to_next_inplace(dst)
                 out.append(dst)
-        return EncryptedVector(self, out, x.shape, {})
+        return EncryptedVector(self, out, x.shape, meta)
 
     def _rotate_sum(self, ct: Any, op: str) -> Any:
         gk = self._ensure_galois(self._sum_galois_elts(), op)
@@ -1114,15 +1299,23 @@ class CKKS(_SEALContext):
             step <<= 1
         return acc
 
-    def _op_sum(self, x: EncryptedVector) -> EncryptedVector:
+    def _op_sum(self, x: EncryptedVector, bound: float | None = None) -> EncryptedVector:
+        # |sum of `size` values| <= size * bound (padding slots are encrypted zeros)
+        meta = self._bounded(self._bound(x) * x.size if bound is None else bound, x.level,
+                             f"sum of {x.size} values")
         with self._seal_errors("sum"):
             total = self._add_chunks(list(x.chunks))
             if x.size > 1:
                 total = self._rotate_sum(total, "sum")
-        return EncryptedVector(self, [total], (1,), {})
+        return EncryptedVector(self, [total], (1,), meta)
 
     def _op_dot(self, x: EncryptedVector, w: np.ndarray) -> EncryptedVector:
-        return self._op_sum(self._op_mul_plain(x, np.asarray(w, dtype=np.float64)))
+        w = np.asarray(w, dtype=np.float64)
+        # |sum_i w_i x_i| <= bound * sum_i |w_i|, checked before the product is computed
+        bound = self._bound(x) * float(np.sum(np.abs(w)))
+        if x.level >= 1:
+            self._bounded(bound, x.level - 1, f"dot product with {x.size} weights")
+        return self._op_sum(self._op_mul_plain(x, w), bound=bound)
 
     def _rotation_elts_pow2_both(self) -> tuple[int, ...]:
         steps = [1 << i for i in range(int(math.log2(self.slot_count)))]
@@ -1144,10 +1337,27 @@ class CKKS(_SEALContext):
         dst = sa.Ciphertext()
         with self._seal_errors("rotation"):
             self._evaluator.rotate_vector(x.chunks[0], int(steps), self._gk, dst)
-        return EncryptedVector(self, [dst], x.shape, {})
+        return EncryptedVector(self, [dst], x.shape, dict(x.meta))
 
 
 # ---------------------------------------------------------------------------- helpers
+def _round_up(x: float) -> float:
+    """`x` rounded up to 3 significant digits (a max_value to print that still covers `x`)."""
+    if x <= 0:
+        return x
+    e = math.floor(math.log10(x)) - 2
+    return math.ceil(x / 10.0 ** e) * 10.0 ** e
+
+
+def _ckks_plan_or_none(depth: int, max_value: float):
+    from .params import plan
+
+    try:
+        return plan(depth=depth, max_value=_round_up(float(max_value)), precision_bits=20, scheme="ckks")
+    except ParameterError:
+        return None
+
+
 def _resolve_preset(scheme: str, presets: dict[str, Preset], preset: str | None) -> dict[str, Any]:
     if preset is None:
         return {}
