@@ -207,7 +207,9 @@ class GradientAggregator:
         update (which reveals about log2 of its magnitude -- declare ``max_value`` to avoid it).
     precision_bits : int, optional
         BFV only: floats are quantized to ``round(x * 2**precision_bits)`` (error at most
-        ``2**-(precision_bits+1)`` per value and client). Default 20. With DP the quantization
+        ``2**-(precision_bits+1)`` per value and client). Default: the BFV context's
+        ``fixed_point_bits`` (``aggregation_context`` sets it to its ``precision_bits``; the
+        ``he_ml.BFV()`` presets use 10), so the aggregator and the context planned for it agree. With DP the quantization
         is the DP grid itself (exact) and this is ignored.
     dp : he_ml.aggregation.dp.DPConfig, optional
         Differential privacy. Clients clip to ``dp.clip_norm`` and round to the DP grid; in
@@ -271,7 +273,7 @@ class GradientAggregator:
         self.context = context
         self.max_clients = None if max_clients is None else int(max_clients)
         self.dp = dp
-        self.precision_bits = DEFAULT_BFV_PRECISION_BITS if precision_bits is None else int(precision_bits)
+        self.precision_bits = self._context_precision(context) if precision_bits is None else int(precision_bits)
         self.max_value = max_value
         self._scheme = context.name
         self._fingerprint = context.fingerprint
@@ -286,6 +288,12 @@ class GradientAggregator:
         self.reset()
 
     # ------------------------------------------------------------------ configuration checks
+    @staticmethod
+    def _context_precision(context: SchemeContext) -> int:
+        """BFV: the context's fixed-point encoding (one place for the decision); else the default."""
+        bits = getattr(context, "fixed_point_bits", None) if context.name == "bfv" else None
+        return DEFAULT_BFV_PRECISION_BITS if bits is None else int(bits)
+
     def _declared_bound(self) -> float | None:
         if self.max_value is not None:
             return self.max_value
@@ -919,10 +927,11 @@ def aggregation_context(scheme: str = "paillier", *, max_clients: int = 1024, ma
         # Fresh noise at n=4096, q=60 bits takes ~7 bits and summing k ciphertexts adds log2(k).
         if t_bits <= 39 and t_bits + 8 + math.log2(max_clients) <= 58:
             return BFV(None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[60, 49], plain_modulus_bits=t_bits,
-                       relin_keys=False)
+                       fixed_point_bits=int(precision_bits), relin_keys=False)
         if t_bits <= 60 and t_bits + 8 + math.log2(max_clients) <= 118:
             return BFV(None, poly_modulus_degree=8192, coeff_mod_bit_sizes=[60, 60, 60],
-                       plain_modulus_bits=min(t_bits + 0, 60), relin_keys=False)
+                       plain_modulus_bits=min(t_bits + 0, 60), fixed_point_bits=int(precision_bits),
+                       relin_keys=False)
         raise ParameterError(
             f"bfv: {max_clients} clients x |x| <= {max_value:g} at {precision_bits} fractional bits need a "
             f"{t_bits}-bit plain modulus, more than BFV's 60; lower precision_bits or use 'paillier'."

@@ -745,12 +745,35 @@ class _SEALContext(SchemeContext):
         return min(self._chunk_level(c) for c in vector.chunks)
 
     def _depth_hint(self, needed: int) -> str:
-        fits = [p for p in self._presets.values() if self._preset_depth(p) >= needed]
-        hint = f"he_ml.plan(depth={needed}, scheme={self.name!r}).context()"
+        """Parameters with `needed` levels that still hold this context's values.
+
+        Only suggestions that work: presets whose magnitude room (CKKS: first prime minus scale
+        and the scale itself; BFV: plain modulus) is at least this context's, and a ``he_ml.plan``
+        call carrying this context's magnitude, printed only if the planner accepts it.
+        """
+        fits = [p for p in self._presets.values()
+                if self._preset_depth(p) >= needed and self._preset_holds_values(p)]
+        kwargs = self._plan_magnitude_kwargs()
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        hint = f"he_ml.plan(depth={needed}, scheme={self.name!r}{', ' + args if args else ''}).context()"
+        from .params import plan
+
+        try:
+            plan(depth=needed, scheme=self.name, **kwargs)
+        except ParameterError:
+            hint = ""
         if fits:
             p = min(fits, key=lambda p: self._preset_depth(p))
-            return f"preset {p.name!r} (depth {self._preset_depth(p)}) or {hint}"
-        return hint
+            preset = f"preset {p.name!r} (depth {self._preset_depth(p)})"
+            return f"{preset} or {hint}" if hint else preset
+        return hint or (f"no 128-bit parameter set reaches depth {needed} with these values; split the "
+                        f"computation and refresh (decrypt and re-encrypt) at the key holder")
+
+    def _preset_holds_values(self, p: Preset) -> bool:
+        return True
+
+    def _plan_magnitude_kwargs(self) -> dict[str, Any]:
+        return {}
 
     @staticmethod
     def _preset_depth(p: Preset) -> int:
@@ -1044,6 +1067,14 @@ class CKKS(_SEALContext):
         return ct.scale
 
     # ------------------------------------------------------------------ encoding
+    def _preset_holds_values(self, p: Preset) -> bool:
+        sb = p.scale_bits or 40
+        return sb >= self.scale_bits and p.coeff_mod_bit_sizes[0] - sb >= self._bits[0] - self.scale_bits
+
+    def _plan_magnitude_kwargs(self) -> dict[str, Any]:
+        # plan(max_value=m) gives |x| < 2^(ceil(log2 m) + 1) >= this context's value_bound
+        return {"max_value": self._value_bound / 2}
+
     def _check_magnitude(self, arr: np.ndarray | float, what: str) -> None:
         m = float(np.max(np.abs(arr))) if isinstance(arr, np.ndarray) else abs(float(arr))
         if m >= self._value_bound:

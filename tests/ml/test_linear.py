@@ -100,10 +100,10 @@ def test_predict_proba_matches_the_polynomial_in_plaintext(data, ckks3):
 
 def test_bfv_scores_within_fixed_point_rounding(data):
     X_tr, _, X_te, _, clf = data
-    ctx = he_ml.BFV("sum")
-    model = EncryptedLogisticRegression.from_sklearn(clf, weight_bits=10)
-    fb, wb = 8, 10
-    enc = encrypt_features(ctx, X_te, fixed_point_bits=fb)
+    ctx = he_ml.BFV("sum", fixed_point_bits=9)  # the context carries the encoding of X and w
+    model = EncryptedLogisticRegression.from_sklearn(clf)
+    fb = wb = 9
+    enc = encrypt_features(ctx, X_te)
     scores = ctx.decrypt(model.decision_function(enc))
     assert scores.dtype == np.float64
     plain = clf.decision_function(X_te)
