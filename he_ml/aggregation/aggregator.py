@@ -485,9 +485,40 @@ class GradientAggregator:
                 f"{self._scheme}: the ciphertext payload of the {what} could not be parsed "
                 f"({type(e).__name__}); the bytes are corrupted or from an incompatible version."
             ) from e
+        self._check_bound_to_context(encoding, vmeta, what)
         vector = EncryptedVector(self.context, chunks, (size,), vmeta)
         layout_key = (structure, repr(spec), repr(sorted((k, v) for k, v in encoding.items() if k != "bound")))
         return _Parsed(vector, structure, spec, count, encoding, layout_key)
+
+    def _check_bound_to_context(self, encoding: dict[str, Any], vmeta: dict[str, Any], what: str) -> None:
+        """Refuse encoding metadata that this aggregator and its context did not produce.
+
+        The fixed-point encoding is derived from the aggregator (its precision comes from the
+        context) instead of being trusted from the blob: BFV blobs must use exactly its
+        ``precision_bits`` (or its DP grid step), Paillier vectors exactly the context's
+        ``precision_bits`` as scale (aggregation never multiplies, so no other scale can occur).
+        An edited scale would otherwise decrypt to a total off by a power of two.
+        """
+        if self._scheme == "bfv":
+            if encoding.get("kind") == "grid":
+                # a DP grid step is checked against this aggregator's DP config when it has one (a
+                # key holder decrypting without it cannot tell the grid a client used)
+                ok = self.dp is None or encoding.get("step") == float(self.dp.resolution)
+                expected = f"the DP grid step {float(self.dp.resolution) if self.dp else None!r}"
+            else:
+                ok = encoding.get("bits") == self.precision_bits
+                expected = f"{self.precision_bits} fixed-point bits (the context's encoding)"
+        elif self._scheme == "paillier":
+            ok = vmeta.get("scale") == self.context.encoding.precision_bits and "reduce" not in vmeta
+            expected = f"scale {self.context.encoding.precision_bits} (the context's precision_bits)"
+        else:
+            return
+        if not ok:
+            raise ContextMismatchError(
+                f"{what}: its encoding ({encoding}, scale {vmeta.get('scale')!r}) is not {expected}; "
+                f"the metadata was edited or the blob was made with other settings. Refusing it; "
+                f"encrypt with GradientAggregator(context).encrypt on the same context."
+            )
 
     def _paillier_chunks(self, sections: list[bytes], size: int, vmeta: dict[str, Any]) -> list[Any]:
         """Paillier ciphertexts of a blob without the per-ciphertext unit test.

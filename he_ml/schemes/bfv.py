@@ -220,11 +220,23 @@ class BFV(_SEALContext):
             raise EncodingOverflowError(
                 f"bfv: {op} could produce values up to {bound} in magnitude (tracked bound), but the "
                 f"plain modulus t={self._t} holds only |x| <= {self._half}; the result would wrap around "
-                f"modulo t. Use larger plain_modulus_bits (now {self._extra['plain_modulus_bits']}; "
-                f"he_ml.plan(scheme='bfv', max_value={bound}, ...)), scale the integers down, or pass a "
-                f"tighter bound= at encryption."
+                f"modulo t. {self._bound_hint(bound)}"
             )
         return bound
+
+    def _bound_hint(self, bound: int) -> str:
+        """A plan holding |integers| up to `bound` at this context's depth, if the planner finds one."""
+        from .params import plan
+
+        depth = self._depth
+        try:
+            p = plan(depth=depth, scheme="bfv", max_value=int(bound))
+        except ParameterError:
+            return (f"No BFV plain modulus (at most 60 bits) with depth {depth} holds |x| up to {bound}: "
+                    f"scale the integers down (fewer fixed-point bits) or use CKKS.")
+        return (f"Use he_ml.plan(depth={depth}, scheme='bfv', max_value={int(bound)}).context() "
+                f"({p.plain_modulus_bits}-bit plain modulus, n={p.poly_modulus_degree}), scale the "
+                f"integers down, or pass a tighter bound= at encryption.")
 
     def _meta(self, bound: int, depth: int, op: str, fixed_point_bits: int | None = None) -> dict[str, Any]:
         meta: dict[str, Any] = {"bound": self._check_bound(int(bound), op), "depth": int(depth)}

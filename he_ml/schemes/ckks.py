@@ -1081,8 +1081,7 @@ class CKKS(_SEALContext):
             raise EncodingOverflowError(
                 f"ckks: {what} has |value| up to {m:g}, but these parameters hold |x| < "
                 f"{self._value_bound:g} = 2^({self._bits[0]} - {self.scale_bits} - 1) (first prime "
-                f"{self._bits[0]} bits, scale 2^{self.scale_bits}). Scale the values down, lower "
-                f"scale_bits, or use he_ml.plan(max_value={m:g}, ...)."
+                f"{self._bits[0]} bits, scale 2^{self.scale_bits}). {self._overflow_hint(m)}"
             )
 
     def _prepare_values(self, flat: np.ndarray) -> np.ndarray:
