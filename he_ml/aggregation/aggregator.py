@@ -63,6 +63,7 @@ from ..schemes.base import EncryptedVector, SchemeContext
 __all__ = [
     "GradientAggregator",
     "aggregation_context",
+    "aggregation_hint",
     "flatten_update",
     "unflatten_update",
     "AGGREGATE_LAYOUT_VERSION",
@@ -71,6 +72,9 @@ __all__ = [
 
 #: Version of the aggregate blob's metadata layout (independent of the container version).
 AGGREGATE_LAYOUT_VERSION = 1
+
+#: Clients assumed by an overflow hint when the aggregator was given no ``max_clients``.
+DEFAULT_HINT_CLIENTS = 1024
 
 #: Fractional bits BFV uses to quantize float updates when no ``precision_bits`` is given.
 DEFAULT_BFV_PRECISION_BITS = 20
@@ -321,8 +325,9 @@ class GradientAggregator:
             if total >= limit:
                 raise ParameterError(
                     f"ckks: max_clients={self.max_clients} updates of |x| <= {bound:g} can sum to {total:g}, "
-                    f"but this context holds |x| < {limit:g}. Use aggregation_context('ckks', "
-                    f"max_clients={self.max_clients}, max_value={bound:g}) or fewer clients per total."
+                    f"but this context holds |x| < {limit:g}. Use "
+                    f"{aggregation_hint('ckks', max_clients=self.max_clients, max_value=bound)} "
+                    f"or fewer clients per total."
                 )
         elif self._scheme == "bfv":
             step = self._bfv_step()
@@ -332,8 +337,7 @@ class GradientAggregator:
                     f"bfv: max_clients={self.max_clients} updates of |x| <= {bound:g} quantized with step "
                     f"{step:g} sum to integers up to {total_int}, but the plain modulus holds only "
                     f"{self.context.max_value}. Lower precision_bits (now {self.precision_bits}) or use "
-                    f"aggregation_context('bfv', max_clients={self.max_clients}, max_value={bound:g}, "
-                    f"precision_bits={self.precision_bits})."
+                    f"{aggregation_hint('bfv', max_clients=self.max_clients, max_value=bound, precision_bits=self.precision_bits)}."
                 )
 
     def _bfv_step(self) -> float:
@@ -410,7 +414,7 @@ class GradientAggregator:
                     f"bfv: values up to {bound:.6g} quantized with step {step:g} reach {int_bound}, but the "
                     f"plain modulus holds only |x| <= {ctx.max_value}; lower precision_bits (now "
                     f"{self.precision_bits}), clip the update, or use a context with more plain bits "
-                    f"(aggregation_context('bfv', ...))."
+                    f"({aggregation_hint('bfv', max_clients=self.max_clients or DEFAULT_HINT_CLIENTS, max_value=bound, precision_bits=self.precision_bits)})."
                 )
             return ctx.encrypt(q.astype(np.int64), bound=int_bound), encoding
         if self._scheme == "paillier":
@@ -645,8 +649,9 @@ class GradientAggregator:
                 raise EncodingOverflowError(
                     f"ckks: this total would hold {new_count} updates whose values can reach {bound:g} in "
                     f"magnitude, but the context holds |x| < {self.context.value_bound:g}; the sum would wrap "
-                    f"modulo the first prime. Sum fewer updates per total or use aggregation_context('ckks', "
-                    f"max_clients=..., max_value=...)."
+                    f"modulo the first prime. Sum fewer updates per total or use "
+                    f"{aggregation_hint('ckks', max_clients=new_count, max_value=float(b) if b else 1.0)} "
+                    f"(max_value: one client's bound)."
                 )
         try:
             # Same key (fingerprint checked in _parse) and same size (layout checked above), so
@@ -938,8 +943,16 @@ def aggregation_context(scheme: str = "paillier", *, max_clients: int = 1024, ma
     primes: 53 B/value) keep room for other operations; for pure summation these sets are
     2-3.5x smaller.
     """
-    from ..schemes import BFV, CKKS, Paillier
+    from .. import schemes
 
+    name, kwargs = _aggregation_parameters(scheme, max_clients=max_clients, max_value=max_value,
+                                           precision_bits=precision_bits, key_bits=key_bits)
+    return getattr(schemes, name)(**kwargs)
+
+
+def _aggregation_parameters(scheme: str, *, max_clients: int, max_value: float, precision_bits: int,
+                            key_bits: int) -> tuple[str, dict[str, Any]]:
+    """The parameter choice of `aggregation_context` without key generation (also used by hints)."""
     if isinstance(max_clients, bool) or not isinstance(max_clients, (int, np.integer)) or max_clients < 1:
         raise ParameterError(f"max_clients must be a positive int; got {max_clients!r}.")
     if not (isinstance(max_value, (int, float, np.integer, np.floating)) and math.isfinite(max_value) and max_value > 0):
@@ -950,19 +963,19 @@ def aggregation_context(scheme: str = "paillier", *, max_clients: int = 1024, ma
     scheme = str(scheme).lower()
     growth = math.log2(max_clients * float(max_value))  # magnitude bits of the largest possible sum
     if scheme == "paillier":
-        return Paillier(key_bits, preset="sum", precision_bits=int(precision_bits), max_value=float(max_value),
-                        max_additions=int(max_clients))
+        return "Paillier", dict(key_bits=key_bits, preset="sum", precision_bits=int(precision_bits),
+                                max_value=float(max_value), max_additions=int(max_clients))
     if scheme == "bfv":
         t_bits = 2 + math.ceil(growth + precision_bits)
         t_bits = max(t_bits, 14)  # a batching prime = 1 mod 2n needs more bits than 2n
         # Fresh noise at n=4096, q=60 bits takes ~7 bits and summing k ciphertexts adds log2(k).
         if t_bits <= 39 and t_bits + 8 + math.log2(max_clients) <= 58:
-            return BFV(None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[60, 49], plain_modulus_bits=t_bits,
-                       fixed_point_bits=int(precision_bits), relin_keys=False)
+            return "BFV", dict(preset=None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[60, 49],
+                               plain_modulus_bits=t_bits, fixed_point_bits=int(precision_bits), relin_keys=False)
         if t_bits <= 60 and t_bits + 8 + math.log2(max_clients) <= 118:
-            return BFV(None, poly_modulus_degree=8192, coeff_mod_bit_sizes=[60, 60, 60],
-                       plain_modulus_bits=min(t_bits + 0, 60), fixed_point_bits=int(precision_bits),
-                       relin_keys=False)
+            return "BFV", dict(preset=None, poly_modulus_degree=8192, coeff_mod_bit_sizes=[60, 60, 60],
+                               plain_modulus_bits=min(t_bits + 0, 60), fixed_point_bits=int(precision_bits),
+                               relin_keys=False)
         raise ParameterError(
             f"bfv: {max_clients} clients x |x| <= {max_value:g} at {precision_bits} fractional bits need a "
             f"{t_bits}-bit plain modulus, more than BFV's 60; lower precision_bits or use 'paillier'."
@@ -979,6 +992,25 @@ def aggregation_context(scheme: str = "paillier", *, max_clients: int = 1024, ma
                 f"2^{scale}, i.e. about {scale - noise_bits:.1f} bits of precision < {precision_bits}; "
                 f"use 'paillier' or 'bfv' (exact) for this many clients."
             )
-        return CKKS(None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[60, 49], scale_bits=int(scale),
-                    relin_keys=False)
+        return "CKKS", dict(preset=None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[60, 49],
+                            scale_bits=int(scale), relin_keys=False)
     raise ParameterError(f"scheme must be 'paillier', 'bfv' or 'ckks'; got {scheme!r}.")
+
+
+def aggregation_hint(scheme: str, *, max_clients: int, max_value: float, precision_bits: int = 24) -> str:
+    """An ``aggregation_context(...)`` call that fits, trying `scheme` first (no keys are made).
+
+    Error messages use it so that following their advice works: the call is only suggested if
+    `_aggregation_parameters` accepts it; otherwise the other schemes are tried in the order
+    bfv, paillier (exact), and as a last resort fewer clients per total.
+    """
+    precision_bits = int(min(max(precision_bits, 1), 52))
+    for s in dict.fromkeys([scheme, "bfv", "paillier"]):
+        try:
+            _aggregation_parameters(s, max_clients=int(max_clients), max_value=float(max_value),
+                                    precision_bits=precision_bits, key_bits=3072)
+        except ParameterError:
+            continue
+        return (f"aggregation_context({s!r}, max_clients={int(max_clients)}, max_value={float(max_value):g}, "
+                f"precision_bits={precision_bits})")
+    return "fewer clients per total (sum the rest into another total and add the totals at the key holder)"

@@ -194,6 +194,9 @@ class BFV(_SEALContext):
     def _plan_magnitude_kwargs(self) -> dict[str, Any]:
         return {"max_value": self._half}
 
+    def _plan_context_overrides(self) -> dict[str, Any]:
+        return {"fixed_point_bits": self.fixed_point_bits}  # keep the encoding: same integers
+
     def _preset_depth(self, p: Preset) -> int:  # type: ignore[override]
         return bfv_depth_estimate(p.poly_modulus_degree, p.coeff_mod_bit_sizes, p.plain_modulus_bits or 20)
 
@@ -220,7 +223,8 @@ class BFV(_SEALContext):
             raise EncodingOverflowError(
                 f"bfv: {op} could produce values up to {bound} in magnitude (tracked bound), but the "
                 f"plain modulus t={self._t} holds only |x| <= {self._half}; the result would wrap around "
-                f"modulo t. {self._bound_hint(bound)}"
+                f"modulo t. Larger plain_modulus_bits (now {self._extra['plain_modulus_bits']}) fit: "
+                f"{self._bound_hint(bound)}"
             )
         return bound
 
@@ -234,9 +238,10 @@ class BFV(_SEALContext):
         except ParameterError:
             return (f"No BFV plain modulus (at most 60 bits) with depth {depth} holds |x| up to {bound}: "
                     f"scale the integers down (fewer fixed-point bits) or use CKKS.")
-        return (f"Use he_ml.plan(depth={depth}, scheme='bfv', max_value={int(bound)}).context() "
-                f"({p.plain_modulus_bits}-bit plain modulus, n={p.poly_modulus_degree}), scale the "
-                f"integers down, or pass a tighter bound= at encryption.")
+        return (f"Use he_ml.plan(depth={depth}, scheme='bfv', max_value={int(bound)}).context("
+                f"fixed_point_bits={self.fixed_point_bits}) ({p.plain_modulus_bits}-bit plain modulus, "
+                f"n={p.poly_modulus_degree}, the same fixed-point encoding), scale the integers down, or "
+                f"pass a tighter bound= at encryption.")
 
     def _meta(self, bound: int, depth: int, op: str, fixed_point_bits: int | None = None) -> dict[str, Any]:
         meta: dict[str, Any] = {"bound": self._check_bound(int(bound), op), "depth": int(depth)}

@@ -755,7 +755,8 @@ class _SEALContext(SchemeContext):
                 if self._preset_depth(p) >= needed and self._preset_holds_values(p)]
         kwargs = self._plan_magnitude_kwargs()
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
-        hint = f"he_ml.plan(depth={needed}, scheme={self.name!r}{', ' + args if args else ''}).context()"
+        ctx_args = ", ".join(f"{k}={v!r}" for k, v in self._plan_context_overrides().items())
+        hint = f"he_ml.plan(depth={needed}, scheme={self.name!r}{', ' + args if args else ''}).context({ctx_args})"
         from .params import plan
 
         try:
@@ -773,6 +774,9 @@ class _SEALContext(SchemeContext):
         return True
 
     def _plan_magnitude_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _plan_context_overrides(self) -> dict[str, Any]:
         return {}
 
     @staticmethod

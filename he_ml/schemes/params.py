@@ -246,10 +246,13 @@ class Plan:
             d["rotations"] = "sum"
         return d
 
-    def context(self):
-        """Generate keys and return the context (``he_ml.CKKS`` or ``he_ml.BFV``)."""
+    def context(self, **overrides: Any):
+        """Generate keys and return the context (``he_ml.CKKS`` or ``he_ml.BFV``).
+
+        ``overrides`` are passed on to the constructor (e.g. ``fixed_point_bits=`` for BFV).
+        """
         from . import _scheme_class
-        return _scheme_class(self.scheme)(preset=None, **self.parameters())
+        return _scheme_class(self.scheme)(preset=None, **{**self.parameters(), **overrides})
 
     make_context = context
 
