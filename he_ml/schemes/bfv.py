@@ -233,15 +233,20 @@ class BFV(_SEALContext):
         from .params import plan
 
         depth = self._depth
-        try:
-            p = plan(depth=depth, scheme="bfv", max_value=int(bound))
-        except ParameterError:
-            return (f"No BFV plain modulus (at most 60 bits) with depth {depth} holds |x| up to {bound}: "
-                    f"scale the integers down (fewer fixed-point bits) or use CKKS.")
-        return (f"Use he_ml.plan(depth={depth}, scheme='bfv', max_value={int(bound)}).context("
-                f"fixed_point_bits={self.fixed_point_bits}) ({p.plain_modulus_bits}-bit plain modulus, "
-                f"n={p.poly_modulus_degree}, the same fixed-point encoding), scale the integers down, or "
-                f"pass a tighter bound= at encryption.")
+        # The failing operation is often a partial result (one term of a sum): suggest 8 bits of
+        # headroom above its bound when the plain modulus allows, so the rest fits too.
+        for margin in (8, 4, 0):
+            target = int(bound) << margin
+            try:
+                p = plan(depth=depth, scheme="bfv", max_value=target)
+            except ParameterError:
+                continue
+            return (f"Use he_ml.plan(depth={depth}, scheme='bfv', max_value={target}).context("
+                    f"fixed_point_bits={self.fixed_point_bits}) ({p.plain_modulus_bits}-bit plain modulus, "
+                    f"n={p.poly_modulus_degree}, the same fixed-point encoding, 2^{margin} headroom above "
+                    f"this result), scale the integers down, or pass a tighter bound= at encryption.")
+        return (f"No BFV plain modulus (at most 60 bits) with depth {depth} holds |x| up to {bound}: "
+                f"scale the integers down (fewer fixed-point bits) or use CKKS.")
 
     def _meta(self, bound: int, depth: int, op: str, fixed_point_bits: int | None = None) -> dict[str, Any]:
         meta: dict[str, Any] = {"bound": self._check_bound(int(bound), op), "depth": int(depth)}

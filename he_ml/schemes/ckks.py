@@ -1023,11 +1023,13 @@ class CKKS(_SEALContext):
     def _overflow_hint(self, bound: float) -> str:
         """A plan that fits |values| up to `bound` at this depth -- only one that he_ml.plan accepts."""
         depth = self.max_depth
-        fits = _ckks_plan_or_none(depth, bound)
-        if fits is not None:
-            return (f"Use parameters with a larger first prime: he_ml.plan(depth={depth}, "
-                    f"max_value={_round_up(bound):g}).context() (chain {list(fits.coeff_mod_bit_sizes)}, "
-                    f"scale 2^{fits.scale_bits}, |x| < {fits.value_bound:g}), or scale the inputs down.")
+        # the failing operation may be a partial result: ask for 2^4 headroom when a plan has it
+        for target in (16.0 * bound, bound):
+            fits = _ckks_plan_or_none(depth, target)
+            if fits is not None:
+                return (f"Use parameters with a larger first prime: he_ml.plan(depth={depth}, "
+                        f"max_value={_round_up(target):g}).context() (chain {list(fits.coeff_mod_bit_sizes)}, "
+                        f"scale 2^{fits.scale_bits}, |x| < {fits.value_bound:g}), or scale the inputs down.")
         # The first prime has at most 60 bits and must hold |x| * scale: find the largest power of
         # two that some 128-bit plan at this depth still holds, and say how far to scale down.
         top = max((e for e in range(0, 60) if _ckks_plan_or_none(depth, 2.0 ** e) is not None), default=None)
