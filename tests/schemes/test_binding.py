@@ -257,3 +257,25 @@ def test_version_1_blobs_are_refused_with_a_clear_message(ckks_pair):
     old = body + struct.pack("<I", zlib.crc32(body) & 0xFFFFFFFF)
     with pytest.raises(InvalidCiphertextError, match="format version must be 2; got 1"):
         he_ml.load_context(old)
+
+
+# ---------------------------------------------------------------------------- aggregates
+@pytest.mark.parametrize("scheme", ["paillier", "bfv"])
+def test_edited_aggregate_encoding_is_refused(scheme, bfv_pair):
+    """An aggregate whose scale/fixed-point bits were edited would decrypt to a total off by 2^k."""
+    from he_ml.aggregation import GradientAggregator
+
+    ctx = he_ml.Paillier(1024, allow_insecure=True) if scheme == "paillier" else bfv_pair[0]
+    agg = GradientAggregator(ctx.public_context(), max_value=1.0)
+    blob = agg.encrypt(np.array([0.5, -0.25]))
+    b = unpack_blob(blob)
+    if scheme == "paillier":
+        meta = dict(b.metadata, meta=dict(b.metadata["meta"], scale=b.metadata["meta"]["scale"] + 2))
+    else:
+        meta = dict(b.metadata, encoding=dict(b.metadata["encoding"], bits=b.metadata["encoding"]["bits"] + 2))
+    forged = _forge(blob, metadata=meta)
+    with pytest.raises(ContextMismatchError, match="encoding"):
+        agg.add(forged)
+    with pytest.raises(ContextMismatchError, match="encoding"):
+        GradientAggregator(ctx).decrypt(forged)
+    np.testing.assert_allclose(GradientAggregator(ctx).decrypt(blob), [0.5, -0.25])
