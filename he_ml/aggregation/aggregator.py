@@ -424,7 +424,8 @@ class GradientAggregator:
             return ctx.encrypt(flat), {"kind": "native", "bound": None}  # the scheme tracks its own bounds
         # CKKS
         bound = self._value_bound_for(flat)
-        return ctx.encrypt(flat), {"kind": "native", "bound": bound}
+        # the vector's own tracked bound (checked by every addition) is the same public bound
+        return ctx.encrypt(flat, bound=bound), {"kind": "native", "bound": bound}
 
     def _pack(self, vector: EncryptedVector, structure: str, spec: list[list[Any]], count: int,
               encoding: dict[str, Any]) -> bytes:

@@ -188,3 +188,17 @@ def test_predict_proba_depth_hint_is_followed(wine):
     proba = ctx.decrypt(model.predict_proba(encrypt_features(ctx, X[:8])))
     expect = model.sigmoid_(clf.decision_function(X[:8]) / model.logit_range_)
     assert np.max(np.abs(proba - expect)) < 1e-3  # CKKS noise at 20-bit precision, amplified by p
+
+
+def test_ckks_aggregation_at_full_planned_capacity():
+    """Declared bounds travel with the vectors, so the planned capacity is usable to the last client."""
+    clients = 1000
+    ctx = aggregation_context("ckks", max_clients=clients, max_value=1.0)
+    server = GradientAggregator(ctx.public_context(), max_clients=clients, max_value=1.0)
+    blob = GradientAggregator(ctx.public_context(), max_value=1.0).encrypt(np.array([1.0, -1.0, 0.75]))
+    for _ in range(clients):
+        server.add(blob)
+    got = GradientAggregator(ctx).decrypt(server.result())
+    # the same ciphertext added `clients` times: its fresh error (<= 2n / 2^scale) times clients
+    tol = clients * 2 * ctx.poly_modulus_degree / 2.0 ** ctx.scale_bits
+    assert np.max(np.abs(got - clients * np.array([1.0, -1.0, 0.75]))) <= tol
