@@ -72,7 +72,8 @@ class BFV(_SEALContext):
     ``ctx.max_value``) to reveal only a value you choose. :meth:`headroom_bits` tells how many
     more bits of growth fit.
 
-    Fixed point. A vector whose ``meta["fixed_point_bits"] = f`` holds integers that stand
+    Fixed point. The context's encoding is ``fixed_point_bits`` (part of its fingerprint); a
+    vector whose ``meta["fixed_point_bits"] = f`` holds integers that stand
     for ``value * 2**f`` (he_ml.ml quantizes features and weights this way); `decrypt` then
     returns float64 ``integers / 2**f``. Integer plaintext operands (``+ k``, ``* k``, ``dot``)
     keep ``f`` (a plaintext addend must already be at that scale); adding or subtracting two

@@ -876,6 +876,13 @@ class CKKS(_SEALContext):
     final decryption happens modulo the first prime q0 where a value occupies
     ``|x| * 2^scale_bits``. Larger values raise `EncodingOverflowError` before encryption.
 
+    Magnitude tracking: every vector carries a public bound ``v.bound`` on ``|value|`` (at
+    encryption the smallest power of two >= max |values|, or ``encrypt(values, bound=...)``),
+    propagated by interval arithmetic through every operation. An operation whose result bound
+    could reach ``Q_l / (2 * 2^scale_bits)`` at the result's level l (``Q_l`` the product of
+    the remaining primes; 15/16 of it for noise and scale drift) raises `EncodingOverflowError`
+    before it runs, naming parameters that fit (docs/binding-and-bounds.md).
+
     Precision: a fresh encryption has a per-slot error of standard deviation ``n / 6 / 2^scale_bits``
     (measured; n = 8192, 40-bit scale: 1.2e-9, maximum over many slots ~1e-8); a rotation (used
     by ``sum``/``dot``) adds key-switching noise of a few 1e-9 per slot with heavy tails; each
