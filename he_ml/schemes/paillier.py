@@ -583,6 +583,10 @@ class Paillier(SchemeContext):
         chunks = [c * self._plain_residue(m) % n2 for c, m in zip(x.chunks, packed)]
         return EncryptedVector(self, chunks, x.shape, dict(x.meta, bound=bound))
 
+    def _tracked_bound(self, vector: EncryptedVector) -> float:
+        """``vector.bound`` in value units: the slot bound (integers) divided by ``2**scale``."""
+        return math.ldexp(float(int(vector.meta["bound"])), -int(vector.meta["scale"]))
+
     def _zero_chunk(self) -> Any:
         return self._randomizer()  # h_s^a is an encryption of 0
 

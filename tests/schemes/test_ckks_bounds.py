@@ -174,3 +174,15 @@ def test_polynomial_with_huge_coefficients_raises_before_running(light):
     # a non-integer factor costs a level: 10000.5 * x^2 could reach 2.5e9 at level 0, where only |x| < 2^19 * 15/16 is representable
     with pytest.raises(EncodingOverflowError, match="tracked bound"):
         p.evaluate(v)
+
+
+def test_bound_property_is_in_value_units_on_every_scheme(light):
+    pa = he_ml.Paillier(1024, allow_insecure=True)  # small key: speed; the encoding is the same
+    v = pa.encrypt(np.array([1.5, -2.0]))
+    assert v.bound == pa.max_value and (v * 0.5).bound == pa.max_value / 2 and (v + v).bound == 2 * pa.max_value
+    bfv = he_ml.BFV("sum")
+    assert bfv.encrypt(np.array([5, -3])).bound == 8
+    with pytest.raises(he_ml.errors.UnsupportedOperationError):
+        v.with_bound(1.0)
+    assert light.encrypt(np.array([0.3])).with_bound(0.5).bound == 0.5
+    assert light.encrypt(np.array([0.3])).with_bound(7.0).bound == 0.5  # never raised above the tracked one
