@@ -27,6 +27,9 @@ __all__ = [
     "scheme",
     "load_context",
     "plan",
+    "sign_blob",
+    "verify_blob",
+    "generate_signing_key",
     "EncryptedVector",
     "ml",
     "aggregation",
@@ -41,6 +44,9 @@ _LAZY_ATTRS = {
     "scheme": ("he_ml.schemes", "scheme"),
     "load_context": ("he_ml.schemes", "load_context"),
     "plan": ("he_ml.schemes", "plan"),
+    "sign_blob": ("he_ml.schemes.signing", "sign_blob"),
+    "verify_blob": ("he_ml.schemes.signing", "verify_blob"),
+    "generate_signing_key": ("he_ml.schemes.signing", "generate_signing_key"),
     "EncryptedVector": ("he_ml.schemes", "EncryptedVector"),
 }
 _LAZY_MODULES = {"ml", "aggregation", "native", "integrations", "schemes", "encoding"}

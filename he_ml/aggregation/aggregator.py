@@ -63,6 +63,7 @@ from ..schemes.base import EncryptedVector, SchemeContext
 __all__ = [
     "GradientAggregator",
     "aggregation_context",
+    "aggregation_hint",
     "flatten_update",
     "unflatten_update",
     "AGGREGATE_LAYOUT_VERSION",
@@ -71,6 +72,9 @@ __all__ = [
 
 #: Version of the aggregate blob's metadata layout (independent of the container version).
 AGGREGATE_LAYOUT_VERSION = 1
+
+#: Clients assumed by an overflow hint when the aggregator was given no ``max_clients``.
+DEFAULT_HINT_CLIENTS = 1024
 
 #: Fractional bits BFV uses to quantize float updates when no ``precision_bits`` is given.
 DEFAULT_BFV_PRECISION_BITS = 20
@@ -207,7 +211,9 @@ class GradientAggregator:
         update (which reveals about log2 of its magnitude -- declare ``max_value`` to avoid it).
     precision_bits : int, optional
         BFV only: floats are quantized to ``round(x * 2**precision_bits)`` (error at most
-        ``2**-(precision_bits+1)`` per value and client). Default 20. With DP the quantization
+        ``2**-(precision_bits+1)`` per value and client). Default: the BFV context's
+        ``fixed_point_bits`` (``aggregation_context`` sets it to its ``precision_bits``; the
+        ``he_ml.BFV()`` presets use 10), so the aggregator and the context planned for it agree. With DP the quantization
         is the DP grid itself (exact) and this is ignored.
     dp : he_ml.aggregation.dp.DPConfig, optional
         Differential privacy. Clients clip to ``dp.clip_norm`` and round to the DP grid; in
@@ -271,7 +277,7 @@ class GradientAggregator:
         self.context = context
         self.max_clients = None if max_clients is None else int(max_clients)
         self.dp = dp
-        self.precision_bits = DEFAULT_BFV_PRECISION_BITS if precision_bits is None else int(precision_bits)
+        self.precision_bits = self._context_precision(context) if precision_bits is None else int(precision_bits)
         self.max_value = max_value
         self._scheme = context.name
         self._fingerprint = context.fingerprint
@@ -286,6 +292,12 @@ class GradientAggregator:
         self.reset()
 
     # ------------------------------------------------------------------ configuration checks
+    @staticmethod
+    def _context_precision(context: SchemeContext) -> int:
+        """BFV: the context's fixed-point encoding (one place for the decision); else the default."""
+        bits = getattr(context, "fixed_point_bits", None) if context.name == "bfv" else None
+        return DEFAULT_BFV_PRECISION_BITS if bits is None else int(bits)
+
     def _declared_bound(self) -> float | None:
         if self.max_value is not None:
             return self.max_value
@@ -313,8 +325,9 @@ class GradientAggregator:
             if total >= limit:
                 raise ParameterError(
                     f"ckks: max_clients={self.max_clients} updates of |x| <= {bound:g} can sum to {total:g}, "
-                    f"but this context holds |x| < {limit:g}. Use aggregation_context('ckks', "
-                    f"max_clients={self.max_clients}, max_value={bound:g}) or fewer clients per total."
+                    f"but this context holds |x| < {limit:g}. Use "
+                    f"{aggregation_hint('ckks', max_clients=self.max_clients, max_value=bound)} "
+                    f"or fewer clients per total."
                 )
         elif self._scheme == "bfv":
             step = self._bfv_step()
@@ -324,8 +337,7 @@ class GradientAggregator:
                     f"bfv: max_clients={self.max_clients} updates of |x| <= {bound:g} quantized with step "
                     f"{step:g} sum to integers up to {total_int}, but the plain modulus holds only "
                     f"{self.context.max_value}. Lower precision_bits (now {self.precision_bits}) or use "
-                    f"aggregation_context('bfv', max_clients={self.max_clients}, max_value={bound:g}, "
-                    f"precision_bits={self.precision_bits})."
+                    f"{aggregation_hint('bfv', max_clients=self.max_clients, max_value=bound, precision_bits=self.precision_bits)}."
                 )
 
     def _bfv_step(self) -> float:
@@ -402,7 +414,7 @@ class GradientAggregator:
                     f"bfv: values up to {bound:.6g} quantized with step {step:g} reach {int_bound}, but the "
                     f"plain modulus holds only |x| <= {ctx.max_value}; lower precision_bits (now "
                     f"{self.precision_bits}), clip the update, or use a context with more plain bits "
-                    f"(aggregation_context('bfv', ...))."
+                    f"({aggregation_hint('bfv', max_clients=self.max_clients or DEFAULT_HINT_CLIENTS, max_value=bound, precision_bits=self.precision_bits)})."
                 )
             return ctx.encrypt(q.astype(np.int64), bound=int_bound), encoding
         if self._scheme == "paillier":
@@ -412,7 +424,8 @@ class GradientAggregator:
             return ctx.encrypt(flat), {"kind": "native", "bound": None}  # the scheme tracks its own bounds
         # CKKS
         bound = self._value_bound_for(flat)
-        return ctx.encrypt(flat), {"kind": "native", "bound": bound}
+        # the vector's own tracked bound (checked by every addition) is the same public bound
+        return ctx.encrypt(flat, bound=bound), {"kind": "native", "bound": bound}
 
     def _pack(self, vector: EncryptedVector, structure: str, spec: list[list[Any]], count: int,
               encoding: dict[str, Any]) -> bytes:
@@ -477,9 +490,40 @@ class GradientAggregator:
                 f"{self._scheme}: the ciphertext payload of the {what} could not be parsed "
                 f"({type(e).__name__}); the bytes are corrupted or from an incompatible version."
             ) from e
+        self._check_bound_to_context(encoding, vmeta, what)
         vector = EncryptedVector(self.context, chunks, (size,), vmeta)
         layout_key = (structure, repr(spec), repr(sorted((k, v) for k, v in encoding.items() if k != "bound")))
         return _Parsed(vector, structure, spec, count, encoding, layout_key)
+
+    def _check_bound_to_context(self, encoding: dict[str, Any], vmeta: dict[str, Any], what: str) -> None:
+        """Refuse encoding metadata that this aggregator and its context did not produce.
+
+        The fixed-point encoding is derived from the aggregator (its precision comes from the
+        context) instead of being trusted from the blob: BFV blobs must use exactly its
+        ``precision_bits`` (or its DP grid step), Paillier vectors exactly the context's
+        ``precision_bits`` as scale (aggregation never multiplies, so no other scale can occur).
+        An edited scale would otherwise decrypt to a total off by a power of two.
+        """
+        if self._scheme == "bfv":
+            if encoding.get("kind") == "grid":
+                # a DP grid step is checked against this aggregator's DP config when it has one (a
+                # key holder decrypting without it cannot tell the grid a client used)
+                ok = self.dp is None or encoding.get("step") == float(self.dp.resolution)
+                expected = f"the DP grid step {float(self.dp.resolution) if self.dp else None!r}"
+            else:
+                ok = encoding.get("bits") == self.precision_bits
+                expected = f"{self.precision_bits} fixed-point bits (the context's encoding)"
+        elif self._scheme == "paillier":
+            ok = vmeta.get("scale") == self.context.encoding.precision_bits and "reduce" not in vmeta
+            expected = f"scale {self.context.encoding.precision_bits} (the context's precision_bits)"
+        else:
+            return
+        if not ok:
+            raise ContextMismatchError(
+                f"{what}: its encoding ({encoding}, scale {vmeta.get('scale')!r}) is not {expected}; "
+                f"the metadata was edited or the blob was made with other settings. Refusing it; "
+                f"encrypt with GradientAggregator(context).encrypt on the same context."
+            )
 
     def _paillier_chunks(self, sections: list[bytes], size: int, vmeta: dict[str, Any]) -> list[Any]:
         """Paillier ciphertexts of a blob without the per-ciphertext unit test.
@@ -606,8 +650,9 @@ class GradientAggregator:
                 raise EncodingOverflowError(
                     f"ckks: this total would hold {new_count} updates whose values can reach {bound:g} in "
                     f"magnitude, but the context holds |x| < {self.context.value_bound:g}; the sum would wrap "
-                    f"modulo the first prime. Sum fewer updates per total or use aggregation_context('ckks', "
-                    f"max_clients=..., max_value=...)."
+                    f"modulo the first prime. Sum fewer updates per total or use "
+                    f"{aggregation_hint('ckks', max_clients=new_count, max_value=float(b) if b else 1.0)} "
+                    f"(max_value: one client's bound)."
                 )
         try:
             # Same key (fingerprint checked in _parse) and same size (layout checked above), so
@@ -899,8 +944,16 @@ def aggregation_context(scheme: str = "paillier", *, max_clients: int = 1024, ma
     primes: 53 B/value) keep room for other operations; for pure summation these sets are
     2-3.5x smaller.
     """
-    from ..schemes import BFV, CKKS, Paillier
+    from .. import schemes
 
+    name, kwargs = _aggregation_parameters(scheme, max_clients=max_clients, max_value=max_value,
+                                           precision_bits=precision_bits, key_bits=key_bits)
+    return getattr(schemes, name)(**kwargs)
+
+
+def _aggregation_parameters(scheme: str, *, max_clients: int, max_value: float, precision_bits: int,
+                            key_bits: int) -> tuple[str, dict[str, Any]]:
+    """The parameter choice of `aggregation_context` without key generation (also used by hints)."""
     if isinstance(max_clients, bool) or not isinstance(max_clients, (int, np.integer)) or max_clients < 1:
         raise ParameterError(f"max_clients must be a positive int; got {max_clients!r}.")
     if not (isinstance(max_value, (int, float, np.integer, np.floating)) and math.isfinite(max_value) and max_value > 0):
@@ -911,18 +964,19 @@ def aggregation_context(scheme: str = "paillier", *, max_clients: int = 1024, ma
     scheme = str(scheme).lower()
     growth = math.log2(max_clients * float(max_value))  # magnitude bits of the largest possible sum
     if scheme == "paillier":
-        return Paillier(key_bits, preset="sum", precision_bits=int(precision_bits), max_value=float(max_value),
-                        max_additions=int(max_clients))
+        return "Paillier", dict(key_bits=key_bits, preset="sum", precision_bits=int(precision_bits),
+                                max_value=float(max_value), max_additions=int(max_clients))
     if scheme == "bfv":
         t_bits = 2 + math.ceil(growth + precision_bits)
         t_bits = max(t_bits, 14)  # a batching prime = 1 mod 2n needs more bits than 2n
         # Fresh noise at n=4096, q=60 bits takes ~7 bits and summing k ciphertexts adds log2(k).
         if t_bits <= 39 and t_bits + 8 + math.log2(max_clients) <= 58:
-            return BFV(None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[60, 49], plain_modulus_bits=t_bits,
-                       relin_keys=False)
+            return "BFV", dict(preset=None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[60, 49],
+                               plain_modulus_bits=t_bits, fixed_point_bits=int(precision_bits), relin_keys=False)
         if t_bits <= 60 and t_bits + 8 + math.log2(max_clients) <= 118:
-            return BFV(None, poly_modulus_degree=8192, coeff_mod_bit_sizes=[60, 60, 60],
-                       plain_modulus_bits=min(t_bits + 0, 60), relin_keys=False)
+            return "BFV", dict(preset=None, poly_modulus_degree=8192, coeff_mod_bit_sizes=[60, 60, 60],
+                               plain_modulus_bits=min(t_bits + 0, 60), fixed_point_bits=int(precision_bits),
+                               relin_keys=False)
         raise ParameterError(
             f"bfv: {max_clients} clients x |x| <= {max_value:g} at {precision_bits} fractional bits need a "
             f"{t_bits}-bit plain modulus, more than BFV's 60; lower precision_bits or use 'paillier'."
@@ -939,6 +993,25 @@ def aggregation_context(scheme: str = "paillier", *, max_clients: int = 1024, ma
                 f"2^{scale}, i.e. about {scale - noise_bits:.1f} bits of precision < {precision_bits}; "
                 f"use 'paillier' or 'bfv' (exact) for this many clients."
             )
-        return CKKS(None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[60, 49], scale_bits=int(scale),
-                    relin_keys=False)
+        return "CKKS", dict(preset=None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[60, 49],
+                            scale_bits=int(scale), relin_keys=False)
     raise ParameterError(f"scheme must be 'paillier', 'bfv' or 'ckks'; got {scheme!r}.")
+
+
+def aggregation_hint(scheme: str, *, max_clients: int, max_value: float, precision_bits: int = 24) -> str:
+    """An ``aggregation_context(...)`` call that fits, trying `scheme` first (no keys are made).
+
+    Error messages use it so that following their advice works: the call is only suggested if
+    `_aggregation_parameters` accepts it; otherwise the other schemes are tried in the order
+    bfv, paillier (exact), and as a last resort fewer clients per total.
+    """
+    precision_bits = int(min(max(precision_bits, 1), 52))
+    for s in dict.fromkeys([scheme, "bfv", "paillier"]):
+        try:
+            _aggregation_parameters(s, max_clients=int(max_clients), max_value=float(max_value),
+                                    precision_bits=precision_bits, key_bits=3072)
+        except ParameterError:
+            continue
+        return (f"aggregation_context({s!r}, max_clients={int(max_clients)}, max_value={float(max_value):g}, "
+                f"precision_bits={precision_bits})")
+    return "fewer clients per total (sum the rest into another total and add the totals at the key holder)"

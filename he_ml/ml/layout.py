@@ -119,6 +119,11 @@ class EncryptedFeatures:
                 raise ValueError("bad layout or sizes")
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidCiphertextError(f"encrypted features metadata is malformed ({e}).") from e
+        if context.name == "bfv" and fp != context_fixed_point_bits(context):
+            raise InvalidCiphertextError(
+                f"encrypted features say fixed_point_bits={fp}, but the context encodes with "
+                f"{context_fixed_point_bits(context)}; the metadata was edited or the features belong "
+                f"to another context.")
         vectors = [context.ciphertext_from_bytes(s) for s in blob.sections]
         if layout == "blocks" and (b < 1 or b & (b - 1) or context.slot_count % b):
             raise InvalidCiphertextError(
@@ -166,7 +171,9 @@ def encrypt_features(context: SchemeContext, X: Any, *, layout: str = "columns",
         power of two >= n_samples that leaves room for the features (and one intercept
         block), capped by the slot count.
     fixed_point_bits : int, optional
-        BFV only: fractional bits of the integer encoding (default 8).
+        BFV only. The encoding is the context's (``context.fixed_point_bits``, set with
+        ``he_ml.BFV(fixed_point_bits=...)``); passing a different value raises, so that features,
+        weights and their products all agree with what the context (and its fingerprint) says.
 
     Returns
     -------
@@ -186,9 +193,12 @@ def encrypt_features(context: SchemeContext, X: Any, *, layout: str = "columns",
     d = 0 if arr.ndim == 1 else arr.shape[1]
     fp = 0
     if context.name == "bfv":
-        fp = DEFAULT_BFV_FEATURE_BITS if fixed_point_bits is None else int(fixed_point_bits)
-        if not 0 <= fp <= 30:
-            raise ParameterError(f"fixed_point_bits must be in [0, 30]; got {fixed_point_bits!r}.")
+        fp = context_fixed_point_bits(context)
+        if fixed_point_bits is not None and fixed_point_bits != fp:
+            raise ParameterError(
+                f"fixed_point_bits={fixed_point_bits!r} differs from the context's encoding ({fp} "
+                f"fractional bits); the context carries the fixed-point encoding. Create it with "
+                f"he_ml.BFV(..., fixed_point_bits={fixed_point_bits!r}) or drop the argument.")
         arr = np.rint(arr * float(1 << fp)).astype(np.int64)
     elif fixed_point_bits is not None:
         raise ParameterError(
@@ -223,6 +233,11 @@ def encrypt_features(context: SchemeContext, X: Any, *, layout: str = "columns",
         batches.append(context.encrypt(grid.reshape(-1)))
     _mark_fixed_point(batches, context, fp)
     return EncryptedFeatures(context, "blocks", n, d, batches, B, fp)
+
+
+def context_fixed_point_bits(context: SchemeContext) -> int:
+    """The fixed-point fractional bits a BFV context carries (``DEFAULT_BFV_FEATURE_BITS`` if none)."""
+    return int(getattr(context, "fixed_point_bits", DEFAULT_BFV_FEATURE_BITS))
 
 
 def _mark_fixed_point(vectors: list[EncryptedVector], context: SchemeContext, bits: int) -> None:

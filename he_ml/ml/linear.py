@@ -51,6 +51,7 @@ from sklearn.base import BaseEstimator
 
 from ..errors import (
     DepthExhaustedError,
+    EncodingOverflowError,
     NotFittedError,
     ParameterError,
     SecretKeyMissingError,
@@ -58,7 +59,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..schemes.base import EncryptedVector, SchemeContext, check_values
-from .layout import EncryptedFeatures, block_batch_size, blocks_needed
+from .layout import EncryptedFeatures, block_batch_size, blocks_needed, context_fixed_point_bits
 
 __all__ = ["EncryptedLinearRegression", "EncryptedLogisticRegression", "ClientAidedRefresh",
            "DEFAULT_BFV_WEIGHT_BITS", "LOGIT_MARGIN", "DEFAULT_TRAINING_LOGIT_RANGE"]
@@ -170,8 +171,8 @@ class _EncryptedLinearModel(BaseEstimator):
         b = self.batch_size
         if b is not None and not (_is_int(b) and b >= 1 and b & (b - 1) == 0):
             raise self._param_error("batch_size", "None or a power of two >= 1")
-        if not (_is_int(self.weight_bits) and 0 <= self.weight_bits <= 30):
-            raise self._param_error("weight_bits", "an int in the range [0, 30]")
+        if not (self.weight_bits is None or (_is_int(self.weight_bits) and 0 <= self.weight_bits <= 30)):
+            raise self._param_error("weight_bits", "None or an int in the range [0, 30]")
         if self.refresh is not None and not callable(self.refresh):
             raise self._param_error("refresh", "None or a callable(EncryptedVector) -> EncryptedVector")
 
@@ -214,8 +215,9 @@ class _EncryptedLinearModel(BaseEstimator):
         b = float(self.intercept_) * scale
         ctx = enc.context
         if ctx.name == "bfv":
-            wq = np.rint(w * (1 << self.weight_bits)).astype(np.int64)
-            frac = enc.fixed_point_bits + self.weight_bits
+            wb = self._bfv_weight_bits(ctx)
+            wq = np.rint(w * (1 << wb)).astype(np.int64)
+            frac = enc.fixed_point_bits + wb
             acc = None
             for j, col in enumerate(enc.vectors):
                 if wq[j] == 0:
@@ -232,6 +234,16 @@ class _EncryptedLinearModel(BaseEstimator):
             term = col * float(w[j])
             acc = term if acc is None else acc + term
         return acc + b
+
+    def _bfv_weight_bits(self, ctx: SchemeContext) -> int:
+        """Fractional bits of the quantized weights: the context's fixed-point encoding."""
+        f = context_fixed_point_bits(ctx)
+        if self.weight_bits is not None and self.weight_bits != f:
+            raise ParameterError(
+                f"weight_bits={self.weight_bits} differs from the BFV context's fixed_point_bits={f}; "
+                f"the context carries the encoding (scores must decode with it). Create the context "
+                f"with he_ml.BFV(..., fixed_point_bits={self.weight_bits}) or leave weight_bits=None.")
+        return f
 
     def decision_function(self, enc: EncryptedFeatures) -> EncryptedVector:
         """Encrypted linear scores ``X @ coef_ + intercept_``, one per sample (every scheme).
@@ -467,7 +479,14 @@ class _EncryptedLinearModel(BaseEstimator):
                 Xb = enc_X.vectors[k]
                 if intercept_cols[k] is not None:
                     Xb = Xb + intercept_cols[k]
-                W = W + self._batch_update(Xb, enc_y.vectors[k], W, masks[k], link, B, D)
+                try:
+                    W = W + self._batch_update(Xb, enc_y.vectors[k], W, masks[k], link, B, D)
+                except EncodingOverflowError as e:
+                    raise EncodingOverflowError(
+                        f"encrypted training step (epoch {epoch + 1}, batch {k + 1}) could overflow the "
+                        f"CKKS modulus: the weights' public bound is {W.bound:.4g}; training diverged (lower "
+                        f"learning_rate, standardize the features) or the parameters are too tight "
+                        f"(training_context(max_value=...)). {e}") from e
             if callback is not None or eval_set is not None:
                 weights = self._grid_to_weights(reveal(W), d, B) * R
                 record = {"epoch": epoch + 1, "coef": weights[:d].copy(), "intercept": float(weights[d]),
@@ -553,9 +572,17 @@ class _EncryptedLinearModel(BaseEstimator):
         Slot ``j*B + i`` holds ``x_ij``. Levels: ``X * W`` 1, link, ``E * X`` 1, mask 1.
         """
         Z = Xb * W                                    # x_ij * w_j / R in block j
+        # Bounds (he_ml tracks one public bound per vector and doubles it per rotate-and-add):
+        # after the k-th step below each slot sums 2^k blocks of x * w, and X is zero outside its
+        # first `used` blocks (the d features and the intercept column: the mask's blocks), so
+        # |slot| <= min(2^k, used) * bound(X) * bound(W). Stated after every step.
+        used = max(1, int(np.count_nonzero(mask.reshape(D, B).any(axis=1))))  # blocks holding data
+        z_bound = None if Z.bound is None else used * Z.bound
         step = B
         while step < B * D:                           # sum over blocks: t_i in every block
             Z = Z + Z.rotate(step)
+            if z_bound is not None:
+                Z = Z.with_bound(z_bound)
             step *= 2
         E = link(Z) - Yb                              # residuals, replicated per block
         T = E * Xb                                    # e_i * x_ij (padding rows: x = 0)
@@ -564,9 +591,15 @@ class _EncryptedLinearModel(BaseEstimator):
             T = T + T.rotate(-step)
             step *= 2
         U = T * mask                                  # keep that slot, scale by -lr / (rows R)
+        # After each step every slot sums a window of 2^k <= B consecutive slots of the masked U,
+        # and the mask keeps one slot per block of B (slot B-1), so a window holds at most one
+        # non-zero term: |slot| <= bound(masked U). Stated after every step.
+        masked_bound = U.bound
         step = 1
         while step < B:                               # replicate leftwards over block j
             U = U + U.rotate(step)
+            if masked_bound is not None:
+                U = U.with_bound(masked_bound)
             step *= 2
         return U
 
@@ -628,8 +661,9 @@ class EncryptedLinearRegression(_EncryptedLinearModel):
     refresh : callable, optional
         Client-aided weight refresh for training (default `ClientAidedRefresh` on a key
         holder's context).
-    weight_bits : int, default 8
-        BFV only: fractional bits of the integer weights.
+    weight_bits : int, optional
+        BFV only: fractional bits of the integer weights; default (and the only accepted value):
+        the context's ``fixed_point_bits``, so scores decode with the context's encoding.
 
     Attributes
     ----------
@@ -655,7 +689,7 @@ class EncryptedLinearRegression(_EncryptedLinearModel):
 
     def __init__(self, *, fit_intercept: bool = True, learning_rate: float = 0.1, epochs: int = 10,
                  batch_size: int | None = None, refresh: Callable | None = None,
-                 weight_bits: int = DEFAULT_BFV_WEIGHT_BITS) -> None:
+                 weight_bits: int | None = None) -> None:
         self.fit_intercept = fit_intercept
         self.learning_rate = learning_rate
         self.epochs = epochs
@@ -733,7 +767,7 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
     def __init__(self, *, sigmoid_degree: int = 3, logit_range: float | None = None,
                  fit_intercept: bool = True, learning_rate: float = 0.1, epochs: int = 10,
                  batch_size: int | None = None, refresh: Callable | None = None,
-                 weight_bits: int = DEFAULT_BFV_WEIGHT_BITS) -> None:
+                 weight_bits: int | None = None) -> None:
         self.sigmoid_degree = sigmoid_degree
         self.logit_range = logit_range
         self.fit_intercept = fit_intercept
@@ -908,7 +942,20 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
 
     def _link(self, R: float) -> Callable[[Any], Any]:
         poly = self._sigmoid_poly(R)
-        return lambda t: poly.evaluate(t) if isinstance(t, EncryptedVector) else poly(t)
+
+        def link(t: Any) -> Any:
+            if not isinstance(t, EncryptedVector):
+                return poly(t)
+            if t.bound is not None and t.context.name == "ckks":
+                # Training assumes the logits stay within +-R (t in [-1, 1]): the polynomial is only
+                # a sigmoid there (module notes), and calibrate()/check_logits and the refresh's
+                # divergence check guard it. The tracked bound of t (a sum over blocks of x * w)
+                # cannot see that, so the assumption is stated here; the sigmoid's bound on
+                # [-1, 1] then follows rigorously (PolynomialApproximation._declare_output_bound).
+                t = t.with_bound(1.0)
+            return poly.evaluate(t)
+
+        return link
 
     def _exact_link(self) -> Callable:
         return _sigmoid

@@ -1137,7 +1137,30 @@ class PolynomialApproximation:
                 f"{suggest_ckks_parameters(plan.depth, max_value=self.max_intermediate, precision_bits=self.required_precision_bits)}"
                 f"{lower}."
             )
-        return plan.run(x)
+        return self._declare_output_bound(x, plan.run(x))
+
+    def _declare_output_bound(self, x: Any, out: Any) -> Any:
+        """State the output's magnitude bound when the input's public bound lies in the interval.
+
+        Interval arithmetic through the plan's monomials overestimates |p| (e.g. 17 for a sigmoid
+        approximation whose values stay in [0, 1]). If the input's tracked bound ``|x| <= B``
+        places every input inside ``[a, b]``, then with ``t = alpha (x - mid)`` in [-1, 1] and
+        ``p = sum_k c_k T_k(t)`` (Chebyshev basis, ``|T_k| <= 1`` there),
+        ``|p(x)| <= sum_k |c_k|`` -- a rigorous bound, also ``<= sum |power coefficients in t|``.
+        """
+        if str(getattr(getattr(out, "context", None), "name", "")) != "ckks":
+            return out  # BFV's integer plans are exact; its bounds stay as tracked
+        bound = getattr(x, "bound", None)
+        with_bound = getattr(out, "with_bound", None)
+        if bound is None or with_bound is None or getattr(out, "bound", None) is None:
+            return out
+        a, b = self.interval
+        if not (a <= -float(bound) and float(bound) <= b):
+            return out
+        coef_t = np.asarray(self.coefficients_t, dtype=np.float64)
+        cheb = np.polynomial.chebyshev.poly2cheb(coef_t)
+        limit = float(min(np.sum(np.abs(cheb)), np.sum(np.abs(coef_t))))
+        return with_bound(limit * (1 + 1e-12)) if math.isfinite(limit) else out
 
     def _label(self) -> str:
         a, b = self.interval

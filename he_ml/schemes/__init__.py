@@ -35,10 +35,43 @@ def scheme(name: str, **params: Any) -> SchemeContext:
     return _scheme_class(name)(**params)
 
 
-def load_context(data: bytes) -> SchemeContext:
-    """Load any context written by ``ctx.to_bytes(...)``; the scheme is read from the blob."""
+def load_context(data: bytes, *, verify_key: Any = None, fingerprint: bytes | None = None) -> SchemeContext:
+    """Load any context written by ``ctx.to_bytes(...)``; the scheme is read from the blob.
+
+    Parameters
+    ----------
+    data : bytes
+        A context blob, or one signed with ``he_ml.sign_blob``.
+    verify_key : Ed25519 public key or 32 bytes, optional
+        Pinned key of the key holder: the blob must be signed by it (a relay that swaps the
+        context is detected).
+    fingerprint : bytes, optional
+        Pinned 16-byte fingerprint (``ctx.fingerprint`` of the key holder's context): the loaded
+        context must have it. Evaluation keys added later keep the fingerprint and are checked
+        against the key holder's certificate, so the pin stays valid.
+
+    Raises
+    ------
+    ContextMismatchError
+        If the signature is missing or by another key, or the fingerprint differs from the pin,
+        or the evaluation keys are not certified by the key holder of this public key.
+    InvalidCiphertextError
+        If the bytes are damaged or a field was edited (fingerprint mismatch).
+    """
+    from .signing import open_blob
+
+    data = open_blob(data, verify_key)
     blob = unpack_blob(data)
-    return _scheme_class(blob.scheme).from_bytes(data)
+    ctx = _scheme_class(blob.scheme).from_bytes(data)
+    if fingerprint is not None and ctx.fingerprint != bytes(fingerprint):
+        from ..errors import ContextMismatchError
+
+        raise ContextMismatchError(
+            f"{blob.scheme}: the context's fingerprint {ctx.fingerprint.hex()} is not the pinned "
+            f"{bytes(fingerprint).hex()}; it belongs to another key or was altered. Ask the key "
+            f"holder for its public context."
+        )
+    return ctx
 
 
 def __getattr__(name: str):

@@ -9,7 +9,7 @@ Layout (all integers little-endian)::
 
     offset  size  field
     0       4     magic  b"HEML"
-    4       2     format version (currently 1)
+    4       2     format version (currently 2; see FORMAT_VERSION)
     6       1     kind   (see ``Kind``)
     7       1     scheme (see ``SCHEME_IDS``)
     8       16    public-key fingerprint (zeros if not applicable)
@@ -48,7 +48,11 @@ __all__ = [
 ]
 
 MAGIC = b"HEML"
-FORMAT_VERSION = 1
+#: 2: SEAL context fingerprints cover the encoding and a key-certification key, public contexts
+#: carry a signed certificate of their evaluation keys, ciphertexts carry CKKS magnitude bounds,
+#: and ``Kind.SIGNED`` envelopes exist (docs/binding-and-bounds.md). Version-1 blobs are refused:
+#: their fingerprints do not bind the encoding, so they cannot be checked for tampering.
+FORMAT_VERSION = 2
 FINGERPRINT_BYTES = 16
 MAX_METADATA_BYTES = 1 << 24  # 16 MiB of JSON is far beyond any legitimate header
 MAX_SECTIONS = 1 << 24
@@ -65,6 +69,7 @@ class Kind(enum.IntEnum):
     SECRET_CONTEXT = 2
     CIPHERTEXT = 3
     AGGREGATE = 4
+    SIGNED = 5  # an Ed25519 envelope around another blob (he_ml.schemes.signing)
 
 
 SCHEME_IDS = {"ckks": 1, "bfv": 2, "paillier": 3}

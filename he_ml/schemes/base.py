@@ -31,6 +31,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ._format import Blob, Kind, pack_blob, unpack_blob
+from .signing import open_blob
 
 #: Largest number of values one EncryptedVector blob may declare (a sanity bound for parsers).
 MAX_VECTOR_VALUES = 1 << 40
@@ -39,7 +40,13 @@ __all__ = ["SchemeContext", "EncryptedVector", "fingerprint_of", "as_plain_opera
 
 
 def fingerprint_of(*parts: bytes) -> bytes:
-    """16-byte SHA-256 fingerprint of public-key material (identifies a key, reveals nothing)."""
+    """16-byte SHA-256 fingerprint of public material (identifies a key, reveals nothing).
+
+    Each part is length-prefixed, so no two different part lists hash the same input. Backends
+    pass *every* public part that changes what a ciphertext means: parameters, the encoding
+    (scale / fixed-point bits / plain modulus), the public key and, for CKKS/BFV, the key
+    holder's evaluation-key certification key (``docs/binding-and-bounds.md``).
+    """
     h = hashlib.sha256()
     for p in parts:
         h.update(len(p).to_bytes(8, "little"))
@@ -185,8 +192,12 @@ class SchemeContext(abc.ABC):
     def public_context(self) -> "SchemeContext":
         """A copy without the secret key, safe to hand to an untrusted server."""
 
-    def to_bytes(self, include_secret_key: bool = False) -> bytes:
-        """Serialize the context; the secret key only when explicitly asked for."""
+    def to_bytes(self, include_secret_key: bool = False, *, sign_with: Any = None) -> bytes:
+        """Serialize the context; the secret key only when explicitly asked for.
+
+        ``sign_with``: an Ed25519 private key; the result is then a signed envelope
+        (``he_ml.sign_blob``) that ``he_ml.load_context(blob, verify_key=...)`` checks.
+        """
         if include_secret_key and not self.has_secret_key:
             raise SecretKeyMissingError(
                 f"{self.name}: include_secret_key=True but this context holds no secret key; "
@@ -194,11 +205,21 @@ class SchemeContext(abc.ABC):
             )
         kind = Kind.SECRET_CONTEXT if include_secret_key else Kind.PUBLIC_CONTEXT
         meta, sections = self._context_payload(include_secret_key)
-        return pack_blob(kind, self.name, self.fingerprint, meta, sections)
+        data = pack_blob(kind, self.name, self.fingerprint, meta, sections)
+        if sign_with is None:
+            return data
+        from .signing import sign_blob
+
+        return sign_blob(data, sign_with)
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> "SchemeContext":
-        """Load a context written by `to_bytes` (see also ``he_ml.load_context``)."""
+    def from_bytes(cls, data: bytes, *, verify_key: Any = None) -> "SchemeContext":
+        """Load a context written by `to_bytes` (see also ``he_ml.load_context``).
+
+        ``verify_key`` (an Ed25519 public key) requires the bytes to be signed by it
+        (``he_ml.sign_blob``); a signed blob is accepted without it after its signature is checked.
+        """
+        data = open_blob(data, verify_key)
         blob = unpack_blob(data).expect(kind=(Kind.PUBLIC_CONTEXT, Kind.SECRET_CONTEXT),
                                         scheme=cls.name, what="context blob")
         try:
@@ -217,8 +238,13 @@ class SchemeContext(abc.ABC):
             )
         return ctx
 
-    def ciphertext_from_bytes(self, data: bytes) -> "EncryptedVector":
-        """Load an `EncryptedVector` written by ``EncryptedVector.to_bytes`` under this key."""
+    def ciphertext_from_bytes(self, data: bytes, *, verify_key: Any = None) -> "EncryptedVector":
+        """Load an `EncryptedVector` written by ``EncryptedVector.to_bytes`` under this key.
+
+        Metadata is checked for consistency with this context (see the backend's
+        ``_validate_meta``); ``verify_key`` additionally requires a signature by that key.
+        """
+        data = open_blob(data, verify_key)
         blob = unpack_blob(data).expect(kind=Kind.CIPHERTEXT, scheme=self.name,
                                         fingerprint=self.fingerprint, what="ciphertext blob")
         try:
@@ -297,6 +323,13 @@ class SchemeContext(abc.ABC):
 
     def _chunk_level(self, chunk: Any) -> int | None:
         return None
+
+    def _tracked_bound(self, vector: "EncryptedVector") -> float | int | None:
+        b = vector.meta.get("bound")
+        return None if b is None else b
+
+    def _with_bound(self, vector: "EncryptedVector", bound: Any) -> "EncryptedVector":
+        raise self._unsupported("declaring a value bound", "Only CKKS and BFV vectors track a bound.")
 
     def _vector_level(self, vector: "EncryptedVector") -> int | None:
         """Levels left of a whole vector (default: lowest `_chunk_level`); BFV overrides it."""
@@ -418,6 +451,32 @@ class EncryptedVector:
         return (f"EncryptedVector(scheme={self.scheme!r}, shape={self.shape}, "
                 f"ciphertexts={len(self.chunks)}{lvl})")
 
+    @property
+    def bound(self) -> float | int | None:
+        """Public upper bound on |value| tracked through every operation (CKKS, BFV; else None).
+
+        Operations whose result bound could exceed what the parameters represent raise
+        `EncodingOverflowError` before they run (see ``docs/binding-and-bounds.md``).
+        """
+        return self.context._tracked_bound(self)
+
+    def with_bound(self, bound: float) -> "EncryptedVector":
+        """The same ciphertexts with a tighter public bound the caller can prove.
+
+        Interval arithmetic on one bound per vector is pessimistic for rotate-and-add trees over
+        partly empty slots (e.g. a sum over blocks of which only a few hold data); code that
+        knows the structure states the true bound here. A wrong (too small) bound disables the
+        overflow check for what follows, so use it only with a proof in a comment.
+
+        Raises
+        ------
+        ParameterError
+            If `bound` is not a finite number >= 0.
+        UnsupportedOperationError
+            For schemes without bound tracking (Paillier tracks its own slot bounds).
+        """
+        return self.context._with_bound(self, bound)
+
     def reshape(self, *shape) -> "EncryptedVector":
         """Same ciphertexts, another shape with the same number of values."""
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -512,11 +571,21 @@ class EncryptedVector:
         return self.context._op_rotate(self, steps)
 
     # ------------------------------------------------------------------ bytes and pickling
-    def to_bytes(self) -> bytes:
-        """Self-describing, versioned bytes; load with ``ctx.ciphertext_from_bytes``."""
+    def to_bytes(self, *, sign_with: Any = None) -> bytes:
+        """Self-describing, versioned bytes; load with ``ctx.ciphertext_from_bytes``.
+
+        ``sign_with`` (the sender's Ed25519 private key) returns a signed envelope; the receiver
+        passes the sender's verification key as ``ciphertext_from_bytes(..., verify_key=...)``,
+        which makes the metadata authentic, not only consistent with the context.
+        """
         sections = self.context._serialize_chunks(self)
         meta = {"shape": list(self.shape), "meta": self.meta}
-        return pack_blob(Kind.CIPHERTEXT, self.scheme, self.context.fingerprint, meta, sections)
+        data = pack_blob(Kind.CIPHERTEXT, self.scheme, self.context.fingerprint, meta, sections)
+        if sign_with is None:
+            return data
+        from .signing import sign_blob
+
+        return sign_blob(data, sign_with)
 
     def __reduce__(self):
         return (_unpickle_vector, (self.context.to_bytes(include_secret_key=False), self.to_bytes()))

@@ -22,7 +22,19 @@ from .base import EncryptedVector, check_values
 from .ckks import _overridden, _resolve_preset, _SEALContext
 from .params import BFV_PRESETS, Preset, bfv_depth_estimate
 
-__all__ = ["BFV"]
+__all__ = ["BFV", "default_fixed_point_bits"]
+
+
+def default_fixed_point_bits(plain_modulus_bits: int) -> int:
+    """Default fractional bits for a ``plain_modulus_bits``-bit t: ``(bits - 10) // 2`` in [0, 30].
+
+    A product of two fixed-point numbers carries ``2f`` fractional bits; with ``f = (b - 10) / 2``
+    it keeps about 9 bits for the magnitude of such products (e.g. a 13-term score of standardized
+    features) below ``t / 2 ~ 2^(b-1)``.
+    """
+    if isinstance(plain_modulus_bits, bool) or not isinstance(plain_modulus_bits, (int, np.integer)):
+        return 0  # the constructor reports the bad plain_modulus_bits itself
+    return max(0, min(30, (int(plain_modulus_bits) - 10) // 2))
 
 
 class BFV(_SEALContext):
@@ -39,6 +51,12 @@ class BFV(_SEALContext):
         stay in ``(-t/2, t/2)``.
     coeff_mod_bit_sizes : list of int, optional
         Coefficient modulus; its size minus the plain modulus sets the noise budget (depth).
+    fixed_point_bits : int, optional
+        The context's fixed-point encoding: real numbers are held as ``round(x * 2**f)``. The one
+        place this decision lives: ``he_ml.ml.encrypt_features``, the linear models' weights and
+        ``GradientAggregator`` read it from here. Default ``(plain_modulus_bits - 10) // 2``
+        (10 for the presets): a product of two fixed-point numbers then keeps about 10 bits of
+        magnitude headroom below t/2. Part of the fingerprint.
     rotations, relin_keys, allow_insecure
         As for :class:`he_ml.CKKS`.
 
@@ -54,7 +72,8 @@ class BFV(_SEALContext):
     ``ctx.max_value``) to reveal only a value you choose. :meth:`headroom_bits` tells how many
     more bits of growth fit.
 
-    Fixed point. A vector whose ``meta["fixed_point_bits"] = f`` holds integers that stand
+    Fixed point. The context's encoding is ``fixed_point_bits`` (part of its fingerprint); a
+    vector whose ``meta["fixed_point_bits"] = f`` holds integers that stand
     for ``value * 2**f`` (he_ml.ml quantizes features and weights this way); `decrypt` then
     returns float64 ``integers / 2**f``. Integer plaintext operands (``+ k``, ``* k``, ``dot``)
     keep ``f`` (a plaintext addend must already be at that scale); adding or subtracting two
@@ -81,8 +100,8 @@ class BFV(_SEALContext):
 
     def __init__(self, preset: str | None = "inference", *, poly_modulus_degree: int | None = None,
                  plain_modulus_bits: int | None = None, coeff_mod_bit_sizes: list[int] | None = None,
-                 rotations: Any = None, relin_keys: bool | None = None,
-                 allow_insecure: bool = False) -> None:
+                 fixed_point_bits: int | None = None, rotations: Any = None,
+                 relin_keys: bool | None = None, allow_insecure: bool = False) -> None:
         base = _resolve_preset(self.name, self._presets, preset)
         n = poly_modulus_degree if poly_modulus_degree is not None else base.get("poly_modulus_degree")
         t_bits = plain_modulus_bits if plain_modulus_bits is not None else base.get("plain_modulus_bits", 20)
@@ -101,7 +120,9 @@ class BFV(_SEALContext):
                     n=int(n) if isinstance(n, (int, np.integer)) else n,
                     bits=[int(b) for b in bits] if bits else bits,
                     rotations=rotations, relin_keys=relin, allow_insecure=allow_insecure,
-                    extra={"plain_modulus_bits": t_bits})
+                    extra={"plain_modulus_bits": t_bits,
+                           "fixed_point_bits": default_fixed_point_bits(t_bits)
+                           if fixed_point_bits is None else fixed_point_bits})
 
     def _validate_extra(self, n: int, bits: list[int]) -> None:
         tb = self._extra.get("plain_modulus_bits")
@@ -116,6 +137,13 @@ class BFV(_SEALContext):
                 f"bfv: plain_modulus_bits={tb} leaves no noise budget under a {sum(bits[:-1])}-bit data "
                 f"modulus; use fewer plain bits or a larger poly_modulus_degree."
             )
+        fb = self._extra.get("fixed_point_bits")
+        if isinstance(fb, bool) or not isinstance(fb, (int, np.integer)) or not 0 <= fb <= min(52, tb - 2):
+            raise ParameterError(
+                f"bfv: fixed_point_bits must be an integer in [0, {min(52, tb - 2)}] (below the "
+                f"{tb}-bit plain modulus); got {fb!r}. Fewer fractional bits leave more magnitude headroom."
+            )
+        self._extra["fixed_point_bits"] = int(fb)
 
     def _set_plain_modulus(self, parms: Any, n: int) -> None:
         parms.set_plain_modulus(sa.PlainModulus.Batching(n, self._extra["plain_modulus_bits"]))
@@ -142,6 +170,11 @@ class BFV(_SEALContext):
         return self._half
 
     @property
+    def fixed_point_bits(self) -> int:
+        """Fractional bits of this context's fixed-point encoding (``round(x * 2**f)``)."""
+        return self._extra["fixed_point_bits"]
+
+    @property
     def max_depth(self) -> int:
         """Estimated ciphertext products a fresh ciphertext supports (see params.bfv_depth_estimate)."""
         return self._depth
@@ -150,10 +183,20 @@ class BFV(_SEALContext):
     def parameters(self) -> dict[str, Any]:
         return {"preset": self._preset, "poly_modulus_degree": self._n,
                 "coeff_mod_bit_sizes": list(self._bits),
-                "plain_modulus_bits": self._extra["plain_modulus_bits"], "plain_modulus": self._t}
+                "plain_modulus_bits": self._extra["plain_modulus_bits"], "plain_modulus": self._t,
+                "fixed_point_bits": self.fixed_point_bits}
 
     def _vector_level(self, vector: EncryptedVector) -> int:
         return self._depth - int(vector.meta.get("depth", 0))
+
+    def _preset_holds_values(self, p: Preset) -> bool:
+        return (p.plain_modulus_bits or 20) >= self._extra["plain_modulus_bits"]
+
+    def _plan_magnitude_kwargs(self) -> dict[str, Any]:
+        return {"max_value": self._half}
+
+    def _plan_context_overrides(self) -> dict[str, Any]:
+        return {"fixed_point_bits": self.fixed_point_bits}  # keep the encoding: same integers
 
     def _preset_depth(self, p: Preset) -> int:  # type: ignore[override]
         return bfv_depth_estimate(p.poly_modulus_degree, p.coeff_mod_bit_sizes, p.plain_modulus_bits or 20)
@@ -181,11 +224,30 @@ class BFV(_SEALContext):
             raise EncodingOverflowError(
                 f"bfv: {op} could produce values up to {bound} in magnitude (tracked bound), but the "
                 f"plain modulus t={self._t} holds only |x| <= {self._half}; the result would wrap around "
-                f"modulo t. Use larger plain_modulus_bits (now {self._extra['plain_modulus_bits']}; "
-                f"he_ml.plan(scheme='bfv', max_value={bound}, ...)), scale the integers down, or pass a "
-                f"tighter bound= at encryption."
+                f"modulo t. Larger plain_modulus_bits (now {self._extra['plain_modulus_bits']}) fit: "
+                f"{self._bound_hint(bound)}"
             )
         return bound
+
+    def _bound_hint(self, bound: int) -> str:
+        """A plan holding |integers| up to `bound` at this context's depth, if the planner finds one."""
+        from .params import plan
+
+        depth = self._depth
+        # The failing operation is often a partial result (one term of a sum): suggest 8 bits of
+        # headroom above its bound when the plain modulus allows, so the rest fits too.
+        for margin in (8, 4, 0):
+            target = int(bound) << margin
+            try:
+                p = plan(depth=depth, scheme="bfv", max_value=target)
+            except ParameterError:
+                continue
+            return (f"Use he_ml.plan(depth={depth}, scheme='bfv', max_value={target}).context("
+                    f"fixed_point_bits={self.fixed_point_bits}) ({p.plain_modulus_bits}-bit plain modulus, "
+                    f"n={p.poly_modulus_degree}, the same fixed-point encoding, 2^{margin} headroom above "
+                    f"this result), scale the integers down, or pass a tighter bound= at encryption.")
+        return (f"No BFV plain modulus (at most 60 bits) with depth {depth} holds |x| up to {bound}: "
+                f"scale the integers down (fewer fixed-point bits) or use CKKS.")
 
     def _meta(self, bound: int, depth: int, op: str, fixed_point_bits: int | None = None) -> dict[str, Any]:
         meta: dict[str, Any] = {"bound": self._check_bound(int(bound), op), "depth": int(depth)}
@@ -298,7 +360,8 @@ class BFV(_SEALContext):
                         f"bfv: the ciphertext's noise budget is exhausted (it went through "
                         f"{vector.meta.get('depth', 0)} product(s); this context supports about "
                         f"{self._depth}), so it cannot be decrypted correctly. Use "
-                        f"{self._depth_hint(int(vector.meta.get('depth', 0)))} or fewer plain_modulus_bits."
+                        f"{self._depth_hint(int(vector.meta.get('depth', 0)) + 1)} (one level more than the "
+                        f"estimate this context failed)."
                     )
                 pt = sa.Plaintext()
                 self._decryptor.decrypt(ct, pt)
@@ -331,6 +394,29 @@ class BFV(_SEALContext):
             raise InvalidCiphertextError(
                 f"bfv: ciphertext blob metadata has an invalid fixed_point_bits ({fp!r}); expected an "
                 f"integer in [0, 120]."
+            )
+        self._check_fixed_point_binding(fp, d)
+
+    def _check_fixed_point_binding(self, fp: int | None, depth: int) -> None:
+        """Refuse a fixed-point scale this context's encoding cannot produce.
+
+        Fixed-point vectors start at the context's ``f`` bits; a product of two fixed-point
+        factors adds their bits, and he_ml's own code multiplies at most one further fixed-point
+        plaintext (quantized weights) per ciphertext level, so a vector that went through ``depth``
+        ciphertext products carries ``k * f`` bits with ``0 <= k <= depth + 2``. Anything else
+        (e.g. 10 -> 13, or 3f on a fresh vector) was edited. Within that set an edit is not
+        detectable from public data; sign the blob (``to_bytes(sign_with=...)``) to make it authentic.
+        """
+        if fp is None:
+            return
+        f = self.fixed_point_bits
+        ok = fp == 0 if f == 0 else (fp % f == 0 and fp // f <= depth + 2)
+        if not ok:
+            raise InvalidCiphertextError(
+                f"bfv: ciphertext blob metadata says fixed_point_bits={fp} after {depth} product(s), but "
+                f"this context encodes with f={f} fractional bits, so only multiples k*f with k <= "
+                f"{depth + 2} can occur; the metadata was edited or the vector belongs to another "
+                f"encoding. Re-send the original bytes."
             )
 
     # ------------------------------------------------------------------ operations

@@ -25,6 +25,8 @@ from __future__ import annotations
 import atexit
 import collections
 import contextlib
+import hashlib
+import json
 import math
 import os
 import shutil
@@ -34,6 +36,9 @@ from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
 import tenseal.sealapi as sa
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from ..errors import (
     ContextMismatchError,
@@ -48,6 +53,7 @@ from ..errors import (
 )
 from ._format import Blob
 from .base import EncryptedVector, SchemeContext, fingerprint_of
+from .signing import sign_blob
 from .params import (
     CKKS_PRESETS,
     HE_STANDARD_MAX_BITS,
@@ -106,6 +112,15 @@ def _seal_from_bytes(obj: Any, data: bytes, seal_context: Any | None = None) -> 
 
 # ---------------------------------------------------------------------------- shared backend
 
+#: Domain strings of the fingerprint and of the evaluation-key certificate (never reused).
+_FP_DOMAIN = b"he_ml seal context fingerprint v2"
+_CERT_DOMAIN = b"he_ml evaluation keys v1\x00"
+
+
+def _raw_public(sk: Ed25519PrivateKey) -> bytes:
+    return sk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
 #: SEALContexts by (scheme, serialized EncryptionParameters); see _SEALContext._make_seal_context.
 _SEAL_CONTEXT_CACHE: "collections.OrderedDict[tuple[str, bytes], Any]" = collections.OrderedDict()
 _SEAL_CONTEXT_CACHE_LOCK = threading.Lock()
@@ -136,8 +151,10 @@ class _SEALContext(SchemeContext):
         sk = keygen.secret_key()
         pk = sa.PublicKey()
         keygen.create_public_key(pk)
+        cert_sk = Ed25519PrivateKey.generate()
         self._setup(preset=preset, allow_insecure=allow_insecure, seal=seal, parms_bytes=parms_bytes,
-                    pk=pk, pk_bytes=_seal_to_bytes(pk), sk=sk)
+                    pk=pk, pk_bytes=_seal_to_bytes(pk), sk=sk, cert_vk=_raw_public(cert_sk),
+                    cert_sk=cert_sk)
         if relin_keys:
             self.enable_multiplication()
         elts = self._rotation_request(rotations)
@@ -207,7 +224,8 @@ class _SEALContext(SchemeContext):
         return seal
 
     def _setup(self, *, preset: str | None, allow_insecure: bool, seal: Any, parms_bytes: bytes,
-               pk: Any, pk_bytes: bytes, sk: Any | None) -> None:
+               pk: Any, pk_bytes: bytes, sk: Any | None, cert_vk: bytes,
+               cert_sk: Ed25519PrivateKey | None = None) -> None:
         self._preset = preset
         self._allow_insecure = bool(allow_insecure)
         self._seal = seal
@@ -228,7 +246,11 @@ class _SEALContext(SchemeContext):
         self._bits = [m.bit_count() for m in seal.key_context_data().parms().coeff_modulus()]
         self._primes = [m.value() for m in seal.key_context_data().parms().coeff_modulus()]
         self._security = security_bits(self._n, sum(self._bits))
-        self._fp = fingerprint_of(self.name.encode(), parms_bytes, pk_bytes)
+        self._cert_vk = bytes(cert_vk)
+        self._cert_sk = cert_sk
+        self._fp = fingerprint_of(_FP_DOMAIN, self.name.encode(), parms_bytes, self._encoding_bytes(),
+                                  pk_bytes, self._cert_vk)
+        self._eval_sig = self._sign_eval_keys() if cert_sk is not None else b""
         # The key holder encrypts with the secret key (SEAL's symmetric encryption): under RLWE
         # the ciphertexts are as secure as public-key ones (c1 uniform, c0 = -c1*s + e + m), and
         # they are about twice as fast to produce (no u * pk products, one error term instead of
@@ -242,6 +264,42 @@ class _SEALContext(SchemeContext):
 
     def _setup_encoder(self) -> None:
         raise NotImplementedError
+
+    # ------------------------------------------------------------------ binding (docs/binding-and-bounds.md)
+    def _encoding_bytes(self) -> bytes:
+        """Canonical bytes of the public encoding choices (scale bits / plain modulus bits /
+        fixed-point bits, preset name): hashed into the fingerprint, so an edited field changes it."""
+        return json.dumps({"preset": self._preset, "extra": self._extra}, sort_keys=True,
+                          separators=(",", ":")).encode()
+
+    def _eval_statement(self) -> bytes:
+        """What the key holder signs about its evaluation keys: this fingerprint and their digests.
+
+        The fingerprint commits to the certification key ``_cert_vk``; the signature under it
+        binds the relinearization and Galois keys (and the list of Galois elements) to this
+        public key. Keys added later (enable_multiplication / enable_rotations) are re-certified
+        by the same key, so the fingerprint -- and every ciphertext made under it -- stays valid.
+        """
+        return b"".join([
+            _CERT_DOMAIN, self._fp,
+            hashlib.sha256(self._rk_bytes).digest(),
+            hashlib.sha256(self._gk_bytes).digest(),
+            hashlib.sha256(json.dumps(list(self._galois_elts)).encode()).digest(),
+        ])
+
+    def _sign_eval_keys(self) -> bytes:
+        return self._cert_sk.sign(self._eval_statement())
+
+    def _verify_eval_keys(self, sig: bytes) -> None:
+        try:
+            Ed25519PublicKey.from_public_bytes(self._cert_vk).verify(sig, self._eval_statement())
+        except (InvalidSignature, ValueError) as e:
+            raise ContextMismatchError(
+                f"{self.name}: the context's relinearization/Galois keys are not the ones its key holder "
+                f"certified for public key {self._fp.hex()} (spliced from another key pair or edited); "
+                f"computing with them would give garbage. Refusing the context; ask the key holder "
+                f"for its public context."
+            ) from e
 
     # ------------------------------------------------------------------ interface properties
     @property
@@ -303,6 +361,7 @@ class _SEALContext(SchemeContext):
             with self._seal_errors("relinearization key generation"):
                 sa.KeyGenerator(self._seal, self._sk).create_relin_keys(rk)
             self._rk, self._rk_bytes = rk, _seal_to_bytes(rk)
+            self._eval_sig = self._sign_eval_keys()
             self._public_blob = None
             self._public_twin = None
         return self
@@ -373,6 +432,7 @@ class _SEALContext(SchemeContext):
             with self._seal_errors("rotation key generation"):
                 sa.KeyGenerator(self._seal, self._sk).create_galois_keys(union, gk)
             self._gk, self._gk_bytes, self._galois_elts = gk, _seal_to_bytes(gk), tuple(union)
+            self._eval_sig = self._sign_eval_keys()
             self._public_blob = None
             self._public_twin = None
             return gk
@@ -399,21 +459,29 @@ class _SEALContext(SchemeContext):
             twin = object.__new__(type(self))
             twin._extra = dict(self._extra)
             twin._setup(preset=self._preset, allow_insecure=self._allow_insecure, seal=self._seal,
-                        parms_bytes=self._parms_bytes, pk=self._pk, pk_bytes=self._pk_bytes, sk=None)
+                        parms_bytes=self._parms_bytes, pk=self._pk, pk_bytes=self._pk_bytes, sk=None,
+                        cert_vk=self._cert_vk)
             twin._rk, twin._rk_bytes = self._rk, self._rk_bytes
             twin._gk, twin._gk_bytes, twin._galois_elts = self._gk, self._gk_bytes, self._galois_elts
+            twin._eval_sig = self._eval_sig
             twin._register()
             self._public_twin = twin
             return twin
 
-    def to_bytes(self, include_secret_key: bool = False) -> bytes:
-        """Serialize; the secret key only with ``include_secret_key=True``. Public bytes are cached."""
+    def to_bytes(self, include_secret_key: bool = False, *, sign_with: Any = None) -> bytes:
+        """Serialize; the secret key only with ``include_secret_key=True``. Public bytes are cached.
+
+        ``sign_with`` (an Ed25519 private key, see ``he_ml.generate_signing_key``) wraps the blob
+        in a signed envelope that clients verify with ``load_context(..., verify_key=...)``.
+        """
         if include_secret_key:
-            return super().to_bytes(include_secret_key=True)
-        with self._lock:
-            if self._public_blob is None:
-                self._public_blob = super().to_bytes(include_secret_key=False)
-            return self._public_blob
+            data = super().to_bytes(include_secret_key=True)
+        else:
+            with self._lock:
+                if self._public_blob is None:
+                    self._public_blob = super().to_bytes(include_secret_key=False)
+                data = self._public_blob
+        return data if sign_with is None else sign_blob(data, sign_with)
 
     def _context_payload(self, include_secret_key: bool) -> tuple[dict[str, Any], list[bytes]]:
         meta = {
@@ -421,19 +489,25 @@ class _SEALContext(SchemeContext):
             "allow_insecure": self._allow_insecure,
             "galois_elts": list(self._galois_elts),
             "extra": self._extra,
+            "keycert": {"vk": self._cert_vk.hex(), "sig": self._eval_sig.hex()},
         }
         sections = [self._parms_bytes, self._pk_bytes, self._rk_bytes, self._gk_bytes]
         if include_secret_key:
             sections.append(_seal_to_bytes(self._sk))
+            sections.append(self._cert_sk.private_bytes(serialization.Encoding.Raw,
+                                                        serialization.PrivateFormat.Raw,
+                                                        serialization.NoEncryption()))
         return meta, sections
 
     @classmethod
     def _from_context_payload(cls, blob: Blob) -> "_SEALContext":
         meta, sections = blob.metadata, blob.sections
-        if len(sections) != (5 if blob.kind.name == "SECRET_CONTEXT" else 4):
+        secret = blob.kind.name == "SECRET_CONTEXT"
+        if len(sections) != (6 if secret else 4):
             raise InvalidCiphertextError(
-                f"{cls.name}: context blob has {len(sections)} sections; expected 4 (public) or 5 (secret)."
+                f"{cls.name}: context blob has {len(sections)} sections; expected 4 (public) or 6 (secret)."
             )
+        cert_vk, eval_sig, cert_sk = cls._parse_keycert(meta, sections[5] if secret else None)
         extra = meta.get("extra")
         elts = meta.get("galois_elts")
         if not isinstance(extra, dict) or not isinstance(elts, list) or not all(
@@ -461,9 +535,10 @@ class _SEALContext(SchemeContext):
         with ctx._seal_errors("loading the context", invalid=True):
             seal = ctx._make_seal_context(parms, sections[0])
             pk = _seal_from_bytes(sa.PublicKey(), sections[1], seal)
-            sk = _seal_from_bytes(sa.SecretKey(), sections[4], seal) if len(sections) == 5 else None
+            sk = _seal_from_bytes(sa.SecretKey(), sections[4], seal) if secret else None
         ctx._setup(preset=preset if isinstance(preset, str) else None, allow_insecure=allow_insecure,
-                   seal=seal, parms_bytes=sections[0], pk=pk, pk_bytes=sections[1], sk=sk)
+                   seal=seal, parms_bytes=sections[0], pk=pk, pk_bytes=sections[1], sk=sk,
+                   cert_vk=cert_vk, cert_sk=cert_sk)
         with ctx._seal_errors("loading the context", invalid=True):
             if sections[2]:
                 ctx._rk = _seal_from_bytes(sa.RelinKeys(), sections[2], seal)
@@ -475,10 +550,44 @@ class _SEALContext(SchemeContext):
                 ctx._gk, ctx._gk_bytes, ctx._galois_elts = gk, sections[3], tuple(sorted(set(elts)))
             elif elts:
                 raise InvalidCiphertextError(f"{cls.name}: context blob lists rotation keys it lacks.")
+        if ctx._fp != blob.fingerprint:
+            raise InvalidCiphertextError(
+                f"{cls.name}: the context's parameters, encoding, public key or certification key do not "
+                f"hash to the fingerprint in its header ({blob.fingerprint.hex()}); a field was edited. "
+                f"Refusing it; ask the key holder for its public context."
+            )
+        ctx._verify_eval_keys(eval_sig)
+        ctx._eval_sig = eval_sig
         if sk is not None:
             ctx._check_key_pair()
         ctx._register()
         return ctx
+
+    @classmethod
+    def _parse_keycert(cls, meta: dict[str, Any], cert_sk_bytes: bytes | None
+                       ) -> tuple[bytes, bytes, Ed25519PrivateKey | None]:
+        kc = meta.get("keycert")
+        try:
+            vk, sig = bytes.fromhex(kc["vk"]), bytes.fromhex(kc["sig"])
+        except (TypeError, KeyError, ValueError, AttributeError):
+            vk = sig = b""
+        if len(vk) != 32 or len(sig) != 64:
+            raise InvalidCiphertextError(
+                f"{cls.name}: the context blob lacks a valid evaluation-key certificate (keycert with a "
+                f"32-byte key and a 64-byte signature); it was written by he_ml < format 2 or edited. "
+                f"Re-export it with this version."
+            )
+        cert_sk = None
+        if cert_sk_bytes is not None:
+            if len(cert_sk_bytes) != 32:
+                raise InvalidCiphertextError(f"{cls.name}: the certification key section must be 32 bytes.")
+            cert_sk = Ed25519PrivateKey.from_private_bytes(cert_sk_bytes)
+            if _raw_public(cert_sk) != vk:
+                raise ContextMismatchError(
+                    f"{cls.name}: the secret context's certification key does not match its public one; "
+                    f"the blob was assembled from different contexts."
+                )
+        return vk, sig, cert_sk
 
     def _check_key_pair(self) -> None:
         """Reject a secret key that does not belong to the public key (tampered or mixed blobs)."""
@@ -636,12 +745,39 @@ class _SEALContext(SchemeContext):
         return min(self._chunk_level(c) for c in vector.chunks)
 
     def _depth_hint(self, needed: int) -> str:
-        fits = [p for p in self._presets.values() if self._preset_depth(p) >= needed]
-        hint = f"he_ml.plan(depth={needed}, scheme={self.name!r}).context()"
+        """Parameters with `needed` levels that still hold this context's values.
+
+        Only suggestions that work: presets whose magnitude room (CKKS: first prime minus scale
+        and the scale itself; BFV: plain modulus) is at least this context's, and a ``he_ml.plan``
+        call carrying this context's magnitude, printed only if the planner accepts it.
+        """
+        fits = [p for p in self._presets.values()
+                if self._preset_depth(p) >= needed and self._preset_holds_values(p)]
+        kwargs = self._plan_magnitude_kwargs()
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        ctx_args = ", ".join(f"{k}={v!r}" for k, v in self._plan_context_overrides().items())
+        hint = f"he_ml.plan(depth={needed}, scheme={self.name!r}{', ' + args if args else ''}).context({ctx_args})"
+        from .params import plan
+
+        try:
+            plan(depth=needed, scheme=self.name, **kwargs)
+        except ParameterError:
+            hint = ""
         if fits:
             p = min(fits, key=lambda p: self._preset_depth(p))
-            return f"preset {p.name!r} (depth {self._preset_depth(p)}) or {hint}"
-        return hint
+            preset = f"preset {p.name!r} (depth {self._preset_depth(p)})"
+            return f"{preset} or {hint}" if hint else preset
+        return hint or (f"no 128-bit parameter set reaches depth {needed} with these values; split the "
+                        f"computation and refresh (decrypt and re-encrypt) at the key holder")
+
+    def _preset_holds_values(self, p: Preset) -> bool:
+        return True
+
+    def _plan_magnitude_kwargs(self) -> dict[str, Any]:
+        return {}
+
+    def _plan_context_overrides(self) -> dict[str, Any]:
+        return {}
 
     @staticmethod
     def _preset_depth(p: Preset) -> int:
@@ -740,6 +876,13 @@ class CKKS(_SEALContext):
     final decryption happens modulo the first prime q0 where a value occupies
     ``|x| * 2^scale_bits``. Larger values raise `EncodingOverflowError` before encryption.
 
+    Magnitude tracking: every vector carries a public bound ``v.bound`` on ``|value|`` (at
+    encryption the smallest power of two >= max |values|, or ``encrypt(values, bound=...)``),
+    propagated by interval arithmetic through every operation. An operation whose result bound
+    could reach ``Q_l / (2 * 2^scale_bits)`` at the result's level l (``Q_l`` the product of
+    the remaining primes; 15/16 of it for noise and scale drift) raises `EncodingOverflowError`
+    before it runs, naming parameters that fit (docs/binding-and-bounds.md).
+
     Precision: a fresh encryption has a per-slot error of standard deviation ``n / 6 / 2^scale_bits``
     (measured; n = 8192, 40-bit scale: 1.2e-9, maximum over many slots ~1e-8); a rotation (used
     by ``sum``/``dot``) adds key-switching noise of a few 1e-9 per slot with heavy tails; each
@@ -801,6 +944,113 @@ class CKKS(_SEALContext):
         # A result decrypts modulo q0 where it occupies |x| * scale; keep one bit for the sign.
         q_bits = sum(self._bits[:-1]) if self._extra.get("multiparty") is True else self._bits[0]
         self._value_bound = 2.0 ** (q_bits - self._extra["scale_bits"] - 1)
+        self._setup_bounds()
+
+    # ------------------------------------------------------------------ magnitude bounds
+    def _setup_bounds(self) -> None:
+        """Representable magnitude per level and the largest scale drift per depth.
+
+        Representable bound. A ciphertext at chain index l holds ``x * scale`` modulo
+        ``Q_l = q_0 * q_1 * ... * q_l`` (the data primes left), and decoding centres the
+        result in ``(-Q_l/2, Q_l/2)``; the value is recovered iff ``|x| * scale < Q_l / 2``.
+        A product is formed at scale ``scale^2`` modulo ``Q_l`` and rescaled to ``Q_(l-1)``:
+        ``|xy| * scale^2 < Q_l / 2`` is the same condition as ``|xy| * scale < Q_(l-1) / 2``
+        (up to ``q_l / scale``, within the margin below). So a result that ends at chain index l
+        must satisfy ``|x| < Q_l / (2 * 2^scale_bits)``; we keep a relative margin of 1/16
+        for the scale drift of products (``_max_drift``, < 1e-3 for he_ml's chains) and the
+        noise (a few ``n / 2^scale_bits``): ``limit_l = 15/16 * Q_l / 2^(scale_bits + 1)``.
+        At l = 0 this is ``q_0 / 2^(scale_bits+1)``, the "|x| * scale < q0/2 at the last level"
+        rule; inputs are held to the stricter ``value_bound`` so they can reach level 0.
+
+        Scale drift. he_ml changes a scale only in ciphertext products: ``s_a * s_b / q_l``.
+        With ``delta(s) = ln(s / 2^scale_bits)`` and ``e = max_l |ln(q_l / 2^scale_bits)|``
+        over the scale primes, ``|delta| <= D_d`` after d levels where ``D_0 = 0`` and
+        ``D_d = 2 D_(d-1) + e``, i.e. ``D_d = (2^d - 1) e`` (plaintext products, rescales of
+        plaintext products and additions keep or copy a scale exactly).
+        """
+        data = [m.value() for m in self._seal.first_context_data().parms().coeff_modulus()]
+        acc, self._log2_q_prefix = 0.0, []
+        for q in data:
+            acc += math.log2(q)
+            self._log2_q_prefix.append(acc)
+        sb = self._extra["scale_bits"]
+        scale_primes = data[1:] or data
+        self._drift_step = max(abs(math.log(q) - sb * math.log(2.0)) for q in scale_primes)
+        self._top_index = len(data) - 1
+
+    def _level_limit(self, chain_index: int) -> float:
+        """Largest |value| a ciphertext at `chain_index` represents (see `_setup_bounds`)."""
+        return 15.0 / 16.0 * 2.0 ** (self._log2_q_prefix[chain_index] - self._extra["scale_bits"] - 1)
+
+    def _max_drift(self, chain_index: int) -> float:
+        """Largest |ln(scale / 2^scale_bits)| he_ml's operations reach at `chain_index`."""
+        d = self._top_index - chain_index
+        return (2.0 ** d - 1.0) * self._drift_step + 1e-9 * 2.0 ** d
+
+    def value_bound_of(self, vector: EncryptedVector) -> float:
+        """The public upper bound on |value| tracked for `vector` (``vector.meta["bound"]``)."""
+        return self._bound(vector)
+
+    def headroom_bits(self, vector: EncryptedVector) -> float:
+        """log2 of how much `vector`'s values may still grow at its level before overflowing."""
+        return math.log2(self._level_limit(vector.level) / max(self._bound(vector), 2.0 ** -1000))
+
+    def _bound(self, x: EncryptedVector) -> float:
+        b = x.meta.get("bound")
+        return self._value_bound if b is None else float(b)
+
+    def _tracked_bound(self, vector: EncryptedVector) -> float:
+        return self._bound(vector)
+
+    def _with_bound(self, vector: EncryptedVector, bound: Any) -> EncryptedVector:
+        if isinstance(bound, bool) or not isinstance(bound, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(float(bound)) or float(bound) < 0:
+            raise ParameterError(f"ckks: with_bound needs a finite number >= 0; got {bound!r}.")
+        return EncryptedVector(self, vector.chunks, vector.shape,
+                               dict(vector.meta, bound=min(float(bound), self._bound(vector))))
+
+    def _fresh_bound(self, m: float) -> float:
+        """Smallest power of two >= max |values| (reveals about log2 of the magnitude)."""
+        if m <= 0:
+            return 2.0 ** -30
+        return min(2.0 ** math.ceil(math.log2(m)), self._value_bound)
+
+    def _bounded(self, bound: float, chain_index: int, op: str) -> dict[str, Any]:
+        """Metadata of a result with `bound` at `chain_index`; raise before computing if it overflows."""
+        if chain_index < 0:  # depth errors are raised by the callers; never reached with a valid level
+            return {"bound": float(bound)}
+        limit = self._level_limit(chain_index)
+        if not bound < limit:  # also catches inf / nan
+            raise EncodingOverflowError(
+                f"ckks: {op} could produce values up to {bound:.6g} in magnitude (tracked bound), but "
+                f"at level {chain_index} this context represents only |x| < {limit:.6g} (|x| * 2^"
+                f"{self.scale_bits} must stay below half the remaining modulus, "
+                f"2^{self._log2_q_prefix[chain_index]:.1f}); the result would wrap around and decrypt "
+                f"to garbage. {self._overflow_hint(bound)}"
+            )
+        return {"bound": float(bound)}
+
+    def _overflow_hint(self, bound: float) -> str:
+        """A plan that fits |values| up to `bound` at this depth -- only one that he_ml.plan accepts."""
+        depth = self.max_depth
+        # the failing operation may be a partial result: ask for 2^4 headroom when a plan has it
+        for target in (16.0 * bound, bound):
+            fits = _ckks_plan_or_none(depth, target)
+            if fits is not None:
+                return (f"Use parameters with a larger first prime: he_ml.plan(depth={depth}, "
+                        f"max_value={_round_up(target):g}).context() (chain {list(fits.coeff_mod_bit_sizes)}, "
+                        f"scale 2^{fits.scale_bits}, |x| < {fits.value_bound:g}), or scale the inputs down.")
+        # The first prime has at most 60 bits and must hold |x| * scale: find the largest power of
+        # two that some 128-bit plan at this depth still holds, and say how far to scale down.
+        top = max((e for e in range(0, 60) if _ckks_plan_or_none(depth, 2.0 ** e) is not None), default=None)
+        if top is None:
+            return "No CKKS parameter set has this depth at 20 bits of precision; lower the depth."
+        k = math.ceil(math.log2(bound)) - top
+        return (f"No CKKS parameter set holds |x| up to {bound:.3g} at depth {depth} (the first prime has at "
+                f"most 60 bits and must hold |x| * scale); the largest is he_ml.plan(depth={depth}, "
+                f"max_value=2.0 ** {top}).context(). Scale the inputs down so that every intermediate "
+                f"result shrinks by at least 2^{k} (a product of d factors shrinks by the d-th power of "
+                f"the input factor), use that plan, and rescale the decrypted result.")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -833,14 +1083,21 @@ class CKKS(_SEALContext):
         return ct.scale
 
     # ------------------------------------------------------------------ encoding
+    def _preset_holds_values(self, p: Preset) -> bool:
+        sb = p.scale_bits or 40
+        return sb >= self.scale_bits and p.coeff_mod_bit_sizes[0] - sb >= self._bits[0] - self.scale_bits
+
+    def _plan_magnitude_kwargs(self) -> dict[str, Any]:
+        # plan(max_value=m) gives |x| < 2^(ceil(log2 m) + 1) >= this context's value_bound
+        return {"max_value": self._value_bound / 2}
+
     def _check_magnitude(self, arr: np.ndarray | float, what: str) -> None:
         m = float(np.max(np.abs(arr))) if isinstance(arr, np.ndarray) else abs(float(arr))
         if m >= self._value_bound:
             raise EncodingOverflowError(
                 f"ckks: {what} has |value| up to {m:g}, but these parameters hold |x| < "
                 f"{self._value_bound:g} = 2^({self._bits[0]} - {self.scale_bits} - 1) (first prime "
-                f"{self._bits[0]} bits, scale 2^{self.scale_bits}). Scale the values down, lower "
-                f"scale_bits, or use he_ml.plan(max_value={m:g}, ...)."
+                f"{self._bits[0]} bits, scale 2^{self.scale_bits}). {self._overflow_hint(m)}"
             )
 
     def _prepare_values(self, flat: np.ndarray) -> np.ndarray:
@@ -857,7 +1114,37 @@ class CKKS(_SEALContext):
                 ct = sa.Ciphertext()
                 self._encrypt_plaintext(pt, ct)
                 chunks.append(ct)
-        return chunks, {}
+        m = float(np.max(np.abs(flat))) if flat.size else 0.0
+        return chunks, {"bound": self._fresh_bound(m)}
+
+    def encrypt(self, values: Any, *, bound: float | None = None) -> EncryptedVector:
+        """Encrypt a real array of any shape.
+
+        Parameters
+        ----------
+        values : array-like of float
+            ``|values| < value_bound``.
+        bound : float, optional
+            Public upper bound on |values| carried with the ciphertext (``vector.meta["bound"]``)
+            and propagated through every operation; default: the smallest power of two
+            >= max |values| (reveals about log2 of the magnitude).
+
+        Raises
+        ------
+        EncodingOverflowError
+            If a value (or `bound`) is at least ``value_bound``.
+        ParameterError
+            If `bound` is smaller than max |values| or not a finite number.
+        """
+        vec = super().encrypt(values)
+        if bound is not None:
+            m = float(np.max(np.abs(np.asarray(values, dtype=np.float64))))
+            if isinstance(bound, bool) or not isinstance(bound, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(float(bound)) or float(bound) < m:
+                raise ParameterError(f"ckks: bound must be a finite number >= max |values| = {m:g}; got {bound!r}.")
+            self._check_magnitude(float(bound), "the declared bound")
+            vec.meta["bound"] = float(bound)
+        return vec
 
     def _decrypt_flat(self, vector: EncryptedVector) -> np.ndarray:
         out = np.empty(len(vector.chunks) * self.slot_count)
@@ -888,6 +1175,45 @@ class CKKS(_SEALContext):
                 f"ckks: ciphertext {i} in the blob has an invalid scale or form; the bytes were tampered "
                 f"with or come from another library."
             )
+        self._check_scale_binding(ct, i)
+
+    def _check_scale_binding(self, ct: Any, i: int) -> None:
+        """Refuse a scale that he_ml's operations cannot produce at this level (see `_setup_bounds`).
+
+        The scale is not trusted from the blob: it must equal ``2^scale_bits`` at the top level
+        and stay within the product drift ``D_d`` at depth d. An edit outside that band (e.g. a
+        factor 2) is refused; an edit inside it changes decrypted values by a relative
+        ``e^D_d - 1`` at most (< 1e-5 for he_ml's presets), below CKKS's own error.
+        """
+        level = self._chain_index(ct)
+        drift = abs(math.log(ct.scale) - self.scale_bits * math.log(2.0))
+        if drift > self._max_drift(level):
+            raise InvalidCiphertextError(
+                f"ckks: ciphertext {i} in the blob has scale 2^{math.log2(ct.scale):.6f} at level {level}, "
+                f"but this context's operations keep the scale within a factor "
+                f"{math.exp(self._max_drift(level)):.9g} of 2^{self.scale_bits} there; the scale was edited "
+                f"or the ciphertext belongs to other parameters. Re-send the original bytes."
+            )
+
+    def _validate_meta(self, meta: dict[str, Any], size: int) -> None:
+        b = meta.get("bound")
+        if set(meta) - {"bound"} or isinstance(b, bool) or not isinstance(b, (int, float)) \
+                or not math.isfinite(b) or b < 0:
+            raise InvalidCiphertextError(
+                f"ckks: ciphertext blob metadata must be {{'bound': finite number >= 0}} (the public "
+                f"magnitude bound); got {meta!r:.120}. Re-send the original bytes."
+            )
+
+    def _deserialize_chunks(self, sections: list[bytes], size: int, meta: dict[str, Any]) -> list[Any]:
+        chunks = super()._deserialize_chunks(sections, size, meta)
+        level = min(self._chain_index(c) for c in chunks)
+        if not float(meta["bound"]) < self._level_limit(level):
+            raise InvalidCiphertextError(
+                f"ckks: ciphertext blob declares values up to {float(meta['bound']):.6g}, more than "
+                f"level {level} of this context represents ({self._level_limit(level):.6g}); it cannot "
+                f"decrypt correctly. The metadata was edited or the vector overflowed elsewhere."
+            )
+        return chunks
 
     # ------------------------------------------------------------------ operations
     def _align_scale(self, a: Any, b: Any) -> tuple[Any, Any]:
@@ -905,10 +1231,16 @@ class CKKS(_SEALContext):
         return a, b
 
     def _op_add(self, x: EncryptedVector, y: EncryptedVector) -> EncryptedVector:
-        return EncryptedVector(self, self._binary(x, y, "add", "addition"), x.shape, {})
+        meta = self._bounded(self._bound(x) + self._bound(y), min(x.level, y.level), "addition")
+        return EncryptedVector(self, self._binary(x, y, "add", "addition"), x.shape, meta)
 
     def _op_sub(self, x: EncryptedVector, y: EncryptedVector) -> EncryptedVector:
-        return EncryptedVector(self, self._binary(x, y, "sub", "subtraction"), x.shape, {})
+        meta = self._bounded(self._bound(x) + self._bound(y), min(x.level, y.level), "subtraction")
+        return EncryptedVector(self, self._binary(x, y, "sub", "subtraction"), x.shape, meta)
+
+    @staticmethod
+    def _abs_max(other: Any) -> float:
+        return float(np.max(np.abs(other))) if isinstance(other, np.ndarray) and other.size else abs(float(other))
 
     def _plain_pieces(self, other: Any) -> list[Any]:
         if isinstance(other, np.ndarray):
@@ -917,6 +1249,7 @@ class CKKS(_SEALContext):
 
     def _op_add_plain(self, x: EncryptedVector, other: Any) -> EncryptedVector:
         self._check_magnitude(other if isinstance(other, np.ndarray) else float(other), "the plaintext addend")
+        meta = self._bounded(self._bound(x) + self._abs_max(other), x.level, "addition of a plaintext")
         if not isinstance(other, np.ndarray):
             # only the vector's own slots: padding slots must stay (encrypted) zeros for sum/dot
             other = np.full(x.size, float(other))
@@ -929,7 +1262,7 @@ class CKKS(_SEALContext):
                 dst, _ = self._evaluate("add_plain", ct, pt,
                                         zero=lambda ct=ct: self._zero_like(ct.parms_id(), ct.scale))
                 out.append(dst)
-        return EncryptedVector(self, out, x.shape, {})
+        return EncryptedVector(self, out, x.shape, meta)
 
     def _op_mul_plain(self, x: EncryptedVector, other: Any) -> EncryptedVector:
         self._check_magnitude(other if isinstance(other, np.ndarray) else float(other), "the plaintext factor")
@@ -939,6 +1272,8 @@ class CKKS(_SEALContext):
             level = x.level
             if level < 1:
                 raise self._depth_error("multiplication by a non-integer plaintext", self.max_depth - level)
+        meta = self._bounded(self._bound(x) * self._abs_max(other), x.level - (0 if integral else 1),
+                             "multiplication by a plaintext")
         pieces = self._plain_pieces(other)
         out = []
         with self._seal_errors("multiplication by a plaintext"):
@@ -974,12 +1309,14 @@ class CKKS(_SEALContext):
                 self._evaluator.rescale_to_next_inplace(dst)
                 dst.scale = ct.scale  # exact up to double rounding: scale * q / q
                 out.append(dst)
-        return EncryptedVector(self, out, x.shape, {})
+        return EncryptedVector(self, out, x.shape, meta)
 
     def _op_mul(self, x: EncryptedVector, y: EncryptedVector) -> EncryptedVector:
         lx, ly = x.level, y.level
         if min(lx, ly) < 1:
             raise self._depth_error("ciphertext x ciphertext multiplication", self.max_depth - min(lx, ly))
+        meta = self._bounded(self._bound(x) * self._bound(y), min(lx, ly) - 1,
+                             "ciphertext x ciphertext multiplication")
         rk = self._require_relin("ciphertext x ciphertext multiplication")
         out = []
         with self._seal_errors("ciphertext x ciphertext multiplication"):
@@ -993,7 +1330,7 @@ class CKKS(_SEALContext):
                 self._evaluator.relinearize_inplace(dst, rk)
                 self._evaluator.rescale_to_next_inplace(dst)
                 out.append(dst)
-        return EncryptedVector(self, out, x.shape, {})
+        return EncryptedVector(self, out, x.shape, meta)
 
     def _rotate_sum(self, ct: Any, op: str) -> Any:
         gk = self._ensure_galois(self._sum_galois_elts(), op)
@@ -1008,15 +1345,23 @@ class CKKS(_SEALContext):
             step <<= 1
         return acc
 
-    def _op_sum(self, x: EncryptedVector) -> EncryptedVector:
+    def _op_sum(self, x: EncryptedVector, bound: float | None = None) -> EncryptedVector:
+        # |sum of `size` values| <= size * bound (padding slots are encrypted zeros)
+        meta = self._bounded(self._bound(x) * x.size if bound is None else bound, x.level,
+                             f"sum of {x.size} values")
         with self._seal_errors("sum"):
             total = self._add_chunks(list(x.chunks))
             if x.size > 1:
                 total = self._rotate_sum(total, "sum")
-        return EncryptedVector(self, [total], (1,), {})
+        return EncryptedVector(self, [total], (1,), meta)
 
     def _op_dot(self, x: EncryptedVector, w: np.ndarray) -> EncryptedVector:
-        return self._op_sum(self._op_mul_plain(x, np.asarray(w, dtype=np.float64)))
+        w = np.asarray(w, dtype=np.float64)
+        # |sum_i w_i x_i| <= bound * sum_i |w_i|, checked before the product is computed
+        bound = self._bound(x) * float(np.sum(np.abs(w)))
+        if x.level >= 1:
+            self._bounded(bound, x.level - 1, f"dot product with {x.size} weights")
+        return self._op_sum(self._op_mul_plain(x, w), bound=bound)
 
     def _rotation_elts_pow2_both(self) -> tuple[int, ...]:
         steps = [1 << i for i in range(int(math.log2(self.slot_count)))]
@@ -1038,10 +1383,27 @@ class CKKS(_SEALContext):
         dst = sa.Ciphertext()
         with self._seal_errors("rotation"):
             self._evaluator.rotate_vector(x.chunks[0], int(steps), self._gk, dst)
-        return EncryptedVector(self, [dst], x.shape, {})
+        return EncryptedVector(self, [dst], x.shape, dict(x.meta))
 
 
 # ---------------------------------------------------------------------------- helpers
+def _round_up(x: float) -> float:
+    """`x` rounded up to 3 significant digits (a max_value to print that still covers `x`)."""
+    if x <= 0:
+        return x
+    e = math.floor(math.log10(x)) - 2
+    return math.ceil(x / 10.0 ** e) * 10.0 ** e
+
+
+def _ckks_plan_or_none(depth: int, max_value: float):
+    from .params import plan
+
+    try:
+        return plan(depth=depth, max_value=_round_up(float(max_value)), precision_bits=20, scheme="ckks")
+    except ParameterError:
+        return None
+
+
 def _resolve_preset(scheme: str, presets: dict[str, Preset], preset: str | None) -> dict[str, Any]:
     if preset is None:
         return {}

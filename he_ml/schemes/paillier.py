@@ -583,6 +583,10 @@ class Paillier(SchemeContext):
         chunks = [c * self._plain_residue(m) % n2 for c, m in zip(x.chunks, packed)]
         return EncryptedVector(self, chunks, x.shape, dict(x.meta, bound=bound))
 
+    def _tracked_bound(self, vector: EncryptedVector) -> float:
+        """``vector.bound`` in value units: the slot bound (integers) divided by ``2**scale``."""
+        return math.ldexp(float(int(vector.meta["bound"])), -int(vector.meta["scale"]))
+
     def _zero_chunk(self) -> Any:
         return self._randomizer()  # h_s^a is an encryption of 0
 
@@ -724,13 +728,22 @@ class Paillier(SchemeContext):
             sections += [_fixed_bytes(self._p, half), _fixed_bytes(self._q, half)]
         return meta, sections
 
-    def to_bytes(self, include_secret_key: bool = False) -> bytes:
-        """Serialize; the public form (no ``p``, ``q``) is cached, pickling reuses it."""
+    def to_bytes(self, include_secret_key: bool = False, *, sign_with: Any = None) -> bytes:
+        """Serialize; the public form (no ``p``, ``q``) is cached, pickling reuses it.
+
+        ``sign_with`` (an Ed25519 private key) returns a signed envelope (``he_ml.sign_blob``).
+        """
         if include_secret_key:
-            return super().to_bytes(include_secret_key=True)
-        if self._public_blob is None:
-            self._public_blob = super().to_bytes(include_secret_key=False)
-        return self._public_blob
+            data = super().to_bytes(include_secret_key=True)
+        else:
+            if self._public_blob is None:
+                self._public_blob = super().to_bytes(include_secret_key=False)
+            data = self._public_blob
+        if sign_with is None:
+            return data
+        from .signing import sign_blob
+
+        return sign_blob(data, sign_with)
 
     @classmethod
     def _from_context_payload(cls, blob: Blob) -> "Paillier":

@@ -377,12 +377,19 @@ def test_mismatched_shapes_are_rejected(contexts, scheme):
         server.add(client.encrypt({"b": np.ones(1), "w": np.ones(2)}))
 
 
-def test_bfv_precision_mismatch_is_a_shape_mismatch(contexts):
+def test_bfv_precision_mismatch_is_refused(contexts):
+    """The server's precision is the context's encoding; a client quantizing otherwise is refused."""
     ctx = contexts["bfv"]
     server = GradientAggregator(ctx.public_context())
-    server.add(GradientAggregator(ctx.public_context(), max_value=1.0, precision_bits=20).encrypt(np.ones(3)))
-    with pytest.raises(ShapeMismatchError, match="encoding"):
-        server.add(GradientAggregator(ctx.public_context(), max_value=1.0, precision_bits=10).encrypt(np.ones(3)))
+    assert server.precision_bits == ctx.fixed_point_bits
+    server.add(GradientAggregator(ctx.public_context(), max_value=1.0).encrypt(np.ones(3)))
+    other = ctx.fixed_point_bits - 4
+    with pytest.raises(ContextMismatchError, match="encoding"):
+        server.add(GradientAggregator(ctx.public_context(), max_value=1.0, precision_bits=other).encrypt(np.ones(3)))
+    # two servers that both override the precision still catch a mix of client settings
+    lenient = GradientAggregator(ctx.public_context(), precision_bits=other)
+    with pytest.raises(ContextMismatchError, match="encoding"):
+        lenient.add(GradientAggregator(ctx.public_context(), max_value=1.0).encrypt(np.ones(3)))
 
 
 def test_max_clients_overflow(contexts):

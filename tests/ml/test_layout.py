@@ -64,11 +64,16 @@ def test_columns_layout_round_trips_through_bytes(scheme, request):
 
 def test_bfv_columns_are_fixed_point_and_decrypt_to_reals(bfv):
     X = rng.normal(size=(10, 2))
-    enc = encrypt_features(bfv, X, fixed_point_bits=5)
-    assert enc.vectors[0].meta["fixed_point_bits"] == 5
-    np.testing.assert_array_equal(bfv.decrypt(enc.vectors[1]), np.rint(X[:, 1] * 32) / 32)
-    with pytest.raises(ParameterError, match=r"fixed_point_bits must be in \[0, 30\]"):
-        encrypt_features(bfv, X, fixed_point_bits=40)
+    f = bfv.fixed_point_bits  # the context carries the encoding
+    enc = encrypt_features(bfv, X)
+    assert enc.vectors[0].meta["fixed_point_bits"] == enc.fixed_point_bits == f
+    np.testing.assert_array_equal(bfv.decrypt(enc.vectors[1]), np.rint(X[:, 1] * 2 ** f) / 2 ** f)
+    with pytest.raises(ParameterError, match=r"differs from the context's encoding") as e:
+        encrypt_features(bfv, X, fixed_point_bits=f - 5)
+    # follow the advice: a context created with that encoding accepts it
+    assert f"he_ml.BFV(..., fixed_point_bits={f - 5})" in str(e.value)
+    other = he_ml.BFV("sum", fixed_point_bits=f - 5)
+    assert encrypt_features(other, X, fixed_point_bits=f - 5).fixed_point_bits == f - 5
 
 
 def test_blocks_layout_places_feature_j_of_sample_i_at_slot_jB_plus_i(ckks):

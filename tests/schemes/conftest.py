@@ -30,5 +30,5 @@ def bfv_sum():
 
 @pytest.fixture(scope="session")
 def bfv_inference():
-    """BFV preset "inference": n = 8192, 20-bit plain modulus, estimated depth 4."""
+    """BFV preset "inference": n = 8192, 30-bit plain modulus, 10 fractional bits, estimated depth 3."""
     return he_ml.BFV("inference")

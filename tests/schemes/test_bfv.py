@@ -125,14 +125,16 @@ def test_non_integers_rejected(bfv_sum):
 
 def test_depth_tracking(bfv_inference):
     ctx = bfv_inference
-    assert ctx.max_depth == 4
+    depth = ctx.max_depth
+    assert depth == 3  # 30-bit plaintexts: bfv_depth_estimate(8192, [43, 43, 44, 44, 44], 30)
     x = ctx.encrypt([2, -1])
     y = x
-    for i in range(4):
+    for i in range(depth):
         y = y * x
-        assert y.level == 3 - i
-    np.testing.assert_array_equal(ctx.decrypt(y), [32, -1])
-    with pytest.raises(DepthExhaustedError, match=r"used 4 of the 4 level.*he_ml.plan\(depth=5"):
+        assert y.level == depth - 1 - i
+    np.testing.assert_array_equal(ctx.decrypt(y), [2 ** (depth + 1), (-1) ** (depth + 1)])
+    with pytest.raises(DepthExhaustedError,
+                       match=rf"used {depth} of the {depth} level.*he_ml.plan\(depth={depth + 1}"):
         y * x
 
 

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 import he_ml
-from he_ml.errors import ContextMismatchError
+from he_ml.errors import ContextMismatchError, InvalidCiphertextError
 
 
 @pytest.fixture(scope="module")
@@ -26,11 +26,14 @@ def test_mixed_key_pair_is_still_rejected(small_ckks):
     other = he_ml.CKKS(preset=None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[40, 20, 40], scale_bits=20)
     mine = unpack_blob(small_ckks.to_bytes(include_secret_key=True))
     theirs = unpack_blob(other.to_bytes(include_secret_key=True))
-    # section layout of a secret CKKS context: parameters, public key, relin keys, Galois keys, secret key
-    public_key, secret_key = 1, len(mine.sections) - 1
-    for i in (public_key, secret_key):
+    # section layout of a secret CKKS context (format 2): parameters, public key, relin keys,
+    # Galois keys, secret key, key-certification key. A foreign public key no longer hashes to the
+    # header's fingerprint; a foreign secret key fails the key-pair check.
+    expected = {1: (InvalidCiphertextError, "do not hash to the fingerprint"),
+                4: (ContextMismatchError, "does not match its public key")}
+    for i, (cls, msg) in expected.items():
         sections = list(mine.sections)
         sections[i] = theirs.sections[i]
         blob = pack_blob(mine.kind, mine.scheme, mine.fingerprint, mine.metadata, sections)
-        with pytest.raises(ContextMismatchError, match="does not match its public key"):
+        with pytest.raises(cls, match=msg):
             he_ml.load_context(blob)
