@@ -225,13 +225,15 @@ class KeyShare:
         prm = meta.get("params")
         try:
             if not isinstance(prm, dict) or set(prm) != {"poly_modulus_degree", "coeff_mod_bit_sizes", "scale_bits",
-                                                         "plain_modulus_bits"}:
+                                                         "plain_modulus_bits", "fixed_point_bits"}:
                 raise ValueError("keys")
             if prm["poly_modulus_degree"] != n or len(prm["coeff_mod_bit_sizes"]) != len(primes) + 1 \
                     or not all(isinstance(b, int) and 20 <= b <= 60 for b in prm["coeff_mod_bit_sizes"]):
                 raise ValueError("chain")
             if scheme == "ckks" and not isinstance(prm["scale_bits"], int) \
-                    or scheme == "bfv" and not isinstance(prm["plain_modulus_bits"], int):
+                    or scheme == "bfv" and not (isinstance(prm["plain_modulus_bits"], int)
+                                                and isinstance(prm["fixed_point_bits"], int)
+                                                and 0 <= prm["fixed_point_bits"] < prm["plain_modulus_bits"]):
                 raise ValueError("encoder")
         except (ValueError, TypeError, KeyError) as e:
             raise InvalidCiphertextError(f"{what}: the committee parameters are malformed ({e}).") from e
@@ -611,12 +613,12 @@ def _lattice_total_chunks(share: KeyShare, blob: Any) -> list[Any]:
     blob.expect(kind=Kind.AGGREGATE, what="total blob")
     prm = share._payload["params"]
     key = (share.scheme, prm["poly_modulus_degree"], tuple(prm["coeff_mod_bit_sizes"]), prm.get("scale_bits"),
-           prm.get("plain_modulus_bits"))
+           prm.get("plain_modulus_bits"), prm.get("fixed_point_bits"))
     base = _BASES.get(key)
     if base is None:
         base = _BASES[key] = multiparty_context(share.scheme, poly_modulus_degree=key[1],
                                                 coeff_mod_bit_sizes=list(key[2]), scale_bits=key[3],
-                                                plain_modulus_bits=key[4])
+                                                plain_modulus_bits=key[4], fixed_point_bits=key[5])
     size = blob.metadata.get("size")
     vmeta = blob.metadata.get("meta")
     if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= 1 << 32 or not isinstance(vmeta, dict):

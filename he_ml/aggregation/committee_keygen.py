@@ -109,7 +109,8 @@ class KeygenSession:
             p = self.plan
             base = multiparty_context(self.scheme, poly_modulus_degree=p.poly_modulus_degree,
                                       coeff_mod_bit_sizes=list(p.coeff_mod_bit_sizes), scale_bits=p.scale_bits,
-                                      plain_modulus_bits=p.plain_modulus_bits)
+                                      plain_modulus_bits=p.plain_modulus_bits,
+                                      fixed_point_bits=getattr(p, "fixed_point_bits", None))
             base._extra["committee"] = [self.members, self.threshold]  # public: travels in the context blob
             self._base = base
         return self._base
@@ -271,7 +272,8 @@ class KeygenMember:
                           "subkeys": {A: (subkeys[A], noise_keys[A]) for A in mine},
                           "params": {"poly_modulus_degree": plan.poly_modulus_degree,
                                      "coeff_mod_bit_sizes": list(plan.coeff_mod_bit_sizes),
-                                     "scale_bits": plan.scale_bits, "plain_modulus_bits": plan.plain_modulus_bits}})
+                                     "scale_bits": plan.scale_bits, "plain_modulus_bits": plan.plain_modulus_bits,
+                                     "fixed_point_bits": plan.fixed_point_bits}})
         self._s = self._e = None  # type: ignore[assignment]
         self._pieces = None
         return pub, share

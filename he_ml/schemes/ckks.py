@@ -291,6 +291,12 @@ class _SEALContext(SchemeContext):
         return self._cert_sk.sign(self._eval_statement())
 
     def _verify_eval_keys(self, sig: bytes) -> None:
+        if self._extra.get("multiparty") is True and (self._rk_bytes or self._gk_bytes):
+            raise ContextMismatchError(
+                f"{self.name}: a committee (multiparty) context carries relinearization/Galois keys, but no "
+                f"party holds its secret key to make or certify them; they were added by someone else. "
+                f"Refusing the context; use the committee's public context as generated."
+            )
         try:
             Ed25519PublicKey.from_public_bytes(self._cert_vk).verify(sig, self._eval_statement())
         except (InvalidSignature, ValueError) as e:
@@ -1563,8 +1569,16 @@ def with_public_key(ctx: "_SEALContext", pk_rns: np.ndarray) -> "_SEALContext":
     pk_bytes = _seal_to_bytes(pk)  # canonical SEAL bytes (the fingerprint hashes these)
     twin = object.__new__(type(ctx))
     twin._extra = dict(ctx._extra)
+    # Nobody holds a committee's secret key, so nobody may certify evaluation keys for it: the
+    # certification key is derived publicly from the public key (every member computes the same
+    # fingerprint) and only signs "no evaluation keys"; loading a multiparty context that carries
+    # relinearization/Galois keys is refused (_verify_eval_keys), so a forged certificate is useless.
+    cert_sk = Ed25519PrivateKey.from_private_bytes(
+        hashlib.sha256(b"he_ml/committee/no-evaluation-keys/" + pk_bytes).digest())
     twin._setup(preset=ctx._preset, allow_insecure=ctx._allow_insecure, seal=ctx._seal,
-                parms_bytes=ctx._parms_bytes, pk=pk, pk_bytes=pk_bytes, sk=None)
+                parms_bytes=ctx._parms_bytes, pk=pk, pk_bytes=pk_bytes, sk=None,
+                cert_vk=_raw_public(cert_sk), cert_sk=cert_sk)
+    twin._cert_sk = None  # publicly derivable: never used to sign anything else
     twin._register()
     return twin
 
@@ -1586,12 +1600,14 @@ def plaintext_decoder(pub: "_SEALContext") -> "_SEALContext":
     twin = object.__new__(type(pub))
     twin._extra = dict(pub._extra)
     twin._setup(preset=pub._preset, allow_insecure=pub._allow_insecure, seal=pub._seal,
-                parms_bytes=pub._parms_bytes, pk=pub._pk, pk_bytes=pub._pk_bytes, sk=sk)
+                parms_bytes=pub._parms_bytes, pk=pub._pk, pk_bytes=pub._pk_bytes, sk=sk,
+                cert_vk=pub._cert_vk)
     return twin
 
 
 def multiparty_context(scheme: str, *, poly_modulus_degree: int, coeff_mod_bit_sizes: list[int],
-                       scale_bits: int | None = None, plain_modulus_bits: int | None = None) -> "_SEALContext":
+                       scale_bits: int | None = None, plain_modulus_bits: int | None = None,
+                       fixed_point_bits: int | None = None) -> "_SEALContext":
     """A CKKS/BFV context marked ``multiparty`` (its own keys are placeholders, replaced by
     :func:`with_public_key`). For CKKS the mark lets the scale use the whole data modulus
     (``scale_bits < sum(data primes)``) instead of the first prime only: a committee's
@@ -1604,7 +1620,10 @@ def multiparty_context(scheme: str, *, poly_modulus_degree: int, coeff_mod_bit_s
         from .bfv import BFV
 
         ctx = object.__new__(BFV)
-        extra = {"plain_modulus_bits": int(plain_modulus_bits), "multiparty": True}
+        from .bfv import default_fixed_point_bits
+
+        fb = default_fixed_point_bits(int(plain_modulus_bits)) if fixed_point_bits is None else int(fixed_point_bits)
+        extra = {"plain_modulus_bits": int(plain_modulus_bits), "fixed_point_bits": fb, "multiparty": True}
     ctx._build(preset=None, n=int(poly_modulus_degree), bits=[int(b) for b in coeff_mod_bit_sizes],
                rotations=None, relin_keys=False, allow_insecure=False, extra=extra)
     return ctx
