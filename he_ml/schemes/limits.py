@@ -145,19 +145,20 @@ def limit(name: str) -> int:
 def _refuse(exc: type[HEError], what: str, value: Any, bound: str, name: str, hint: str) -> HEError:
     shown = f"{value!r:.60}" if not isinstance(value, int) or abs(value) < 10 ** 40 else \
         f"an integer of {value.bit_length()} bits"
-    return exc(f"{what} must be {bound}; got {shown} (limit {name!r}: {LIMITS[name].reason.split(';')[0]}). "
-               f"{hint}".rstrip())
+    return exc(f"{what} must be {bound}; got {shown} (he_ml limit {name!r}, see he_ml.schemes.limits.LIMITS "
+               f"and docs/security-limits.md). {hint}".rstrip())
 
 
 def check_int(value: Any, name: str, what: str, *, low: int = 0, high: int | None = None,
               exc: type[HEError] = InvalidCiphertextError,
-              hint: str = "Re-send the bytes produced by he_ml's to_bytes().") -> int:
+              hint: str = "Re-send the bytes produced by he_ml's to_bytes().", bound_text: str | None = None) -> int:
     """Return ``value`` if it is a plain int in ``[low, high]`` (``high`` defaults to the limit).
 
     Booleans, floats (incl. inf/nan), strings and numpy scalars other than integers are refused
     with `exc` before any arithmetic touches them.
     """
     hi = limit(name) if high is None else high
+    text = bound_text or f"an integer in [{low}, {hi}]"
     if isinstance(value, bool) or not isinstance(value, int):
         try:
             import numpy as np  # numpy integers are fine from callers
@@ -166,16 +167,17 @@ def check_int(value: Any, name: str, what: str, *, low: int = 0, high: int | Non
             else:
                 raise TypeError
         except TypeError:
-            raise _refuse(exc, what, value, f"an integer in [{low}, {hi}]", name, hint) from None
+            raise _refuse(exc, what, value, text, name, hint) from None
     if not low <= value <= hi:
-        raise _refuse(exc, what, value, f"an integer in [{low}, {hi}]", name, hint)
+        raise _refuse(exc, what, value, text, name, hint)
     return value
 
 
 def check_count(value: Any, what: str, *, exc: type[HEError] = InvalidCiphertextError,
                 hint: str = "Re-send the bytes produced by he_ml's to_bytes().") -> int:
     """A positive count (clients, updates, additions) within ``count_max``."""
-    return check_int(value, "count_max", what, low=1, exc=exc, hint=hint)
+    return check_int(value, "count_max", what, low=1, exc=exc, hint=hint,
+                     bound_text=f"a positive int (at most {limit('count_max')})")
 
 
 def shape_product(shape: Any, what: str, *, exc: type[HEError] = InvalidCiphertextError,
