@@ -71,29 +71,40 @@ exec(job["setup"], ns)
 # hard stop well above the budget, so a regression cannot take the shared machine down
 vm = int([l for l in open("/proc/self/status") if l.startswith("VmSize")][0].split()[1]) * 1024
 resource.setrlimit(resource.RLIMIT_AS, (vm + (1536 << 20), resource.RLIM_INFINITY))
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-t0 = time.perf_counter()
-out = {"error": None}
-try:
-    exec(job["action"], ns)
-except BaseException as e:
-    out = {"error": type(e).__module__ + "." + type(e).__qualname__, "message": str(e)[:3000]}
-out["seconds"] = time.perf_counter() - t0
-out["rss_growth_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024.0
-out["after"] = ns.get("after")
-print("RESULT " + json.dumps(out))
+results = []
+for action in job["actions"]:
+    ns["after"] = None
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t0 = time.perf_counter()
+    out = {"error": None}
+    try:
+        exec(action, ns)
+    except BaseException as e:
+        out = {"error": type(e).__module__ + "." + type(e).__qualname__, "message": str(e)[:3000]}
+    out["seconds"] = time.perf_counter() - t0
+    out["rss_growth_mb"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024.0
+    out["after"] = ns.get("after")
+    results.append(out)
+print("RESULT " + json.dumps(results))
 """
 
 
-def run_budgeted(tmp_path, action: str, data: dict, setup: str = "") -> dict:
-    """Run `action` in a fresh interpreter; return its error class, message, seconds and RSS growth."""
+def run_budgeted(tmp_path, action, data: dict, setup: str = ""):
+    """Run `action` (a statement, or a list of them) in a fresh interpreter after `setup`.
+
+    Returns, per action, its error class and message, wall seconds and peak-RSS growth (MB)
+    measured from just before the action; the child caps its address space 1.5 GB above its
+    size after setup, so a regression fails with MemoryError instead of exhausting the machine.
+    """
+    actions = [action] if isinstance(action, str) else list(action)
     job = tmp_path / f"job-{secrets.token_hex(4)}.pkl"
-    job.write_bytes(pickle.dumps({"action": action, "setup": setup, "data": data}))
+    job.write_bytes(pickle.dumps({"actions": actions, "setup": setup, "data": data}))
     proc = subprocess.run([sys.executable, "-c", _RUNNER, str(job)], capture_output=True, text=True,
                           timeout=300, env=dict(os.environ))
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert lines, f"subprocess failed: rc={proc.returncode}\n{proc.stderr[-3000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    results = json.loads(lines[-1][len("RESULT "):])
+    return results[0] if isinstance(action, str) else results
 
 
 def assert_refused(out: dict, cls: type, match: str | None = None) -> None:
@@ -144,6 +155,14 @@ def test_limits_table_is_documented_and_consistent():
     assert limit("json_int_digits_max") <= sys.int_info.default_max_str_digits
 
 
+def test_docs_examples_run_as_printed():
+    import doctest
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "docs", "security-limits.md")
+    result = doctest.testfile(os.path.abspath(path), module_relative=False,
+                              optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted >= 8 and result.failed == 0
+
+
 # ---------------------------------------------------------------------------- lattice contexts
 def test_tiny_ckks_context_declaring_a_huge_ring_is_refused_before_seal_builds_it(tmp_path, small_ckks):
     """Finding: a 316-byte context (n=32768, 64 primes, allow_insecure in its JSON): 4.3 GB, 10 s."""
@@ -152,10 +171,10 @@ def test_tiny_ckks_context_declaring_a_huge_ring_is_refused_before_seal_builds_i
     bomb = pack_blob(Kind.PUBLIC_CONTEXT, "ckks", blob.fingerprint, meta,
                      [seal_parms(32768, [40] * 64), b"", b"", b""])
     assert len(bomb) < 700
-    action = ("try:\n    he_ml.load_context(bomb, allow_insecure=insecure)\n"
+    action = ("try:\n    he_ml.load_context(bomb, allow_insecure={})\n"
               "finally:\n    after = seal_context_cache_info()['entries']")
-    for insecure in (False, True):  # the caller's opt-in lowers the security floor, not size limits
-        out = run_budgeted(tmp_path, action, {"bomb": bomb, "insecure": insecure})
+    # the caller's opt-in lowers the security floor, not the size limits
+    for out in run_budgeted(tmp_path, [action.format(False), action.format(True)], {"bomb": bomb}):
         assert_refused(out, InvalidCiphertextError, r"64 primes.*primes_max.*allow_insecure does not lift")
         assert out["after"] == 0  # nothing was built, nothing cached
 
@@ -394,6 +413,37 @@ def test_ciphertext_shape_limits(tiny_paillier):
     for shape in ([10 ** 4000], [2 ** 20] * 3, [1] * 33, [0], [3.0], "3"):
         with pytest.raises(InvalidCiphertextError):
             tiny_paillier.ciphertext_from_bytes(repack(blob, meta=dict(meta, shape=shape)))
+
+
+# ---------------------------------------------------------------------------- aggregates
+def test_aggregate_layout_of_huge_integers_is_refused_fast(tmp_path, tiny_paillier):
+    """Finding: an aggregate layout of 800 integers of 4000 digits kept add() busy 49 s."""
+    from he_ml.aggregation import GradientAggregator
+    blob = GradientAggregator(tiny_paillier.public_context()).encrypt(np.ones(4))
+    meta = unpack_blob(blob).metadata
+    data = {"ctx_blob": tiny_paillier.public_context().to_bytes()}
+    setup = "server = GradientAggregator(he_ml.load_context(ctx_blob, allow_insecure=True))"
+    specs = (([[None, [10 ** 3999] * 800]], "array"),
+             ([[f"k{i}", [10 ** 3999]] for i in range(800)], "dict"),
+             ([[f"k{i}", [2 ** 39] * 32] for i in range(800)], "dict"))
+    for i, (spec, structure) in enumerate(specs):
+        data[f"bomb{i}"] = repack(blob, meta=dict(meta, spec=spec, structure=structure))
+    outs = run_budgeted(tmp_path, [f"server.add(bomb{i})" for i in range(len(specs))], data, setup=setup)
+    for i, out in enumerate(outs):
+        assert_refused(out, InvalidCiphertextError, rf"blob {i} of the stream: .*(shape_dims_max|vector_values_max)")
+
+
+def test_decrypt_count_10_to_the_400_is_a_parameter_error(tmp_path, tiny_paillier):
+    """Finding: decrypt(count=10**400) raised OverflowError."""
+    from he_ml.aggregation import GradientAggregator
+    total = GradientAggregator(tiny_paillier.public_context()).encrypt(np.ones(4))
+    bad = repack(total, meta=dict(unpack_blob(total).metadata, count=10 ** 400))
+    first, second = run_budgeted(
+        tmp_path, ["kh.decrypt(total, count=10 ** 400)", "kh.decrypt(bad)"],
+        {"total": total, "bad": bad, "ctx_blob": tiny_paillier.to_bytes(include_secret_key=True)},
+        setup="kh = GradientAggregator(he_ml.load_context(ctx_blob, allow_insecure=True))")
+    assert_refused(first, ParameterError, r"count must be a positive int")
+    assert_refused(second, InvalidCiphertextError, r"count must be a positive int")
 
 
 # ---------------------------------------------------------------------------- SEAL serialization version
