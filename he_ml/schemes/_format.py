@@ -30,6 +30,7 @@ from __future__ import annotations
 import enum
 import json
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,10 +203,18 @@ class _MetadataError(Exception):
     """Raised inside the JSON hooks; turned into InvalidCiphertextError by parse_metadata."""
 
 
+_PARSE_STATE = threading.local()
+
+
 def _parse_int(text: str) -> int:
     digits = len(text) - (text[:1] == "-")
     if digits > limit("json_int_digits_max"):
         raise _MetadataError(f"an integer of {digits} digits exceeds the {limit('json_int_digits_max')}-digit limit")
+    if digits > 19:  # beyond int64: count them, the conversion is quadratic in the digits
+        left = getattr(_PARSE_STATE, "big_ints_left", limit("json_big_ints_max")) - 1
+        if left < 0:
+            raise _MetadataError(f"more than {limit('json_big_ints_max')} integers beyond 19 digits")
+        _PARSE_STATE.big_ints_left = left
     return int(text)
 
 
@@ -249,12 +258,14 @@ def parse_metadata(raw: bytes) -> dict[str, Any]:
 
     Refuses (with `InvalidCiphertextError`) invalid UTF-8 or JSON, integers longer than
     ``json_int_digits_max`` digits (checked on the digit string, before conversion),
+    more than ``json_big_ints_max`` integers beyond 19 digits,
     ``Infinity``/``NaN`` and literals that overflow a double, nesting deeper than
     ``json_depth_max`` and more than ``json_nodes_max`` values; never raises ``ValueError``,
     ``OverflowError`` or ``RecursionError``.
     """
     if len(raw) > MAX_METADATA_BYTES:
         raise _bad(f"metadata of {len(raw)} bytes exceeds the {MAX_METADATA_BYTES}-byte limit")
+    _PARSE_STATE.big_ints_left = limit("json_big_ints_max")
     try:
         text = raw.decode("utf-8")
         metadata = _DECODER.decode(text)

@@ -65,6 +65,10 @@ LIMITS: dict[str, Limit] = _table(
      "Python's own int/str conversion limit (sys.int_info.default_max_str_digits): json.dumps "
      "cannot write a longer integer, so no legitimate blob holds one, and converting longer "
      "strings is quadratic."),
+    ("json_big_ints_max", 64, "integers",
+     "integers of more than 19 digits (beyond int64) in one header: a Paillier vector carries "
+     "one slot bound, an aggregate one more; 64 bounds the quadratic str->int work of a header "
+     "to ~20 ms (800 integers of 4000 digits took 49 s in the aggregator)."),
     ("json_depth_max", 32, "nesting levels",
      "metadata nests at most 5 levels (aggregate spec: object/list/entry/shape); 32 leaves room "
      "and stays far below the interpreter's recursion limit."),

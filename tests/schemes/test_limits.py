@@ -352,6 +352,7 @@ def test_json_integers_beyond_4300_digits_are_invalid_ciphertext(tmp_path, tiny_
     ('{"a":' + "[" * 100_000 + "]" * 100_000 + "}", "not valid JSON|nesting deeper"),
     ('{"a":' + "[" * 40 + "]" * 40 + "}", "nesting deeper than 32"),
     ('{"a":[' + ",".join(["0"] * (1 << 20)) + "]}", "more than 1048576 JSON values"),
+    ('{"a":[' + ",".join(["1" * 20] * 65) + "]}", "more than 64 integers beyond 19 digits"),
     ('[1]', "must be a JSON object"),
     ('{"a":"\\ud800"', "not valid JSON"),
 ])
@@ -430,7 +431,7 @@ def test_aggregate_layout_of_huge_integers_is_refused_fast(tmp_path, tiny_pailli
         data[f"bomb{i}"] = repack(blob, meta=dict(meta, spec=spec, structure=structure))
     outs = run_budgeted(tmp_path, [f"server.add(bomb{i})" for i in range(len(specs))], data, setup=setup)
     for i, out in enumerate(outs):
-        assert_refused(out, InvalidCiphertextError, rf"blob {i} of the stream: .*(shape_dims_max|vector_values_max)")
+        assert_refused(out, InvalidCiphertextError, rf"blob {i} of the stream: .*(shape_dims_max|vector_values_max|json_big_ints_max|integers beyond 19 digits)")
 
 
 def test_decrypt_count_10_to_the_400_is_a_parameter_error(tmp_path, tiny_paillier):
