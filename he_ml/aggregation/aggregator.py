@@ -283,7 +283,7 @@ class GradientAggregator:
 
     def __init__(self, context: SchemeContext, *, max_clients: int | None = None,
                  max_value: float | None = None, precision_bits: int | None = None, dp: Any = None,
-                 on_invalid: str = "raise") -> None:
+                 on_invalid: str = "raise", layout: Any = None) -> None:
         if not isinstance(context, SchemeContext):
             raise ParameterError(
                 f"GradientAggregator needs an he_ml context (he_ml.CKKS(), he_ml.BFV(), he_ml.Paillier(), "
@@ -316,6 +316,7 @@ class GradientAggregator:
         self.dp = dp
         self.precision_bits = DEFAULT_BFV_PRECISION_BITS if precision_bits is None else int(precision_bits)
         self.max_value = max_value
+        self.layout = _normalize_layout(layout)
         self._scheme = context.name
         self._fingerprint = context.fingerprint
         self._headroom = getattr(context, "max_additions", None) if self._scheme == "paillier" else None
@@ -546,6 +547,11 @@ class GradientAggregator:
             ) from e
         vector = EncryptedVector(self.context, chunks, (size,), vmeta)
         self._check_declared_bounds(vector, encoding, count, what)
+        if self.layout is not None and _layout_from_spec(structure, spec) != self.layout:
+            raise ShapeMismatchError(
+                f"{what} has layout {_describe(structure, spec)}, but this aggregator expects "
+                f"{_describe_layout(self.layout)} (its layout= option); every client must send that structure."
+            )
         layout_key = (structure, repr(spec), repr(sorted((k, v) for k, v in encoding.items() if k != "bound")))
         return _Parsed(vector, structure, spec, count, encoding, layout_key)
 
@@ -903,7 +909,8 @@ class GradientAggregator:
 
     def _fresh(self) -> "GradientAggregator":
         return GradientAggregator(self.context, max_clients=self.max_clients, max_value=self.max_value,
-                                  precision_bits=self.precision_bits, dp=self.dp, on_invalid=self.on_invalid)
+                                  precision_bits=self.precision_bits, dp=self.dp, on_invalid=self.on_invalid,
+                                  layout=self.layout)
 
     # ------------------------------------------------------------------ key holder
     def decrypt(self, total: bytes, count: int | None = None) -> Any:
@@ -1000,6 +1007,42 @@ def _at_position(e: HEError, index: int) -> HEError:
         return e
 
 
+def _normalize_layout(layout: Any) -> Any:
+    """A caller's layout (shape, or mapping key -> shape) as tuples, validated; None stays None."""
+    if layout is None:
+        return None
+    if isinstance(layout, tuple) and layout and all(
+            isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in layout):
+        layout = dict(layout)  # our own normalized form
+    try:
+        if isinstance(layout, Mapping):
+            if not layout or len(layout) > _MAX_SPEC_ENTRIES or not all(isinstance(k, str) for k in layout):
+                raise ValueError("a non-empty mapping of str keys")
+            out = tuple((k, tuple(int(d) for d in v)) for k, v in layout.items())
+            dims = [d for _, shape in out for d in shape]
+        else:
+            out = tuple(int(d) for d in layout)
+            dims = list(out)
+        if any(d < 0 for d in dims):
+            raise ValueError("non-negative dimensions")
+        return out
+    except (TypeError, ValueError) as e:
+        raise ParameterError(f"layout must be a shape tuple or a dict of str -> shape (what layout_of returns); "
+                             f"got {layout!r:.80} ({e}).") from None
+
+
+def _layout_from_spec(structure: str, spec: list[list[Any]]) -> Any:
+    if structure == "array":
+        return tuple(spec[0][1])
+    return tuple((k, tuple(s)) for k, s in spec)
+
+
+def _describe_layout(layout: Any) -> str:
+    if layout and isinstance(layout[0], tuple):
+        return _describe("dict", [[k, list(s)] for k, s in layout])
+    return _describe("array", [[None, list(layout)]])
+
+
 def _check_policy(on_invalid: Any) -> str:
     if not isinstance(on_invalid, str) or on_invalid not in ON_INVALID_POLICIES:
         raise ParameterError(f"on_invalid must be one of {ON_INVALID_POLICIES}; got {on_invalid!r:.40}. "
@@ -1012,7 +1055,7 @@ _WORKER: GradientAggregator | None = None
 
 
 def _worker_init(context_bytes: bytes, max_clients, max_value, precision_bits, dp=None,
-                 allow_insecure: bool = False, on_invalid: str = "raise") -> None:
+                 allow_insecure: bool = False, on_invalid: str = "raise", layout: Any = None) -> None:
     global _WORKER
     from ..schemes import load_context
 
@@ -1020,7 +1063,9 @@ def _worker_init(context_bytes: bytes, max_clients, max_value, precision_bits, d
     # it), passed to its workers; never read from a blob.
     _WORKER = GradientAggregator(load_context(context_bytes, allow_insecure=allow_insecure),
                                  max_clients=max_clients, max_value=max_value,
-                                 precision_bits=precision_bits, dp=dp, on_invalid=on_invalid)
+                                 precision_bits=precision_bits, dp=dp, on_invalid=on_invalid,
+                                 layout=None if layout is None else
+                                 (dict(layout) if layout and isinstance(layout[0], tuple) else layout))
 
 
 def _worker_sum(start: int, blobs: list[bytes], policy: str = "raise") -> tuple[bytes | None, list[Rejection]]:
@@ -1064,7 +1109,8 @@ def _parallel_sum(owner: GradientAggregator, acc: GradientAggregator, it: Iterat
     with cf.ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_worker_init,
                                 initargs=(public, owner.max_clients, owner.max_value,
                                           owner.precision_bits, owner.dp,
-                                          bool(getattr(owner.context, "_allow_insecure", False)))) as pool:
+                                          bool(getattr(owner.context, "_allow_insecure", False)), "raise",
+                                          owner.layout)) as pool:
 
         def collect(future) -> None:
             partial, rejected = future.result()

@@ -20,6 +20,7 @@ from he_ml.errors import (
     EncodingOverflowError,
     InvalidCiphertextError,
     ParameterError,
+    ShapeMismatchError,
 )
 from he_ml.schemes._format import pack_blob, unpack_blob
 
@@ -262,3 +263,33 @@ def test_parallel_sum_skip_reports_positions(paillier):
                                atol=tol(paillier, 4))
     with pytest.raises(InvalidCiphertextError, match="blob 1 of the stream"):
         GradientAggregator(pub).sum(iter(stream), processes=2, batch_size=2)
+
+
+def test_pinned_layout_protects_the_round_from_an_odd_first_blob(bfv):
+    """Without layout=, the first accepted blob sets the round's layout; with it, an odd first blob
+    is refused and the honest blobs after it are summed."""
+    pub = bfv.public_context()
+    client = GradientAggregator(pub, max_value=MAX_VALUE)
+    data = updates(3, shape=(2, 3), seed=4)
+    good = [client.encrypt({"w": u, "b": u[0]}) for u in data]
+    odd = client.encrypt({"w": np.ones((3, 2)), "b": np.ones(3)})
+    layout = GradientAggregator.layout_of(good[0])
+    assert layout == {"w": (2, 3), "b": (3,)}
+    unpinned = GradientAggregator(pub, max_value=MAX_VALUE, on_invalid="skip")
+    unpinned.sum([odd, *good])
+    assert [r.index for r in unpinned.rejected] == [1, 2, 3]  # the odd blob won the round
+    server = GradientAggregator(pub, max_value=MAX_VALUE, on_invalid="skip", layout=layout)
+    total = server.sum([odd, *good])
+    assert [r.index for r in server.rejected] == [0]
+    assert "expects dict {'w': (2, 3), 'b': (3,)}" in server.rejected[0].reason
+    out = GradientAggregator(bfv, max_value=MAX_VALUE).decrypt(total)
+    np.testing.assert_allclose(out["w"], np.sum(data, axis=0), atol=tol(bfv, 3))
+    np.testing.assert_allclose(out["b"], np.sum([u[0] for u in data], axis=0), atol=tol(bfv, 3))
+    # array layouts, and the errors of a bad layout option
+    arr = GradientAggregator(pub, max_value=MAX_VALUE, layout=(4,))
+    with pytest.raises(ShapeMismatchError, match=r"expects array of shape \(4,\)"):
+        arr.add(client.encrypt(np.ones(5)))
+    arr.add(client.encrypt(np.ones(4)))
+    for bad in ({"w": "x"}, {1: (2,)}, (-1,), "abc", {}):
+        with pytest.raises(ParameterError, match="layout must be"):
+            GradientAggregator(pub, layout=bad)
