@@ -230,6 +230,18 @@ class _SEALContext(SchemeContext):
                 f"{self.name}: coeff_mod_bit_sizes needs at least 2 primes (data + special prime for "
                 f"key switching); got {list(bits)}."
             )
+        # the loaders' size limits (he_ml.schemes.limits) apply here too: a context they would
+        # refuse to load is refused at creation, before key generation
+        est = seal_context_bytes_estimate(n, len(bits))
+        if len(bits) > limit("primes_max") or sum(bits) > limit("modulus_bits_max") \
+                or est > limit("seal_context_bytes_max"):
+            raise ParameterError(
+                f"{self.name}: n={n} with {len(bits)} primes ({sum(bits)} bits, an estimated SEAL context of "
+                f"{est >> 20} MiB) exceeds he_ml's limits (at most {limit('primes_max')} primes, "
+                f"{limit('modulus_bits_max')} bits, {limit('seal_context_bytes_max') >> 20} MiB; see "
+                f"docs/security-limits.md): he_ml.load_context would refuse it. Use fewer, larger primes "
+                f"or he_ml.plan(...)."
+            )
 
     def _validate_extra(self, n: int, bits: list[int]) -> None:
         """Scheme-specific parameter checks (scale, plain modulus)."""

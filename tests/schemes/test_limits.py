@@ -209,6 +209,14 @@ def test_other_lattice_size_limits(small_ckks):
         he_ml.load_context(repack(good, meta=dict(many, galois_elts=[4])))
 
 
+def test_constructor_refuses_what_the_loader_would_refuse():
+    with pytest.raises(ParameterError, match="load_context would refuse it"):
+        he_ml.CKKS(None, poly_modulus_degree=32768, coeff_mod_bit_sizes=[29] * 30, scale_bits=20)
+    with pytest.raises(ParameterError, match="load_context would refuse it"):
+        he_ml.BFV(None, poly_modulus_degree=16384, coeff_mod_bit_sizes=[60] * 15, plain_modulus_bits=20,
+                  allow_insecure=True)
+
+
 def test_a_failed_load_leaves_no_seal_context_in_the_cache(small_ckks):
     """Finding: the SEAL context of a refused blob stayed in the cache."""
     blob = unpack_blob(small_ckks.to_bytes())
