@@ -96,6 +96,9 @@ LIMITS: dict[str, Limit] = _table(
      "BFV feature quantization in encrypt_features (values * 2^bits must fit the plaintext)."),
     ("bfv_depth_max", 64, "products",
      "recorded multiplicative depth of a BFV vector; no 128-bit parameter set reaches 20."),
+    ("polynomial_degree_max", 31, "degree",
+     "polynomial approximations (he_ml.ml): above 31 the power-basis coefficients encrypted "
+     "evaluation needs grow like (1 + sqrt 2)^degree and lose more precision than CKKS keeps."),
     # ------------------------------------------------------------------ lattice (SEAL)
     ("ring_degree_min", 1024, "n",
      "smallest ring of the HomomorphicEncryption.org security table."),
