@@ -168,6 +168,58 @@ def seal_serialization_version() -> str:
     return _SEAL_VERSION
 
 
+_SEAL_HEADER_BYTES = 16
+_COMPR_NONE, _COMPR_ZLIB, _COMPR_ZSTD = 0, 1, 2
+
+
+def _check_seal_section(data: bytes, max_bytes: int, what: str, scheme: str) -> None:
+    """Refuse a SEAL section that would inflate beyond `max_bytes` (or beyond the expansion limit).
+
+    SEAL objects are stored zstd- (or zlib-) compressed and SEAL inflates them completely before
+    checking anything, so a small section of zeros can allocate gigabytes. The payload is
+    inflated here first, in bounded chunks, stopping as soon as it exceeds
+    ``min(max_bytes, seal_expansion_max * len(data) + 4 KiB)``; the cost is one extra
+    decompression pass (about 1 GB/s).
+    """
+    cap = min(int(max_bytes), limit("seal_expansion_max") * len(data) + 4096)
+    if len(data) < _SEAL_HEADER_BYTES or data[:2] != _SEAL_MAGIC:
+        return  # not a SEAL object: SEAL's own parser refuses it without inflating anything
+    mode = data[5]
+    body = memoryview(data)[_SEAL_HEADER_BYTES:]
+    total = 0
+    try:
+        if mode == _COMPR_NONE:
+            total = len(body)
+        elif mode == _COMPR_ZSTD:
+            import zstandard
+
+            with zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True) as reader:
+                while total <= cap:
+                    chunk = reader.read(1 << 20)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+        elif mode == _COMPR_ZLIB:
+            import zlib
+
+            inflater = zlib.decompressobj()
+            pending = bytes(body)
+            while pending and total <= cap:
+                total += len(inflater.decompress(pending, 1 << 20))
+                pending = inflater.unconsumed_tail
+        else:
+            return  # unknown mode: SEAL refuses it
+    except Exception:  # a corrupt stream: SEAL's parser refuses it (translated to he_ml errors)
+        return
+    if total > cap:
+        raise InvalidCiphertextError(
+            f"{scheme}: the {what} ({len(data)} bytes stored) inflates to more than {cap} bytes (the most "
+            f"this context's parameters need, and at most {limit('seal_expansion_max')}x its stored size: "
+            f"he_ml limit 'seal_expansion_max'); it is a decompression bomb or corrupted. Refusing it "
+            f"before SEAL allocates it."
+        )
+
+
 def _section_seal_version(section: bytes) -> str | None:
     if len(section) >= 16 and section[:2] == _SEAL_MAGIC:
         return f"{section[3]}.{section[4]}"
@@ -526,6 +578,7 @@ class _SEALContext(SchemeContext):
         bits = [m.bit_count() for m in parms.coeff_modulus()]
         ctx._validate_extra(n, bits)
         key = (cls.name, bytes(sections[0]))
+        cls._check_key_sections(sections, n, len(bits), len(elts))
         with ctx._seal_errors("loading the context", invalid=True):
             seal = ctx._make_seal_context(parms, sections[0], cache=False)
             pk = _seal_from_bytes(sa.PublicKey(), sections[1], seal)
@@ -549,6 +602,23 @@ class _SEALContext(SchemeContext):
         _seal_cache_put(key, seal, cls._seal_estimate(parms))
         ctx._register()
         return ctx
+
+    @classmethod
+    def _check_key_sections(cls, sections: list[bytes], n: int, k: int, galois_keys: int) -> None:
+        """Bound what SEAL may inflate for each key section, from the declared parameters.
+
+        A public key is 2 polynomials of n * k words; relinearization keys hold k - 1 such keys
+        (one per decomposition prime), Galois keys k - 1 per declared element; the key vectors
+        are indexed by up to n slots (8 bytes each), and every object carries small headers.
+        """
+        pk = 2 * n * k * 8 + 512
+        switching = 8 * n + 1024 + (k - 1) * (pk + 8)
+        limits_ = [("public key", pk), ("relinearization keys", switching),
+                   ("Galois keys", 8 * n + 1024 + galois_keys * (k - 1) * (pk + 8) + 8 * galois_keys),
+                   ("secret key", n * k * 8 + 512)]
+        for (what, cap), data in zip(limits_, sections[1:]):
+            if data:
+                _check_seal_section(data, cap, f"context's {what}", cls.name)
 
     @classmethod
     def _load_parms_within_limits(cls, data: bytes, elts: list[int], allow_insecure: bool) -> Any:
@@ -693,7 +763,10 @@ class _SEALContext(SchemeContext):
                 f"got {len(sections)}."
             )
         chunks = []
+        # a ciphertext is 2 polynomials at a data level (at most k - 1 primes)
+        ct_cap = 2 * self._n * max(1, len(self._bits) - 1) * 8 + 512
         for i, data in enumerate(sections):
+            _check_seal_section(data, ct_cap, f"ciphertext {i}", self.name)
             ct = sa.Ciphertext()
             with self._seal_errors("loading a ciphertext", invalid=True):
                 _seal_from_bytes(ct, data, self._seal)

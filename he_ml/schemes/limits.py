@@ -121,6 +121,11 @@ LIMITS: dict[str, Limit] = _table(
      "first, a context larger than this is never cached."),
     ("seal_params_bytes_max", 4096, "bytes",
      "serialized EncryptionParameters (64 primes take ~600 bytes)."),
+    ("seal_expansion_max", 8, "x compressed size",
+     "a SEAL section may decompress to at most 8 times its stored size (+4 KiB): key and "
+     "ciphertext coefficients are uniform below primes of >= 17 bits in 64-bit words, so zstd "
+     "shrinks them at most ~64/17 = 3.8x; a 28 KB Galois-key section expanding to 384 MiB of "
+     "zeros is refused before SEAL inflates it."),
     ("galois_keys_max", 64, "keys",
      "rotation keys in a context; the +-power-of-two set at n=32768 is 28 (+1 BFV row swap), and "
      "every key costs (k-1) * 2 * n * k * 8 bytes."),

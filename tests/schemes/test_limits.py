@@ -188,6 +188,66 @@ def test_secure_but_oversized_chain_is_refused_by_the_memory_estimate(tmp_path, 
     assert_refused(out, InvalidCiphertextError, r"estimated SEAL context of 932 MiB.*seal_context_bytes_max")
 
 
+def _inflating_section(section: bytes, transform) -> bytes:
+    """Decompress a SEAL zstd section, transform its body, recompress (max level), fix the header size."""
+    import zstandard
+    body = zstandard.ZstdDecompressor().decompressobj().decompress(section[16:])
+    comp = zstandard.ZstdCompressor(level=19).compress(transform(body))
+    head = bytearray(section[:16])
+    struct.pack_into("<Q", head, 8, 16 + len(comp))
+    return bytes(head) + comp
+
+
+def _galois_bomb(ctx, entries: int) -> bytes:
+    """The context's single Galois key replicated into `entries` slots of SEAL's key vector,
+    coefficients zeroed: a few KB that SEAL inflates to entries * 400 KB (measured: 28 KB -> 421 MB
+    of RSS and a successful load before this check)."""
+    b = unpack_blob(ctx.to_bytes())
+
+    def transform(d: bytes) -> bytes:
+        pos, dim1 = 40, struct.unpack_from("<Q", d, 32)[0]
+        entry = None
+        for _ in range(dim1):
+            start = pos
+            dim2 = struct.unpack_from("<Q", d, pos)[0]
+            pos += 8
+            for _ in range(dim2):
+                pos += struct.unpack_from("<Q", d, pos + 8)[0]
+            if dim2:
+                entry = bytearray(d[start:pos])
+        p = 8
+        while p < len(entry):
+            size = struct.unpack_from("<Q", entry, p + 8)[0]
+            entry[p + 120:p + size] = bytes(size - 120)
+            p += size
+        return d[:40] + b"".join(bytes(entry) if i < entries else bytes(8) for i in range(dim1))
+
+    sec = _inflating_section(b.sections[3], transform)
+    return pack_blob(Kind.PUBLIC_CONTEXT, "ckks", b.fingerprint, b.metadata, [b.sections[0], b.sections[1], b"", sec])
+
+
+def test_compressed_key_bomb_is_refused_before_seal_inflates_it(tmp_path):
+    """Found while fixing issue 10: SEAL inflates zstd sections fully before checking them."""
+    ctx = he_ml.CKKS(None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[40, 20, 40], scale_bits=20,
+                     relin_keys=False, rotations=[1])
+    bomb = _galois_bomb(ctx, 2048)
+    assert len(bomb) < 200_000
+    out = run_budgeted(tmp_path, "he_ml.load_context(bomb)", {"bomb": bomb})
+    assert_refused(out, InvalidCiphertextError, r"Galois keys .* inflates to more than .*seal_expansion_max")
+    # the genuine context still loads, keys and all
+    pub = he_ml.load_context(ctx.to_bytes())
+    assert pub.rotation_steps_available == ctx.rotation_steps_available
+
+
+def test_compressed_ciphertext_bomb_is_refused(small_ckks):
+    ct = small_ckks.encrypt(np.ones(4)).to_bytes()
+    b = unpack_blob(ct)
+    fat = _inflating_section(b.sections[0], lambda d: d + bytes(50 << 20))  # 50 MiB of zeros appended
+    assert len(fat) < len(b.sections[0]) + 20_000
+    with pytest.raises(InvalidCiphertextError, match="ciphertext 0 .* inflates to more than"):
+        small_ckks.ciphertext_from_bytes(repack(ct, sections=[fat]))
+
+
 def test_other_lattice_size_limits(small_ckks):
     blob = unpack_blob(small_ckks.to_bytes())
 
