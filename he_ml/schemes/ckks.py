@@ -639,6 +639,7 @@ class _SEALContext(SchemeContext):
 
         if len(data) > limit("seal_params_bytes_max"):
             raise too_big("encryption parameters of", f"{len(data)} bytes", "seal_params_bytes_max")
+        _check_seal_section(data, limit("seal_params_bytes_max"), "context's encryption parameters", cls.name)
         parms = sa.EncryptionParameters(cls._scheme_type)
         with cls._class_seal_errors("loading the context parameters"):
             _seal_from_bytes(parms, data)

@@ -257,6 +257,9 @@ def test_other_lattice_size_limits(small_ckks):
 
     with pytest.raises(InvalidCiphertextError, match="seal_params_bytes_max"):
         he_ml.load_context(with_parms(bytes(5000)))
+    inflated = _inflating_section(blob.sections[0], lambda d: d + bytes(64 << 20))  # 64 MiB of zeros
+    with pytest.raises(InvalidCiphertextError, match="encryption parameters .* inflates to more than 4096"):
+        he_ml.load_context(with_parms(inflated))
     with pytest.raises(InvalidCiphertextError, match="ring_degree_max"):
         he_ml.load_context(with_parms(seal_parms(65536, [50] * 4)), allow_insecure=True)
     with pytest.raises(InvalidCiphertextError, match="modulus_bits_max"):
