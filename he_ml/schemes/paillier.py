@@ -818,7 +818,7 @@ _PRIMORIALS: dict[int, Any] = {}
 
 
 def _small_factor_bound(key_bits: int) -> int:
-    """Trial-division bound: 2^20, or 2^(key_bits/2 - 2) for keys so small that p, q are below it."""
+    """Trial-division bound: 2^16, or 2^(key_bits/2 - 2) for keys so small that p, q are below it."""
     return min(limit("paillier_small_factor_bound"), 1 << max(2, key_bits // 2 - 2))
 
 
@@ -827,11 +827,11 @@ def _check_public_modulus(n: int, key_bits: int) -> None:
 
     A genuine modulus is ``p * q`` with two primes of about ``key_bits / 2`` bits, so it has
     exactly ``key_bits`` bits, is odd, is not ``m**k`` (``gmpy2.is_power``) and has no prime
-    factor below the trial-division bound (primes < 2^20; ``limits.paillier_small_factor_bound``),
+    factor below the trial-division bound (primes < 2^16; ``limits.paillier_small_factor_bound``),
     tested with one gcd against the primorial. Compositeness of a random-looking modulus
     cannot be told apart from ``p * q`` cheaply; these checks refuse the corrupted, forged
     and degenerate moduli that would make encryption insecure or decryption meaningless,
-    and ~92 % of random odd integers. (The format stores ``h_s`` instead of phe's ``g``,
+    and ~90 % of random odd integers. (The format stores ``h_s`` instead of phe's ``g``,
     which is always ``n + 1``; ``h_s`` is checked to be a unit mod ``n^2``.)
     """
     def bad(why: str) -> InvalidCiphertextError:
