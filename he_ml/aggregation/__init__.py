@@ -15,6 +15,7 @@ from .aggregator import (
     aggregation_context,
     flatten_update,
     unflatten_update,
+    Rejection,
 )
 from .dp import (
     DPConfig,
@@ -35,6 +36,7 @@ __all__ = [
     "unflatten_update",
     "AGGREGATE_LAYOUT_VERSION",
     "DEFAULT_BFV_PRECISION_BITS",
+    "Rejection",
     "DPConfig",
     "PrivacyReport",
     "clip_l2",

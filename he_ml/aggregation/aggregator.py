@@ -37,6 +37,14 @@ public bound on one client's |value|, or null), ``{"kind": "fixed", "bits": p}``
 for BFV (integers ``round(x * 2**p)``) or ``{"kind": "grid", "step": s}`` for
 BFV with differential privacy (the DP grid's integers, exact). A blob from a
 newer layout is refused with `InvalidCiphertextError`, never misread.
+
+Hostile blobs
+-------------
+``add`` validates a blob completely before absorbing it -- every declared size against
+:mod:`he_ml.schemes.limits`, every ciphertext (Paillier: in ``Z*_(n^2)``), and the declared
+bound against what its count of clients may send -- and refuses the blob itself, naming its
+0-based position; ``on_invalid="skip"`` drops it, records a :class:`Rejection` and keeps the
+total exact for the accepted blobs. See ``docs/security-limits.md``.
 """
 from __future__ import annotations
 
