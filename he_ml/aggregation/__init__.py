@@ -17,6 +17,7 @@ from .aggregator import (
     aggregation_context,
     flatten_update,
     unflatten_update,
+    Rejection,
 )
 from .committee import (
     Committee,
@@ -51,6 +52,7 @@ __all__ = [
     "unflatten_update",
     "AGGREGATE_LAYOUT_VERSION",
     "DEFAULT_BFV_PRECISION_BITS",
+    "Rejection",
     "DPConfig",
     "PrivacyReport",
     "clip_l2",

@@ -37,6 +37,14 @@ public bound on one client's |value|, or null), ``{"kind": "fixed", "bits": p}``
 for BFV (integers ``round(x * 2**p)``) or ``{"kind": "grid", "step": s}`` for
 BFV with differential privacy (the DP grid's integers, exact). A blob from a
 newer layout is refused with `InvalidCiphertextError`, never misread.
+
+Hostile blobs
+-------------
+``add`` validates a blob completely before absorbing it -- every declared size against
+:mod:`he_ml.schemes.limits`, every ciphertext (Paillier: in ``Z*_(n^2)``), and the declared
+bound against what its count of clients may send -- and refuses the blob itself, naming its
+0-based position; ``on_invalid="skip"`` drops it, records a :class:`Rejection` and keeps the
+total exact for the accepted blobs. See ``docs/security-limits.md``.
 """
 from __future__ import annotations
 
@@ -44,7 +52,7 @@ import math
 import warnings
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from gmpy2 import gcd as _gcd, mpz as _mpz
@@ -59,6 +67,7 @@ from ..errors import (
 )
 from ..schemes._format import Kind, pack_blob, unpack_blob
 from ..schemes.base import EncryptedVector, SchemeContext
+from ..schemes.limits import check_count, check_int, limit, shape_product
 
 __all__ = [
     "GradientAggregator",
@@ -68,6 +77,8 @@ __all__ = [
     "unflatten_update",
     "AGGREGATE_LAYOUT_VERSION",
     "DEFAULT_BFV_PRECISION_BITS",
+    "Rejection",
+    "ON_INVALID_POLICIES",
 ]
 
 #: Version of the aggregate blob's metadata layout (independent of the container version).
@@ -79,7 +90,30 @@ DEFAULT_HINT_CLIENTS = 1024
 #: Fractional bits BFV uses to quantize float updates when no ``precision_bits`` is given.
 DEFAULT_BFV_PRECISION_BITS = 20
 
-_MAX_SPEC_ENTRIES = 1 << 20
+_MAX_SPEC_ENTRIES = limit("spec_entries_max")
+
+#: What ``add`` / ``sum`` do with a blob that fails validation.
+ON_INVALID_POLICIES = ("raise", "skip")
+
+
+class Rejection(NamedTuple):
+    """A blob dropped under ``on_invalid="skip"``.
+
+    Attributes
+    ----------
+    index : int
+        0-based position of the blob: in the iterable given to ``sum``, or among the
+        ``add`` calls since the last ``reset``.
+    reason : str
+        The message of the error the blob would have raised.
+    error : HEError
+        That error (its class tells the kind: `InvalidCiphertextError`, `ContextMismatchError`,
+        `ShapeMismatchError`, `EncodingOverflowError`).
+    """
+
+    index: int
+    reason: str
+    error: HEError
 
 
 def _to_numpy(value: Any, name: str) -> np.ndarray:
@@ -220,6 +254,21 @@ class GradientAggregator:
         ``"distributed"`` mode each client also adds its noise share before encrypting, so
         nobody ever sees the un-noised sum; in ``"central"`` mode the key holder adds the noise
         in :meth:`decrypt`.
+    on_invalid : {"raise", "skip"}, default "raise"
+        What :meth:`add` and :meth:`sum` do with a blob that fails validation (malformed, from
+        another key, another layout, a declared bound or count beyond what one client may
+        send, a ciphertext outside its group). ``"raise"``: raise the he_ml error, naming the
+        blob's 0-based position; the running total is untouched, so the caller may catch it and
+        go on. ``"skip"``: drop the blob, record a :class:`Rejection` in :attr:`rejected` and
+        continue; totals stay exact for the accepted blobs. ``add``/``sum`` take the same keyword
+        to override it for one call.
+
+    Attributes
+    ----------
+    rejected : list of Rejection
+        Blobs dropped under ``"skip"`` in the current round: ``add`` appends (index = position
+        among the ``add`` calls since :meth:`reset`), ``reset`` clears it, and ``sum`` (a round
+        of its own) replaces it with the blobs it dropped (index = position in its iterable).
 
     Raises
     ------
@@ -247,16 +296,18 @@ class GradientAggregator:
     """
 
     def __init__(self, context: SchemeContext, *, max_clients: int | None = None,
-                 max_value: float | None = None, precision_bits: int | None = None, dp: Any = None) -> None:
+                 max_value: float | None = None, precision_bits: int | None = None, dp: Any = None,
+                 on_invalid: str = "raise", layout: Any = None) -> None:
         if not isinstance(context, SchemeContext):
             raise ParameterError(
                 f"GradientAggregator needs an he_ml context (he_ml.CKKS(), he_ml.BFV(), he_ml.Paillier(), "
                 f"he_ml.aggregation.aggregation_context(...) or he_ml.load_context(bytes)); "
                 f"got {type(context).__name__}."
             )
-        if max_clients is not None and (isinstance(max_clients, bool) or
-                                        not isinstance(max_clients, (int, np.integer)) or max_clients < 1):
-            raise ParameterError(f"max_clients must be a positive int; got {max_clients!r}.")
+        if max_clients is not None:
+            check_count(max_clients, "max_clients", exc=ParameterError,
+                        hint="Pass the number of clients one total may absorb.")
+        self.on_invalid = _check_policy(on_invalid)
         if precision_bits is not None and (isinstance(precision_bits, bool) or
                                            not isinstance(precision_bits, (int, np.integer))
                                            or not 0 <= precision_bits <= 52):
@@ -279,6 +330,7 @@ class GradientAggregator:
         self.dp = dp
         self.precision_bits = self._context_precision(context) if precision_bits is None else int(precision_bits)
         self.max_value = max_value
+        self.layout = _normalize_layout(layout)
         self._scheme = context.name
         self._fingerprint = context.fingerprint
         self._headroom = getattr(context, "max_additions", None) if self._scheme == "paillier" else None
@@ -437,13 +489,23 @@ class GradientAggregator:
 
     # ------------------------------------------------------------------ parsing (server and key holder)
     def _parse(self, blob: bytes, what: str = "update blob") -> _Parsed:
+        """Validate a blob completely and return it parsed; raise an he_ml error otherwise.
+
+        Every declared size is checked against :mod:`he_ml.schemes.limits` before anything
+        is allocated or handed to a backend: layout entries, dimensions and their product
+        (with early exit), the count, the number of ciphertext sections; then every
+        ciphertext is parsed and range-checked (Paillier: ``0 < c < n^2`` and a unit mod
+        ``n^2``), and the declared bounds are compared with what ``count`` clients may send
+        (:meth:`_check_declared_bounds`).
+        """
         parsed = unpack_blob(blob).expect(kind=Kind.AGGREGATE, scheme=self._scheme,
                                           fingerprint=self._fingerprint, what=what)
+        self.context._check_backend_versions(parsed, what)
         meta = parsed.metadata
         version = meta.get("aggregate")
         if version != AGGREGATE_LAYOUT_VERSION:
             raise InvalidCiphertextError(
-                f"{what} has aggregate layout version {version!r}, but this he_ml reads version "
+                f"{what} has aggregate layout version {version!r:.40}, but this he_ml reads version "
                 f"{AGGREGATE_LAYOUT_VERSION}; produce it with the same he_ml release as the server."
             )
         try:
@@ -451,39 +513,53 @@ class GradientAggregator:
             raw_spec = meta["spec"]
             if structure not in ("array", "dict") or not isinstance(raw_spec, list) \
                     or not 1 <= len(raw_spec) <= _MAX_SPEC_ENTRIES:
-                raise ValueError("structure must be 'array' or 'dict' with a non-empty spec")
+                raise ValueError(f"structure must be 'array' or 'dict' with 1..{_MAX_SPEC_ENTRIES} "
+                                 f"spec entries")
             spec = []
+            described = 0
             for entry in raw_spec:
+                if not isinstance(entry, list) or len(entry) != 2:
+                    raise ValueError("a spec entry must be [key, shape]")
                 key, shape = entry
                 if (structure == "array") != (key is None) or (key is not None and not isinstance(key, str)):
-                    raise ValueError(f"bad key {key!r} for structure {structure!r}")
-                if not isinstance(shape, list) or not all(isinstance(s, int) and not isinstance(s, bool)
-                                                          and s >= 0 for s in shape):
-                    raise ValueError(f"bad shape {shape!r}")
-                spec.append([key, shape])
+                    raise ValueError(f"bad key {key!r:.40} for structure {structure!r}")
+                # dimensions and product checked one by one, with early exit at the cap
+                described += shape_product(shape, f"{what} layout shape", allow_zero=True)
+                if described > limit("vector_values_max"):
+                    raise ValueError(f"the layout describes more than {limit('vector_values_max')} values")
+                spec.append([key, list(shape)])
             if structure == "array" and len(spec) != 1:
                 raise ValueError("an array layout has exactly one entry")
-            count = meta["count"]
-            size = meta["size"]
+            count = check_count(meta["count"], f"{what} update count")
+            size = check_int(meta["size"], "vector_values_max", f"{what} size", low=1)
             encoding = meta["encoding"]
             vmeta = meta["meta"]
-            if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-                raise ValueError(f"count must be a positive int, got {count!r}")
             if not isinstance(encoding, dict) or not isinstance(vmeta, dict):
                 raise ValueError("encoding and meta must be objects")
-            if sum(math.prod(s) for _, s in spec) != size or not isinstance(size, int) or size < 1:
-                raise ValueError(f"the layout describes {sum(math.prod(s) for _, s in spec)} values, size says {size!r}")
+            if described != size:
+                raise ValueError(f"the layout describes {described} values, size says {size}")
             self._check_encoding(encoding)
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidCiphertextError(
                 f"{what} metadata is malformed ({e}); re-send the bytes produced by GradientAggregator.encrypt."
-            ) from e
+            ) from None
+        if self.max_clients is not None and count > self.max_clients:
+            raise EncodingOverflowError(
+                f"{what} declares {count} updates but max_clients={self.max_clients}; it cannot be part of "
+                f"this round. Sum it into another total, or create the aggregator for more clients."
+            )
+        expected = self.context._section_count_for(size)
+        if len(parsed.sections) != expected:
+            raise InvalidCiphertextError(
+                f"{self._scheme}: a {what} of {size} values holds {expected} ciphertext section(s); got "
+                f"{len(parsed.sections)}. The bytes are truncated or corrupted."
+            )
         try:
             if self._scheme == "paillier":
-                chunks = self._paillier_chunks(parsed.sections, size, vmeta)
+                chunks = self._paillier_chunks(parsed.sections, size, vmeta, what)
             else:
                 chunks = self.context._deserialize_chunks(parsed.sections, size, vmeta)
-        except (InvalidCiphertextError, ContextMismatchError):
+        except HEError:
             raise
         except Exception as e:  # backend parsers raise anything on bad input
             raise InvalidCiphertextError(
@@ -492,6 +568,12 @@ class GradientAggregator:
             ) from e
         self._check_bound_to_context(encoding, vmeta, what)
         vector = EncryptedVector(self.context, chunks, (size,), vmeta)
+        self._check_declared_bounds(vector, encoding, count, what)
+        if self.layout is not None and _layout_from_spec(structure, spec) != self.layout:
+            raise ShapeMismatchError(
+                f"{what} has layout {_describe(structure, spec)}, but this aggregator expects "
+                f"{_describe_layout(self.layout)} (its layout= option); every client must send that structure."
+            )
         layout_key = (structure, repr(spec), repr(sorted((k, v) for k, v in encoding.items() if k != "bound")))
         return _Parsed(vector, structure, spec, count, encoding, layout_key)
 
@@ -525,14 +607,15 @@ class GradientAggregator:
                 f"encrypt with GradientAggregator(context).encrypt on the same context."
             )
 
-    def _paillier_chunks(self, sections: list[bytes], size: int, vmeta: dict[str, Any]) -> list[Any]:
-        """Paillier ciphertexts of a blob without the per-ciphertext unit test.
+    def _paillier_chunks(self, sections: list[bytes], size: int, vmeta: dict[str, Any],
+                         what: str = "update blob") -> list[Any]:
+        """Paillier ciphertexts of a blob, each checked to lie in Z*_(n^2).
 
-        ``Paillier.ciphertext_from_bytes`` checks ``gcd(c, n) == 1`` for every ciphertext, which
-        costs more than the homomorphic addition itself. For a sum it suffices to test the
-        *total*: ``n = p q`` with ``p``, ``q`` prime, so ``gcd(prod c_i, n) != 1`` exactly when
-        some ``c_i`` is divisible by ``p`` or ``q`` (or is zero). :meth:`result` and
-        :meth:`decrypt` run that test once per ciphertext of the total.
+        Each ``c`` must satisfy ``0 < c < n^2``. The unit test ``gcd(c, n) == 1`` costs about
+        as much as the homomorphic addition, so it is done once per blob: ``n = p q`` with
+        ``p``, ``q`` prime (the server's own, validated context), hence
+        ``gcd(prod c_i mod n, n) != 1`` exactly when some ``c_i`` is divisible by ``p`` or
+        ``q``; only then are the ciphertexts tested one by one to name the culprit.
         """
         ctx = self.context
         count = ctx._validate_meta(vmeta, size)
@@ -542,15 +625,92 @@ class GradientAggregator:
                 f"paillier: a blob of {size} values needs one section of {count} x {w} bytes; got section "
                 f"lengths {[len(s) for s in sections]}. The bytes are truncated or corrupted.")
         data = sections[0]
-        n2 = ctx._n2
+        n, n2 = ctx._n, ctx._n2
         chunks = []
+        prod = _mpz(1)
         for j in range(count):
             c = _mpz(int.from_bytes(data[j * w:(j + 1) * w], "big"))
             if not 0 < c < n2:
                 raise InvalidCiphertextError(
-                    f"paillier: ciphertext {j} of the blob is outside (0, n^2); the bytes are corrupted.")
+                    f"paillier: ciphertext {j} of the {what} is {'zero' if c == 0 else '>= n^2'}, not an "
+                    f"element of Z*_(n^2); the bytes are corrupted or forged. Ask the client to re-send.")
             chunks.append(c)
+            prod = prod * c % n
+        if _gcd(prod, n) != 1:
+            bad = next(j for j, c in enumerate(chunks) if _gcd(c, n) != 1)
+            raise InvalidCiphertextError(
+                f"paillier: ciphertext {bad} of the {what} shares a factor with n (not a unit mod n^2), "
+                f"so it is no encryption under this key; the bytes are corrupted or forged.")
         return chunks
+
+    def _per_client_limit(self) -> float | int | None:
+        """Largest bound one client update may declare, when the configuration implies one.
+
+        Paillier: the encoding's fresh bound (slot value of ``max_value`` at ``precision_bits``).
+        BFV: the declared ``max_value`` (or DP bound) in quantized integers, else the plain
+        modulus shared by ``max_clients``. CKKS: the declared bound, else the first prime's
+        range shared by ``max_clients``. None: nothing is declared (then only a blob whose
+        addition would overflow the running total is refused).
+        """
+        if self._scheme == "paillier":
+            return int(self.context.encoding.fresh_bound)
+        declared = self._declared_bound()
+        if self._scheme == "bfv":
+            if declared is not None:
+                return math.ceil(declared / self._bfv_step())
+            if self.max_clients is not None:
+                return int(self.context.max_value) // self.max_clients
+            return None
+        if declared is not None:
+            return float(declared)
+        if self.max_clients is not None:
+            return float(self.context.value_bound) / self.max_clients
+        return None
+
+    def _check_declared_bounds(self, vector: EncryptedVector, encoding: dict[str, Any], count: int,
+                               what: str) -> None:
+        """Refuse a blob whose public bound exceeds what `count` honest clients can produce.
+
+        A single blob claiming the whole headroom (e.g. Paillier ``bound = cap``) would make the
+        *next* honest blob overflow the total; refusing the claim itself keeps the round alive.
+        """
+        per = self._per_client_limit()
+        meta = vector.meta
+        if self._scheme == "paillier":
+            enc = self.context.encoding
+            if "reduce" in meta or meta.get("scale") != enc.precision_bits or meta.get("terms") != count:
+                raise InvalidCiphertextError(
+                    f"paillier: the {what} is not a sum of {count} fresh encryption(s) (metadata scale "
+                    f"{meta.get('scale')!r:.30}, terms {meta.get('terms')!r:.30}, reduce {meta.get('reduce')!r:.30}; "
+                    f"expected scale {enc.precision_bits}, terms {count}, no reduce). Send the bytes of "
+                    f"GradientAggregator.encrypt / result unchanged.")
+            claimed = int(meta["bound"])
+        elif self._scheme == "bfv":
+            if int(meta.get("depth", 0)) != 0 or "fixed_point_bits" in meta:
+                raise InvalidCiphertextError(
+                    f"bfv: the {what} carries products or a fixed-point scale in its vector metadata; an "
+                    f"update is a plain sum of encryptions. Send GradientAggregator.encrypt's bytes unchanged.")
+            claimed = int(meta.get("bound", self.context.max_value))
+        else:
+            b = encoding.get("bound")
+            if b is None:
+                if per is None:
+                    return
+                raise InvalidCiphertextError(
+                    f"ckks: the {what} declares no value bound, but this aggregator limits each client to "
+                    f"|x| <= {per:g}; send the bytes of GradientAggregator.encrypt unchanged.")
+            claimed = float(b)
+        if per is None:
+            return
+        allowed = per * count
+        # float sums of per-client bounds may round up by a few ulps
+        if (claimed > allowed * (1 + 1e-9)) if isinstance(allowed, float) else claimed > allowed:
+            raise EncodingOverflowError(
+                f"{self._scheme}: the {what} declares values up to {claimed:.6g} for {count} update(s), but "
+                f"one client may send at most {per:.6g} (max_value / DP clip bound / headroom per client), "
+                f"so {count} update(s) reach at most {allowed:.6g}. Accepting it could overflow the total "
+                f"for everyone else; the client must clip its update to the declared bound."
+            )
 
     def _check_units(self, vector: EncryptedVector, what: str) -> None:
         """Paillier: every ciphertext of a total must be a unit mod n^2 (see `_paillier_chunks`)."""
@@ -570,57 +730,90 @@ class GradientAggregator:
         if self._scheme == "bfv":
             if kind == "fixed":
                 bits = encoding.get("bits")
-                if not isinstance(bits, int) or isinstance(bits, bool) or not 0 <= bits <= 52:
-                    raise ValueError(f"bfv fixed-point bits must be an int in [0, 52], got {bits!r}")
+                cap = limit("aggregate_fixed_point_bits_max")
+                if not isinstance(bits, int) or isinstance(bits, bool) or not 0 <= bits <= cap:
+                    raise ValueError(f"bfv fixed-point bits must be an int in [0, {cap}], got {bits!r:.40}")
             elif kind == "grid":
                 step = encoding.get("step")
                 if not isinstance(step, float) or not math.isfinite(step) or step <= 0:
-                    raise ValueError(f"bfv grid step must be a positive float, got {step!r}")
+                    raise ValueError(f"bfv grid step must be a positive float, got {step!r:.40}")
             else:
-                raise ValueError(f"bfv encoding kind must be 'fixed' or 'grid', got {kind!r}")
+                raise ValueError(f"bfv encoding kind must be 'fixed' or 'grid', got {kind!r:.40}")
         else:
             bound = encoding.get("bound")
-            if kind != "native" or not (bound is None or (isinstance(bound, (int, float)) and not isinstance(bound, bool)
-                                                          and math.isfinite(bound) and bound > 0)):
-                raise ValueError(f"{self._scheme} encoding must be native with a positive bound or null; got {encoding!r}")
+            if isinstance(bound, int) and not isinstance(bound, bool):
+                bound = float(bound) if abs(bound) < 2 ** 1023 else float("inf")  # no OverflowError
+            if kind != "native" or not (bound is None or (isinstance(bound, float) and math.isfinite(bound)
+                                                          and bound > 0)):
+                raise ValueError(f"{self._scheme} encoding must be native with a positive bound or null; "
+                                 f"got {encoding!r:.80}")
 
     # ------------------------------------------------------------------ server side
     def reset(self) -> None:
-        """Forget the running total (start a new round)."""
+        """Forget the running total and the rejections (start a new round)."""
         self._total: EncryptedVector | None = None
         self._first: _Parsed | None = None
         self._count = 0
         self._bound: float | None = 0.0
+        self._seen = 0
+        self.rejected: list[Rejection] = []
 
     @property
     def count(self) -> int:
         """Number of client updates in the running total."""
         return self._count
 
-    def add(self, blob: bytes) -> None:
-        """Add one blob (a client update or a partial total) to the running total.
+    def add(self, blob: bytes, *, on_invalid: str | None = None) -> bool:
+        """Validate one blob (a client update or a partial total) and add it to the running total.
 
-        Memory stays bounded: only the running total and the blob being added are held.
+        The blob is validated completely before it touches the total (see :meth:`sum` for the
+        list); a bad blob is refused itself and never poisons the total, so the blobs after it
+        are unaffected. Memory stays bounded: only the running total and this blob are held.
+
+        Parameters
+        ----------
+        blob : bytes
+        on_invalid : {"raise", "skip"}, optional
+            Overrides the aggregator's policy for this call.
+
+        Returns
+        -------
+        bool
+            True if the blob was added; False if it was dropped under ``"skip"`` (then
+            :attr:`rejected` ends with its :class:`Rejection`).
 
         Raises
         ------
         ContextMismatchError
             If the blob was encrypted under another key or scheme.
         InvalidCiphertextError
-            If the blob is malformed, truncated or of an unknown layout version.
+            If the blob is malformed, truncated, of an unknown layout version, declares sizes
+            beyond :mod:`he_ml.schemes.limits`, or holds a ciphertext outside its group.
         ShapeMismatchError
             If its structure, shapes or encoding differ from the blobs added before.
         EncodingOverflowError
-            If the total would absorb more than ``max_clients`` updates or exceed the scheme's
-            headroom (Paillier ``max_additions``, BFV plain modulus, CKKS first prime).
+            If it declares more than one client's bound per update, or the total would absorb
+            more than ``max_clients`` updates or exceed the scheme's headroom.
+
+        Every message starts with ``blob <i>``, the blob's 0-based position among the ``add``
+        calls since :meth:`reset`.
         """
-        p = self._parse(blob)
-        self._absorb(p)
+        policy = self.on_invalid if on_invalid is None else _check_policy(on_invalid)
+        index = self._seen
+        self._seen += 1
+        try:
+            self._absorb(self._parse(blob))
+        except HEError as e:
+            err = _at_position(e, index)
+            if policy == "raise":
+                raise err from e
+            self.rejected.append(Rejection(index, str(err), err))
+            return False
+        return True
 
     def _absorb(self, p: _Parsed) -> None:
-        if self._first is None:
-            self._first = p
-        elif p.layout_key != self._first.layout_key:
+        """Add a validated blob; every check runs before any state changes."""
+        if self._first is not None and p.layout_key != self._first.layout_key:
             first = self._first
             raise ShapeMismatchError(
                 f"update layout {_describe(p.structure, p.spec)} (encoding {p.encoding}) differs from the first "
@@ -662,6 +855,8 @@ class GradientAggregator:
             raise EncodingOverflowError(
                 f"adding update {new_count} would overflow the scheme's headroom: {e}"
             ) from e
+        if self._first is None:
+            self._first = p
         self._total = total
         self._count = new_count
         self._bound = bound
@@ -672,10 +867,12 @@ class GradientAggregator:
         Raises
         ------
         ParameterError
-            If nothing was added yet.
+            If nothing was added yet (or every blob was rejected).
         """
         if self._total is None:
-            raise ParameterError("no update was added yet; call add(blob) at least once before result().")
+            dropped = f" ({len(self.rejected)} blob(s) were rejected; see .rejected)" if self.rejected else ""
+            raise ParameterError(f"no update was added yet{dropped}; call add(blob) with a valid blob "
+                                 f"before result().")
         self._check_units(self._total, "total")
         first = self._first
         encoding = dict(first.encoding)
@@ -684,10 +881,17 @@ class GradientAggregator:
         return self._pack(self._total, first.structure, first.spec, self._count, encoding)
 
     def sum(self, blobs: Iterable[bytes], *, processes: int = 1, batch_size: int = 512,
-            mp_context: str = "spawn") -> bytes:
+            mp_context: str = "spawn", on_invalid: str | None = None) -> bytes:
         """Sum an iterable of blobs (consumed lazily, one at a time) into a total blob.
 
-        Uses a fresh running total, so it does not disturb ``add``/``result`` state.
+        Uses a fresh running total, so it does not disturb ``add``/``result`` state; under
+        ``"skip"`` it replaces :attr:`rejected` with the blobs it dropped.
+
+        Each blob is validated completely before it is added: container and checksum, key
+        fingerprint and scheme, SEAL serialization version, layout (entries, dimensions and
+        their product, capped), count, encoding, the number of ciphertexts, every ciphertext
+        (SEAL's own checks against this context; Paillier ``0 < c < n^2`` and a unit), and the
+        declared bound against what its count of clients may send.
 
         Parameters
         ----------
@@ -702,6 +906,9 @@ class GradientAggregator:
             Blobs per worker task.
         mp_context : {"spawn", "forkserver", "fork"}, default "spawn"
             multiprocessing start method of the workers.
+        on_invalid : {"raise", "skip"}, optional
+            Overrides the aggregator's policy for this call. ``"skip"`` drops bad blobs, records
+            them in :attr:`rejected` (0-based positions in `blobs`) and sums the rest exactly.
 
         Returns
         -------
@@ -711,9 +918,23 @@ class GradientAggregator:
         Raises
         ------
         ParameterError
-            If ``blobs`` is empty or an option is out of range.
+            If ``blobs`` is empty (or every blob was dropped), or an option is out of range.
         ContextMismatchError, InvalidCiphertextError, ShapeMismatchError, EncodingOverflowError
-            As for :meth:`add`; the message names the position of the offending blob.
+            Under ``"raise"``, as for :meth:`add`; the message starts with ``blob <i>``, the
+            0-based position of the offending blob in `blobs`.
+
+        Examples
+        --------
+        >>> import numpy as np, he_ml
+        >>> from he_ml.aggregation import GradientAggregator, aggregation_context
+        >>> ctx = aggregation_context("bfv", max_clients=8, max_value=1.0)
+        >>> server = GradientAggregator(ctx.public_context(), max_value=1.0, on_invalid="skip")
+        >>> good = [server.encrypt(np.full(3, 0.5)) for _ in range(3)]
+        >>> total = server.sum([good[0], b"garbage", good[1], good[2]])
+        >>> [(r.index, type(r.error).__name__) for r in server.rejected]
+        [(1, 'InvalidCiphertextError')]
+        >>> GradientAggregator(ctx, max_value=1.0).decrypt(total, count=3)
+        array([0.5, 0.5, 0.5])
         """
         if isinstance(blobs, (bytes, bytearray, memoryview)):
             raise ParameterError("sum expects an iterable of blobs; got a single bytes object. Use add(blob) "
@@ -722,22 +943,27 @@ class GradientAggregator:
             raise ParameterError(f"processes must be a positive int; got {processes!r}.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ParameterError(f"batch_size must be a positive int; got {batch_size!r}.")
+        policy = self.on_invalid if on_invalid is None else _check_policy(on_invalid)
         worker = self._fresh()
+        worker.on_invalid = policy
         if processes == 1:
-            for i, blob in enumerate(blobs):
-                try:
-                    worker.add(blob)
-                except HEError as e:
-                    raise _at_position(e, i) from e
+            for blob in blobs:
+                worker.add(blob)  # errors and rejections carry worker's index = position in blobs
         else:
-            _parallel_sum(self, worker, iter(blobs), int(processes), int(batch_size), mp_context)
+            _parallel_sum(self, worker, iter(blobs), int(processes), int(batch_size), mp_context, policy)
+        if policy == "skip":
+            self.rejected = list(worker.rejected)
         if worker.count == 0:
+            if worker.rejected:
+                raise ParameterError(f"sum received no valid blobs: all {len(worker.rejected)} were rejected "
+                                     f"(see .rejected for each position and reason).")
             raise ParameterError("sum received no blobs; pass at least one client blob.")
         return worker.result()
 
     def _fresh(self) -> "GradientAggregator":
         return GradientAggregator(self.context, max_clients=self.max_clients, max_value=self.max_value,
-                                  precision_bits=self.precision_bits, dp=self.dp)
+                                  precision_bits=self.precision_bits, dp=self.dp, on_invalid=self.on_invalid,
+                                  layout=self.layout)
 
     # ------------------------------------------------------------------ key holder
     def decrypt(self, total: bytes, count: int | None = None) -> Any:
@@ -767,8 +993,9 @@ class GradientAggregator:
         ContextMismatchError, InvalidCiphertextError
             As for :meth:`add`.
         """
-        if count is not None and (isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1):
-            raise ParameterError(f"count must be a positive int (number of clients); got {count!r}.")
+        if count is not None:
+            count = check_count(count, "count", exc=ParameterError,
+                                hint="Pass the number of clients to average over, e.g. count_of(total).")
         p = self._parse(total, "total blob")
         self._check_units(p.vector, "total blob")
         flat = np.asarray(self.context.decrypt(p.vector), dtype=np.float64).reshape(-1)
@@ -802,52 +1029,109 @@ class GradientAggregator:
             If ``total`` is not an aggregate blob.
         """
         blob = unpack_blob(total).expect(kind=Kind.AGGREGATE, what="total blob")
-        count = blob.metadata.get("count")
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise InvalidCiphertextError(f"total blob has no valid update count (got {count!r}); "
-                                         f"re-send the bytes produced by GradientAggregator.")
-        return count
+        return check_count(blob.metadata.get("count"), "total blob update count",
+                           hint="Re-send the bytes produced by GradientAggregator.")
 
     @staticmethod
     def layout_of(blob: bytes) -> Any:
         """Structure of the update in a blob: a shape tuple, or a dict key -> shape (public metadata)."""
         meta = unpack_blob(blob).expect(kind=Kind.AGGREGATE, what="blob").metadata
         try:
+            spec = meta["spec"]
+            if not isinstance(spec, list) or not 1 <= len(spec) <= _MAX_SPEC_ENTRIES:
+                raise ValueError(f"spec must be a list of 1..{_MAX_SPEC_ENTRIES} entries")
+            for _, shape in spec:
+                shape_product(shape, "blob layout shape", allow_zero=True)
             if meta["structure"] == "array":
-                return tuple(meta["spec"][0][1])
-            return {k: tuple(s) for k, s in meta["spec"]}
+                return tuple(spec[0][1])
+            return {k: tuple(s) for k, s in spec}
         except (KeyError, TypeError, ValueError, IndexError) as e:
-            raise InvalidCiphertextError(f"blob layout metadata is malformed ({e}).") from e
+            raise InvalidCiphertextError(f"blob layout metadata is malformed ({e}).") from None
 
 
 def _at_position(e: HEError, index: int) -> HEError:
-    """The same error class, with the position of the offending blob in the stream."""
+    """The same error class, with the 0-based position of the offending blob first."""
+    msg = str(e)
+    if msg.startswith("blob ") and " of the stream: " in msg[:48]:
+        return e  # already positioned (a worker's error)
     try:
-        return type(e)(f"blob {index} of the stream: {e}")
+        return type(e)(f"blob {index} of the stream: {msg}")
     except Exception:  # pragma: no cover - every he_ml error takes one message
         return e
+
+
+def _normalize_layout(layout: Any) -> Any:
+    """A caller's layout (shape, or mapping key -> shape) as tuples, validated; None stays None."""
+    if layout is None:
+        return None
+    if isinstance(layout, tuple) and layout and all(
+            isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in layout):
+        layout = dict(layout)  # our own normalized form
+    try:
+        if isinstance(layout, Mapping):
+            if not layout or len(layout) > _MAX_SPEC_ENTRIES or not all(isinstance(k, str) for k in layout):
+                raise ValueError("a non-empty mapping of str keys")
+            out = tuple((k, tuple(int(d) for d in v)) for k, v in layout.items())
+            dims = [d for _, shape in out for d in shape]
+        else:
+            out = tuple(int(d) for d in layout)
+            dims = list(out)
+        if any(d < 0 for d in dims):
+            raise ValueError("non-negative dimensions")
+        return out
+    except (TypeError, ValueError) as e:
+        raise ParameterError(f"layout must be a shape tuple or a dict of str -> shape (what layout_of returns); "
+                             f"got {layout!r:.80} ({e}).") from None
+
+
+def _layout_from_spec(structure: str, spec: list[list[Any]]) -> Any:
+    if structure == "array":
+        return tuple(spec[0][1])
+    return tuple((k, tuple(s)) for k, s in spec)
+
+
+def _describe_layout(layout: Any) -> str:
+    if layout and isinstance(layout[0], tuple):
+        return _describe("dict", [[k, list(s)] for k, s in layout])
+    return _describe("array", [[None, list(layout)]])
+
+
+def _check_policy(on_invalid: Any) -> str:
+    if not isinstance(on_invalid, str) or on_invalid not in ON_INVALID_POLICIES:
+        raise ParameterError(f"on_invalid must be one of {ON_INVALID_POLICIES}; got {on_invalid!r:.40}. "
+                             f"'raise' stops at the first bad blob, 'skip' drops it and records it in .rejected.")
+    return on_invalid
 
 
 # ---------------------------------------------------------------------------- multi-process sum
 _WORKER: GradientAggregator | None = None
 
 
-def _worker_init(context_bytes: bytes, max_clients, max_value, precision_bits) -> None:
+def _worker_init(context_bytes: bytes, max_clients, max_value, precision_bits, dp=None,
+                 allow_insecure: bool = False, on_invalid: str = "raise", layout: Any = None) -> None:
     global _WORKER
     from ..schemes import load_context
 
-    _WORKER = GradientAggregator(load_context(context_bytes), max_clients=max_clients, max_value=max_value,
-                                 precision_bits=precision_bits)
+    # allow_insecure: the server process's own opt-in (its context was created or loaded with
+    # it), passed to its workers; never read from a blob.
+    _WORKER = GradientAggregator(load_context(context_bytes, allow_insecure=allow_insecure),
+                                 max_clients=max_clients, max_value=max_value,
+                                 precision_bits=precision_bits, dp=dp, on_invalid=on_invalid,
+                                 layout=None if layout is None else
+                                 (dict(layout) if layout and isinstance(layout[0], tuple) else layout))
 
 
-def _worker_sum(start: int, blobs: list[bytes]) -> bytes:
+def _worker_sum(start: int, blobs: list[bytes], policy: str = "raise") -> tuple[bytes | None, list[Rejection]]:
     agg = _WORKER._fresh()
     for i, blob in enumerate(blobs):
         try:
-            agg.add(blob)
+            agg._absorb(agg._parse(blob))
         except HEError as e:
-            raise _at_position(e, start + i) from None
-    return agg.result()
+            err = _at_position(e, start + i)
+            if policy == "raise":
+                raise err from None
+            agg.rejected.append(Rejection(start + i, str(err), err))
+    return (agg.result() if agg.count else None), agg.rejected
 
 
 def _batches(it: Iterator[bytes], size: int) -> Iterator[tuple[int, list[bytes]]]:
@@ -865,7 +1149,7 @@ def _batches(it: Iterator[bytes], size: int) -> Iterator[tuple[int, list[bytes]]
 
 
 def _parallel_sum(owner: GradientAggregator, acc: GradientAggregator, it: Iterator[bytes], processes: int,
-                  batch_size: int, mp_context: str) -> None:
+                  batch_size: int, mp_context: str, policy: str = "raise") -> None:
     import concurrent.futures as cf
     import multiprocessing as mp
 
@@ -877,14 +1161,23 @@ def _parallel_sum(owner: GradientAggregator, acc: GradientAggregator, it: Iterat
     pending: deque = deque()
     with cf.ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=_worker_init,
                                 initargs=(public, owner.max_clients, owner.max_value,
-                                          owner.precision_bits)) as pool:
+                                          owner.precision_bits, owner.dp,
+                                          bool(getattr(owner.context, "_allow_insecure", False)), "raise",
+                                          owner.layout)) as pool:
+
+        def collect(future) -> None:
+            partial, rejected = future.result()
+            acc.rejected.extend(rejected)
+            if partial is not None:
+                acc.add(partial, on_invalid="raise")  # our own workers' totals
+
         try:
             for start, batch in _batches(it, batch_size):
-                pending.append(pool.submit(_worker_sum, start, batch))
+                pending.append(pool.submit(_worker_sum, start, batch, policy))
                 while len(pending) >= 2 * processes:
-                    acc.add(pending.popleft().result())
+                    collect(pending.popleft())
             while pending:
-                acc.add(pending.popleft().result())
+                collect(pending.popleft())
         except BaseException:
             for f in pending:
                 f.cancel()

@@ -37,6 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from ..schemes.limits import limit
 from ..errors import EncodingOverflowError, ParameterError
 from .fixed_point import from_fixed, to_fixed
 
@@ -228,19 +229,33 @@ class PackedEncoding:
             v = getattr(self, name)
             need(isinstance(v, (int, np.integer)) and not isinstance(v, bool),
                  f"{name} must be an integer; got {v!r}.")
-        need(0 <= self.precision_bits <= 512,
-             f"precision_bits must be in [0, 512]; got {self.precision_bits}.")
-        need(self.max_additions >= 1, f"max_additions must be >= 1; got {self.max_additions}.")
-        need(self.multiplier_bits >= 0, f"multiplier_bits must be >= 0; got {self.multiplier_bits}.")
-        need(self.max_reduction_terms >= 1,
-             f"max_reduction_terms must be >= 1; got {self.max_reduction_terms}.")
+        # Sizes are bounded (he_ml.schemes.limits) before any shift or product uses them:
+        # 1 << multiplier_bits with multiplier_bits = 2**33 would be a 1 GB integer.
+        lim_bits, lim_prec = limit("paillier_key_bits_max"), limit("paillier_precision_bits_max")
+        lim_mult, lim_count = limit("paillier_multiplier_bits_max"), limit("count_max")
+        need(1 <= self.usable_bits <= lim_bits, f"usable_bits must be in [1, {lim_bits}]; got {self.usable_bits}.")
+        need(0 <= self.precision_bits <= lim_prec,
+             f"precision_bits must be in [0, {lim_prec}]; got {self.precision_bits}.")
+        need(1 <= self.max_additions <= lim_count,
+             f"max_additions must be >= 1 and <= {lim_count} (limit count_max); got {self.max_additions}.")
+        need(0 <= self.multiplier_bits <= lim_mult,
+             f"multiplier_bits must be >= 0 and <= {lim_mult} (limit paillier_multiplier_bits_max); got {self.multiplier_bits}.")
+        need(1 <= self.max_reduction_terms <= lim_count,
+             f"max_reduction_terms must be >= 1 and <= {lim_count} (limit count_max); got {self.max_reduction_terms}.")
         mv = self.max_value
-        need(isinstance(mv, (int, float, np.integer, np.floating)) and not isinstance(mv, bool)
-             and math.isfinite(float(mv)) and float(mv) > 0,
-             f"max_value must be a positive finite number; got {mv!r}.")
+        try:
+            mv_ok = (isinstance(mv, (int, float, np.integer, np.floating)) and not isinstance(mv, bool)
+                     and math.isfinite(float(mv)) and float(mv) > 0)
+        except OverflowError:  # an integer beyond the double range
+            mv_ok = False
+        need(mv_ok, f"max_value must be a positive finite number; got {mv!r:.60}.")
+        need(math.isfinite(math.ldexp(float(mv), int(self.precision_bits))),
+             f"max_value * 2**precision_bits must be a finite double; got max_value={mv!r:.30} with "
+             f"precision_bits={self.precision_bits}. Lower one of them.")
         need(self.layout in LAYOUTS, f"layout must be one of {LAYOUTS}; got {self.layout!r}.")
-        need(self.slots is None or (isinstance(self.slots, (int, np.integer)) and self.slots >= 1),
-             f"slots must be None or a positive integer; got {self.slots!r}.")
+        need(self.slots is None or (isinstance(self.slots, (int, np.integer)) and not isinstance(self.slots, bool)
+                                    and 1 <= self.slots <= self.usable_bits),
+             f"slots must be None or a positive integer <= usable_bits; got {self.slots!r:.60}.")
         # Derived layout; frozen dataclass -> object.__setattr__.
         object.__setattr__(self, "_layout", self._plan())
 

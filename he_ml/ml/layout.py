@@ -37,6 +37,7 @@ import numpy as np
 from ..errors import InvalidCiphertextError, ParameterError, ShapeMismatchError
 from ..schemes._format import pack_blob, unpack_blob, Kind
 from ..schemes.base import EncryptedVector, SchemeContext, check_values
+from ..schemes.limits import check_int, limit
 
 __all__ = ["EncryptedFeatures", "encrypt_features", "block_batch_size", "blocks_needed",
            "DEFAULT_BFV_FEATURE_BITS"]
@@ -113,26 +114,35 @@ class EncryptedFeatures:
                                         fingerprint=context.fingerprint, what="encrypted features")
         try:
             m = blob.metadata["features"]
-            layout, n, d = m["layout"], int(m["n_samples"]), int(m["n_features"])
-            b, fp = int(m["batch_size"]), int(m["fixed_point_bits"])
-            if layout not in ("columns", "blocks") or n < 1 or d < 0:
-                raise ValueError("bad layout or sizes")
+            layout = m["layout"]
+            if layout not in ("columns", "blocks"):
+                raise ValueError(f"layout must be 'columns' or 'blocks'; got {layout!r:.40}")
+            # plain ints within the limits table before any arithmetic (Infinity, floats,
+            # strings and 4000-digit integers are refused here, not by an OverflowError later)
+            what = "encrypted features"
+            n = check_int(m["n_samples"], "vector_values_max", f"{what} n_samples", low=1)
+            d = check_int(m["n_features"], "sections_max", f"{what} n_features", low=0)
+            b = check_int(m["batch_size"], "vector_values_max", f"{what} batch_size", low=0,
+                          high=context.slot_count)
+            fp_cap = limit("feature_fixed_point_bits_max") if context.name == "bfv" else 0
+            fp = check_int(m["fixed_point_bits"], "feature_fixed_point_bits_max", f"{what} fixed_point_bits",
+                           low=0, high=fp_cap)
         except (KeyError, TypeError, ValueError) as e:
-            raise InvalidCiphertextError(f"encrypted features metadata is malformed ({e}).") from e
+            raise InvalidCiphertextError(f"encrypted features metadata is malformed ({e}).") from None
         if context.name == "bfv" and fp != context_fixed_point_bits(context):
             raise InvalidCiphertextError(
                 f"encrypted features say fixed_point_bits={fp}, but the context encodes with "
                 f"{context_fixed_point_bits(context)}; the metadata was edited or the features belong "
                 f"to another context.")
-        vectors = [context.ciphertext_from_bytes(s) for s in blob.sections]
         if layout == "blocks" and (b < 1 or b & (b - 1) or context.slot_count % b):
             raise InvalidCiphertextError(
                 f"encrypted features metadata has batch_size {b}; the blocks layout needs a power of two "
                 f"dividing the slot count {context.slot_count}.")
         expected = max(d, 1) if layout == "columns" else -(-n // max(b, 1))
-        if len(vectors) != expected:
+        if len(blob.sections) != expected:
             raise InvalidCiphertextError(
-                f"encrypted features hold {len(vectors)} vectors; their layout needs {expected}.")
+                f"encrypted features hold {len(blob.sections)} vectors; their layout needs {expected}.")
+        vectors = [context.ciphertext_from_bytes(s) for s in blob.sections]
         length = n if layout == "columns" else context.slot_count
         bad = [v.size for v in vectors if v.size != length]
         if bad:

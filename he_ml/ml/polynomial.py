@@ -131,6 +131,7 @@ from numpy.polynomial import chebyshev as _cheb
 
 from he_ml.errors import DepthExhaustedError, HEError, ParameterError, UnsupportedOperationError
 from he_ml.ml.activations import ACTIVATIONS, get_activation
+from he_ml.schemes.limits import limit
 
 __all__ = [
     "approximate",
@@ -147,7 +148,7 @@ METHODS = ("minimax", "least_squares", "chebyshev")
 
 #: Above degree 31 the power-basis coefficients that encrypted evaluation needs grow like
 #: (1 + sqrt 2)^degree (Chebyshev -> monomial conversion) and lose more precision than CKKS keeps.
-MAX_DEGREE = 31
+MAX_DEGREE = limit("polynomial_degree_max")  # 31, see he_ml.schemes.limits
 
 #: Points of the uniform grid on which ``max_error`` is measured (odd: contains the midpoint).
 ERROR_GRID_POINTS = 100_001

@@ -35,13 +35,19 @@ def scheme(name: str, **params: Any) -> SchemeContext:
     return _scheme_class(name)(**params)
 
 
-def load_context(data: bytes, *, verify_key: Any = None, fingerprint: bytes | None = None) -> SchemeContext:
+def load_context(data: bytes, *, allow_insecure: bool = False, verify_key: Any = None,
+                 fingerprint: bytes | None = None) -> SchemeContext:
     """Load any context written by ``ctx.to_bytes(...)``; the scheme is read from the blob.
 
     Parameters
     ----------
     data : bytes
-        A context blob, or one signed with ``he_ml.sign_blob``.
+        A public or secret context blob, or one signed with ``he_ml.sign_blob``.
+    allow_insecure : bool, default False
+        Your opt-in to load parameters below the security floor (a lattice modulus above the
+        HE-standard 128-bit bound for its ring, a Paillier key below 2048 bits): for tests with
+        small parameters. It is never read from the blob, and it does not lift the size limits
+        of :mod:`he_ml.schemes.limits` (ring degree, primes, key bits, ...).
     verify_key : Ed25519 public key or 32 bytes, optional
         Pinned key of the key holder: the blob must be signed by it (a relay that swaps the
         context is detected).
@@ -52,17 +58,28 @@ def load_context(data: bytes, *, verify_key: Any = None, fingerprint: bytes | No
 
     Raises
     ------
+    InvalidCiphertextError
+        Malformed bytes, declared sizes beyond the limits, a field edited (fingerprint
+        mismatch), or a blob written by another SEAL serialization version.
+    InsecureParametersError
+        Parameters below the security floor without ``allow_insecure=True``.
     ContextMismatchError
         If the signature is missing or by another key, or the fingerprint differs from the pin,
         or the evaluation keys are not certified by the key holder of this public key.
-    InvalidCiphertextError
-        If the bytes are damaged or a field was edited (fingerprint mismatch).
+
+    Examples
+    --------
+    >>> import he_ml
+    >>> small = he_ml.Paillier(1024, allow_insecure=True)          # test-sized key
+    >>> blob = small.to_bytes()
+    >>> he_ml.load_context(blob, allow_insecure=True).key_bits      # the caller opts in
+    1024
     """
     from .signing import open_blob
 
     data = open_blob(data, verify_key)
     blob = unpack_blob(data)
-    ctx = _scheme_class(blob.scheme).from_bytes(data)
+    ctx = _scheme_class(blob.scheme).from_bytes(data, allow_insecure=allow_insecure)
     if fingerprint is not None and ctx.fingerprint != bytes(fingerprint):
         from ..errors import ContextMismatchError
 

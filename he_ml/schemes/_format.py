@@ -30,11 +30,13 @@ from __future__ import annotations
 import enum
 import json
 import struct
+import threading
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ContextMismatchError, InvalidCiphertextError
+from .limits import limit
 
 __all__ = [
     "MAGIC",
@@ -45,6 +47,7 @@ __all__ = [
     "pack_blob",
     "unpack_blob",
     "MAX_SECTIONS",
+    "parse_metadata",
 ]
 
 MAGIC = b"HEML"
@@ -54,8 +57,8 @@ MAGIC = b"HEML"
 #: their fingerprints do not bind the encoding, so they cannot be checked for tampering.
 FORMAT_VERSION = 2
 FINGERPRINT_BYTES = 16
-MAX_METADATA_BYTES = 1 << 24  # 16 MiB of JSON is far beyond any legitimate header
-MAX_SECTIONS = 1 << 24
+MAX_METADATA_BYTES = limit("metadata_bytes_max")  # see he_ml.schemes.limits for the reasons
+MAX_SECTIONS = limit("sections_max")
 
 _HEAD = struct.Struct("<4sHBB16sI")
 _U32 = struct.Struct("<I")
@@ -118,7 +121,8 @@ def pack_blob(kind: Kind, scheme: str, fingerprint: bytes, metadata: dict[str, A
         raise ValueError(f"scheme must be one of {sorted(SCHEME_IDS)}; got {scheme!r}")
     if len(fingerprint) != FINGERPRINT_BYTES:
         raise ValueError(f"fingerprint must be {FINGERPRINT_BYTES} bytes; got {len(fingerprint)}")
-    meta = json.dumps(metadata, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    # allow_nan=False: Infinity/NaN are not JSON and the reader refuses them
+    meta = json.dumps(metadata, separators=(",", ":"), sort_keys=True, allow_nan=False).encode("utf-8")
     parts = [
         _HEAD.pack(MAGIC, FORMAT_VERSION, int(kind), SCHEME_IDS[scheme], fingerprint, len(meta)),
         meta,
@@ -152,6 +156,8 @@ def unpack_blob(data: bytes | bytearray | memoryview) -> Blob:
         raise InvalidCiphertextError(
             f"expected bytes from to_bytes(); got {type(data).__name__}. Pass the bytes object itself."
         )
+    if len(data) > limit("blob_bytes_max"):
+        raise _bad(f"{len(data)} bytes exceeds the {limit('blob_bytes_max')}-byte blob limit")
     data = bytes(data)
     total = len(data)
     if total < _HEAD.size + 4 + 4:
@@ -177,12 +183,7 @@ def unpack_blob(data: bytes | bytearray | memoryview) -> Blob:
     pos = _HEAD.size
     if meta_len > MAX_METADATA_BYTES or pos + meta_len + 4 > end:
         raise _bad(f"metadata length {meta_len} exceeds the buffer")
-    try:
-        metadata = json.loads(data[pos:pos + meta_len].decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
-        raise _bad(f"metadata is not valid JSON ({e.__class__.__name__})") from e
-    if not isinstance(metadata, dict):
-        raise _bad("metadata must be a JSON object")
+    metadata = parse_metadata(data[pos:pos + meta_len])
     pos += meta_len
     (count,) = _U32.unpack_from(data, pos)
     pos += 4
@@ -201,3 +202,83 @@ def unpack_blob(data: bytes | bytearray | memoryview) -> Blob:
     if pos != end:
         raise _bad(f"{end - pos} trailing bytes after the last section")
     return Blob(kind, _SCHEME_NAMES[scheme_id], fp, metadata, sections)
+
+
+class _MetadataError(Exception):
+    """Raised inside the JSON hooks; turned into InvalidCiphertextError by parse_metadata."""
+
+
+_PARSE_STATE = threading.local()
+
+
+def _parse_int(text: str) -> int:
+    digits = len(text) - (text[:1] == "-")
+    if digits > limit("json_int_digits_max"):
+        raise _MetadataError(f"an integer of {digits} digits exceeds the {limit('json_int_digits_max')}-digit limit")
+    if digits > 19:  # beyond int64: count them, the conversion is quadratic in the digits
+        left = getattr(_PARSE_STATE, "big_ints_left", limit("json_big_ints_max")) - 1
+        if left < 0:
+            raise _MetadataError(f"more than {limit('json_big_ints_max')} integers beyond 19 digits")
+        _PARSE_STATE.big_ints_left = left
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    if len(text) > 64:  # a double needs 17 significant digits and a 3-digit exponent
+        raise _MetadataError(f"a number literal of {len(text)} characters")
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _MetadataError(f"the number {text[:24]} overflows a double")
+    return value
+
+
+def _parse_constant(name: str) -> float:
+    raise _MetadataError(f"{name} is not a JSON number")
+
+
+_DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
+
+
+def _check_shape_of_json(value: Any) -> None:
+    """Iterative walk: nesting depth and number of values within the limits."""
+    max_depth, max_nodes = limit("json_depth_max"), limit("json_nodes_max")
+    nodes = 0
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        nodes += 1
+        if nodes > max_nodes:
+            raise _MetadataError(f"more than {max_nodes} JSON values")
+        if isinstance(v, (dict, list)):
+            if depth > max_depth:
+                raise _MetadataError(f"nesting deeper than {max_depth} levels")
+            children = v.values() if isinstance(v, dict) else v
+            if nodes + len(children) > max_nodes:
+                raise _MetadataError(f"more than {max_nodes} JSON values")
+            stack.extend((c, depth + 1) for c in children)
+
+
+def parse_metadata(raw: bytes) -> dict[str, Any]:
+    """Parse a blob's JSON header under the limits of :mod:`he_ml.schemes.limits`.
+
+    Refuses (with `InvalidCiphertextError`) invalid UTF-8 or JSON, integers longer than
+    ``json_int_digits_max`` digits (checked on the digit string, before conversion),
+    more than ``json_big_ints_max`` integers beyond 19 digits,
+    ``Infinity``/``NaN`` and literals that overflow a double, nesting deeper than
+    ``json_depth_max`` and more than ``json_nodes_max`` values; never raises ``ValueError``,
+    ``OverflowError`` or ``RecursionError``.
+    """
+    if len(raw) > MAX_METADATA_BYTES:
+        raise _bad(f"metadata of {len(raw)} bytes exceeds the {MAX_METADATA_BYTES}-byte limit")
+    _PARSE_STATE.big_ints_left = limit("json_big_ints_max")
+    try:
+        text = raw.decode("utf-8")
+        metadata = _DECODER.decode(text)
+        _check_shape_of_json(metadata)
+    except _MetadataError as e:
+        raise _bad(f"metadata refused: {e}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError, OverflowError) as e:
+        raise _bad(f"metadata is not valid JSON ({e.__class__.__name__})") from None
+    if not isinstance(metadata, dict):
+        raise _bad("metadata must be a JSON object")
+    return metadata

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import abc
 import hashlib
-import math
 import numbers
 import threading
 import weakref
@@ -24,6 +23,7 @@ import numpy as np
 
 from ..errors import (
     ContextMismatchError,
+    HEError,
     InvalidCiphertextError,
     ParameterError,
     SecretKeyMissingError,
@@ -31,10 +31,11 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ._format import Blob, Kind, pack_blob, unpack_blob
+from .limits import limit, shape_product
 from .signing import open_blob
 
-#: Largest number of values one EncryptedVector blob may declare (a sanity bound for parsers).
-MAX_VECTOR_VALUES = 1 << 40
+#: Largest number of values one EncryptedVector blob may declare (see he_ml.schemes.limits).
+MAX_VECTOR_VALUES = limit("vector_values_max")
 
 __all__ = ["SchemeContext", "EncryptedVector", "fingerprint_of", "as_plain_operand", "check_values"]
 
@@ -205,6 +206,7 @@ class SchemeContext(abc.ABC):
             )
         kind = Kind.SECRET_CONTEXT if include_secret_key else Kind.PUBLIC_CONTEXT
         meta, sections = self._context_payload(include_secret_key)
+        meta = dict(meta, **self._backend_versions())
         data = pack_blob(kind, self.name, self.fingerprint, meta, sections)
         if sign_with is None:
             return data
@@ -213,18 +215,38 @@ class SchemeContext(abc.ABC):
         return sign_blob(data, sign_with)
 
     @classmethod
-    def from_bytes(cls, data: bytes, *, verify_key: Any = None) -> "SchemeContext":
+    def from_bytes(cls, data: bytes, *, allow_insecure: bool = False, verify_key: Any = None) -> "SchemeContext":
         """Load a context written by `to_bytes` (see also ``he_ml.load_context``).
 
-        ``verify_key`` (an Ed25519 public key) requires the bytes to be signed by it
-        (``he_ml.sign_blob``); a signed blob is accepted without it after its signature is checked.
+        Parameters
+        ----------
+        data : bytes
+        allow_insecure : bool, default False
+            The caller's opt-in to load parameters below the security floor (lattice modulus
+            above the HE-standard 128-bit bound, Paillier key below 2048 bits). A blob can never
+            opt itself in; the size limits of :mod:`he_ml.schemes.limits` apply regardless.
+        verify_key : Ed25519 public key or 32 bytes, optional
+            Requires the bytes to be signed by this key (``he_ml.sign_blob``); a signed blob is
+            accepted without it after its signature is checked.
+
+        Raises
+        ------
+        InvalidCiphertextError
+            Malformed bytes, or declared sizes beyond the limits.
+        InsecureParametersError
+            Parameters below the security floor and ``allow_insecure`` is not set.
+        ContextMismatchError
+            A blob of another scheme, or not signed by ``verify_key``.
         """
+        if not isinstance(allow_insecure, bool):
+            raise ParameterError(f"allow_insecure must be True or False; got {allow_insecure!r}.")
         data = open_blob(data, verify_key)
         blob = unpack_blob(data).expect(kind=(Kind.PUBLIC_CONTEXT, Kind.SECRET_CONTEXT),
                                         scheme=cls.name, what="context blob")
+        cls._check_backend_versions(blob, "context blob")
         try:
-            ctx = cls._from_context_payload(blob)
-        except (InvalidCiphertextError, ContextMismatchError):
+            ctx = cls._from_context_payload(blob, allow_insecure=allow_insecure)
+        except HEError:
             raise
         except Exception as e:  # backend parsers raise anything on bad input
             raise InvalidCiphertextError(
@@ -247,24 +269,25 @@ class SchemeContext(abc.ABC):
         data = open_blob(data, verify_key)
         blob = unpack_blob(data).expect(kind=Kind.CIPHERTEXT, scheme=self.name,
                                         fingerprint=self.fingerprint, what="ciphertext blob")
+        self._check_backend_versions(blob, "ciphertext blob")
         try:
             raw_shape = blob.metadata["shape"]
-            if not isinstance(raw_shape, list) or len(raw_shape) > 32 or not all(
-                    isinstance(s, int) and not isinstance(s, bool) and 0 < s <= MAX_VECTOR_VALUES
-                    for s in raw_shape):
-                raise ValueError(f"shape must be a list of positive ints; got {raw_shape!r:.80}")
+            # dimensions and their product against the limits table, before any allocation
+            size = shape_product(raw_shape, f"{self.name}: ciphertext blob shape")
             shape = tuple(raw_shape)
-            size = math.prod(shape)
-            if size > MAX_VECTOR_VALUES:
-                raise ValueError(f"shape {shape} holds more than {MAX_VECTOR_VALUES} values")
             meta = dict(blob.metadata.get("meta", {}))
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidCiphertextError(
                 f"{self.name}: ciphertext blob metadata is malformed ({e}); re-send the original bytes."
             ) from e
+        if len(blob.sections) != self._section_count_for(size):
+            raise InvalidCiphertextError(
+                f"{self.name}: ciphertext blob for {size} values must hold {self._section_count_for(size)} "
+                f"ciphertext section(s); got {len(blob.sections)}. Re-send the original bytes."
+            )
         try:
             chunks = self._deserialize_chunks(blob.sections, size, meta)
-        except (InvalidCiphertextError, ContextMismatchError):
+        except HEError:
             raise
         except Exception as e:
             raise InvalidCiphertextError(
@@ -290,6 +313,20 @@ class SchemeContext(abc.ABC):
     def _register(self) -> None:
         """Make this context findable by fingerprint (used when unpickling vectors)."""
         _REGISTRY.add(self)
+
+    # ------------------------------------------------------------------ backend versions
+    @classmethod
+    def _backend_versions(cls) -> dict[str, str]:
+        """Versions of the serialization backend recorded in blobs (SEAL for CKKS/BFV)."""
+        return {}
+
+    @classmethod
+    def _check_backend_versions(cls, blob: Blob, what: str) -> None:
+        """Refuse a blob written by an incompatible backend version (default: nothing to check)."""
+
+    def _section_count_for(self, size: int) -> int:
+        """Payload sections of a vector of `size` values (checked before parsing any payload)."""
+        return -(-size // self.slot_count)
 
     # ------------------------------------------------------------------ backend hooks
     def _prepare_values(self, flat: np.ndarray) -> np.ndarray:
@@ -318,8 +355,8 @@ class SchemeContext(abc.ABC):
 
     @classmethod
     @abc.abstractmethod
-    def _from_context_payload(cls, blob: Blob) -> "SchemeContext":
-        """Rebuild a context from a parsed blob."""
+    def _from_context_payload(cls, blob: Blob, *, allow_insecure: bool = False) -> "SchemeContext":
+        """Rebuild a context from a parsed blob; `allow_insecure` is the caller's opt-in only."""
 
     def _chunk_level(self, chunk: Any) -> int | None:
         return None
@@ -396,13 +433,15 @@ class _ContextRegistry:
 _REGISTRY = _ContextRegistry()
 
 
-def _unpickle_vector(context_blob: bytes, vector_blob: bytes) -> "EncryptedVector":
+def _unpickle_vector(context_blob: bytes, vector_blob: bytes, allow_insecure: bool = False) -> "EncryptedVector":
     from . import load_context  # local: the registry of scheme classes lives in __init__
 
     fp = unpack_blob(context_blob).fingerprint
     ctx = _REGISTRY.get(fp)
     if ctx is None:
-        ctx = load_context(context_blob)
+        # The opt-in travels with the pickle (written by a process whose context had it);
+        # unpickling is trusted anyway (pickle runs code), unlike loading a blob.
+        ctx = load_context(context_blob, allow_insecure=bool(allow_insecure))
     return ctx.ciphertext_from_bytes(vector_blob)
 
 
@@ -580,6 +619,7 @@ class EncryptedVector:
         """
         sections = self.context._serialize_chunks(self)
         meta = {"shape": list(self.shape), "meta": self.meta}
+        meta.update(self.context._backend_versions())
         data = pack_blob(Kind.CIPHERTEXT, self.scheme, self.context.fingerprint, meta, sections)
         if sign_with is None:
             return data
@@ -588,7 +628,8 @@ class EncryptedVector:
         return sign_blob(data, sign_with)
 
     def __reduce__(self):
-        return (_unpickle_vector, (self.context.to_bytes(include_secret_key=False), self.to_bytes()))
+        return (_unpickle_vector, (self.context.to_bytes(include_secret_key=False), self.to_bytes(),
+                                   bool(getattr(self.context, "_allow_insecure", False))))
 
     def __bool__(self) -> bool:
         raise TypeError("the truth value of an EncryptedVector is unknown without decrypting it")

@@ -20,6 +20,7 @@ from ..errors import (
 )
 from .base import EncryptedVector, check_values
 from .ckks import _overridden, _resolve_preset, _SEALContext
+from .limits import limit
 from .params import BFV_PRESETS, Preset, bfv_depth_estimate
 
 __all__ = ["BFV", "default_fixed_point_bits"]
@@ -385,15 +386,16 @@ class BFV(_SEALContext):
     def _validate_meta(self, meta: dict[str, Any], size: int) -> None:
         b, d = meta.get("bound", self._half), meta.get("depth", 0)
         if not isinstance(b, int) or isinstance(b, bool) or not 0 <= b <= self._half \
-                or not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= 64:
+                or not isinstance(d, int) or isinstance(d, bool) or not 0 <= d <= limit("bfv_depth_max"):
             raise InvalidCiphertextError(
                 f"bfv: ciphertext blob metadata has an invalid bound/depth ({b!r}, {d!r})."
             )
         fp = meta.get("fixed_point_bits")
-        if fp is not None and (not isinstance(fp, int) or isinstance(fp, bool) or not 0 <= fp <= 120):
+        cap = limit("fixed_point_bits_max")
+        if fp is not None and (not isinstance(fp, int) or isinstance(fp, bool) or not 0 <= fp <= cap):
             raise InvalidCiphertextError(
-                f"bfv: ciphertext blob metadata has an invalid fixed_point_bits ({fp!r}); expected an "
-                f"integer in [0, 120]."
+                f"bfv: ciphertext blob metadata has an invalid fixed_point_bits ({fp!r:.40}); expected an "
+                f"integer in [0, {cap}] (he_ml limit 'fixed_point_bits_max')."
             )
         self._check_fixed_point_binding(fp, d)
 

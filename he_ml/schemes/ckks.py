@@ -35,6 +35,7 @@ import threading
 from typing import Any, Callable, ClassVar, Iterable
 
 import numpy as np
+import tenseal
 import tenseal.sealapi as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -53,6 +54,7 @@ from ..errors import (
 )
 from ._format import Blob
 from .base import EncryptedVector, SchemeContext, fingerprint_of
+from .limits import check_int, limit, seal_context_bytes_estimate, seal_min_prime_bits
 from .signing import sign_blob
 from .params import (
     CKKS_PRESETS,
@@ -121,10 +123,123 @@ def _raw_public(sk: Ed25519PrivateKey) -> bytes:
     return sk.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
 
 
-#: SEALContexts by (scheme, serialized EncryptionParameters); see _SEALContext._make_seal_context.
-_SEAL_CONTEXT_CACHE: "collections.OrderedDict[tuple[str, bytes], Any]" = collections.OrderedDict()
+#: SEALContexts by (scheme, serialized EncryptionParameters) -> (context, estimated bytes);
+#: see _SEALContext._make_seal_context. Bounded by the estimated bytes of its entries
+#: (limit "seal_context_cache_bytes"), not by their number.
+_SEAL_CONTEXT_CACHE: "collections.OrderedDict[tuple[str, bytes], tuple[Any, int]]" = collections.OrderedDict()
 _SEAL_CONTEXT_CACHE_LOCK = threading.Lock()
-_SEAL_CONTEXT_CACHE_SIZE = 8
+_SEAL_CONTEXT_CACHE_BYTES = 0
+
+
+def _seal_cache_get(key: tuple[str, bytes]) -> Any | None:
+    with _SEAL_CONTEXT_CACHE_LOCK:
+        entry = _SEAL_CONTEXT_CACHE.get(key)
+        if entry is None:
+            return None
+        _SEAL_CONTEXT_CACHE.move_to_end(key)
+        return entry[0]
+
+
+def _seal_cache_put(key: tuple[str, bytes], seal: Any, estimate: int) -> None:
+    """Keep `seal` for reuse; evict least recently used entries beyond the byte budget."""
+    global _SEAL_CONTEXT_CACHE_BYTES
+    budget = limit("seal_context_cache_bytes")
+    if estimate > budget:
+        return
+    with _SEAL_CONTEXT_CACHE_LOCK:
+        if key in _SEAL_CONTEXT_CACHE:
+            _SEAL_CONTEXT_CACHE.move_to_end(key)
+            return
+        _SEAL_CONTEXT_CACHE[key] = (seal, int(estimate))
+        _SEAL_CONTEXT_CACHE_BYTES += int(estimate)
+        while _SEAL_CONTEXT_CACHE_BYTES > budget:
+            _, (_, est) = _SEAL_CONTEXT_CACHE.popitem(last=False)
+            _SEAL_CONTEXT_CACHE_BYTES -= est
+
+
+def seal_context_cache_info() -> dict[str, int]:
+    """Entries and estimated bytes of the shared SEALContext cache (for tests and monitoring)."""
+    with _SEAL_CONTEXT_CACHE_LOCK:
+        return {"entries": len(_SEAL_CONTEXT_CACHE), "estimated_bytes": _SEAL_CONTEXT_CACHE_BYTES,
+                "budget_bytes": limit("seal_context_cache_bytes")}
+
+
+# ---------------------------------------------------------------------------- SEAL versions
+_SEAL_MAGIC = b"\x5e\xa1"  # SEALHeader.magic 0xA15E, little-endian
+_SEAL_VERSION: str | None = None
+
+
+def seal_serialization_version() -> str:
+    """``"major.minor"`` of the SEAL library that serializes here (read from SEAL's own header).
+
+    Every SEAL object starts with a 16-byte header: magic 0xA15E (2 bytes), header size
+    (1 byte), the library's major and minor version (1 byte each), compression mode,
+    reserved bytes and the total size.
+    """
+    global _SEAL_VERSION
+    if _SEAL_VERSION is None:
+        head = _seal_to_bytes(sa.EncryptionParameters(sa.SCHEME_TYPE.CKKS))[:5]
+        _SEAL_VERSION = f"{head[3]}.{head[4]}"
+    return _SEAL_VERSION
+
+
+_SEAL_HEADER_BYTES = 16
+_COMPR_NONE, _COMPR_ZLIB, _COMPR_ZSTD = 0, 1, 2
+
+
+def _check_seal_section(data: bytes, max_bytes: int, what: str, scheme: str) -> None:
+    """Refuse a SEAL section that would inflate beyond `max_bytes` (or beyond the expansion limit).
+
+    SEAL objects are stored zstd- (or zlib-) compressed and SEAL inflates them completely before
+    checking anything, so a small section of zeros can allocate gigabytes. The payload is
+    inflated here first, in bounded chunks, stopping as soon as it exceeds
+    ``min(max_bytes, seal_expansion_max * len(data) + 4 KiB)``; the cost is one extra
+    decompression pass (about 1 GB/s).
+    """
+    cap = min(int(max_bytes), limit("seal_expansion_max") * len(data) + 4096)
+    if len(data) < _SEAL_HEADER_BYTES or data[:2] != _SEAL_MAGIC:
+        return  # not a SEAL object: SEAL's own parser refuses it without inflating anything
+    mode = data[5]
+    body = memoryview(data)[_SEAL_HEADER_BYTES:]
+    total = 0
+    try:
+        if mode == _COMPR_NONE:
+            total = len(body)
+        elif mode == _COMPR_ZSTD:
+            import zstandard
+
+            with zstandard.ZstdDecompressor().stream_reader(body, read_across_frames=True) as reader:
+                while total <= cap:
+                    chunk = reader.read(1 << 20)
+                    if not chunk:
+                        break
+                    total += len(chunk)
+        elif mode == _COMPR_ZLIB:
+            import zlib
+
+            inflater = zlib.decompressobj()
+            pending = bytes(body)
+            while pending and total <= cap:
+                total += len(inflater.decompress(pending, 1 << 20))
+                pending = inflater.unconsumed_tail
+        else:
+            return  # unknown mode: SEAL refuses it
+    except Exception:  # a corrupt stream: SEAL's parser refuses it (translated to he_ml errors)
+        return
+    if total > cap:
+        raise InvalidCiphertextError(
+            f"{scheme}: the {what} ({len(data)} bytes stored) inflates to more than {cap} bytes (the most "
+            f"this context's parameters need, and at most {limit('seal_expansion_max')}x its stored size: "
+            f"he_ml limit 'seal_expansion_max'); it is a decompression bomb or corrupted. Refusing it "
+            f"before SEAL allocates it."
+        )
+
+
+def _section_seal_version(section: bytes) -> str | None:
+    if len(section) >= 16 and section[:2] == _SEAL_MAGIC:
+        return f"{section[3]}.{section[4]}"
+    return None
+
 
 class _SEALContext(SchemeContext):
     """Shared machinery of the CKKS and BFV contexts (keys, levels, rotations, bytes, errors)."""
@@ -184,6 +299,18 @@ class _SEALContext(SchemeContext):
                 f"{self.name}: coeff_mod_bit_sizes needs at least 2 primes (data + special prime for "
                 f"key switching); got {list(bits)}."
             )
+        # the loaders' size limits (he_ml.schemes.limits) apply here too: a context they would
+        # refuse to load is refused at creation, before key generation
+        est = seal_context_bytes_estimate(n, len(bits))
+        if len(bits) > limit("primes_max") or sum(bits) > limit("modulus_bits_max") \
+                or est > limit("seal_context_bytes_max"):
+            raise ParameterError(
+                f"{self.name}: n={n} with {len(bits)} primes ({sum(bits)} bits, an estimated SEAL context of "
+                f"{est >> 20} MiB) exceeds he_ml's limits (at most {limit('primes_max')} primes, "
+                f"{limit('modulus_bits_max')} bits, {limit('seal_context_bytes_max') >> 20} MiB; see "
+                f"docs/security-limits.md): he_ml.load_context would refuse it. Use fewer, larger primes "
+                f"or he_ml.plan(...)."
+            )
 
     def _validate_extra(self, n: int, bits: list[int]) -> None:
         """Scheme-specific parameter checks (scale, plain modulus)."""
@@ -191,25 +318,28 @@ class _SEALContext(SchemeContext):
     def _set_plain_modulus(self, parms: Any, n: int) -> None:
         """BFV sets its batching prime here."""
 
-    def _make_seal_context(self, parms: Any, parms_bytes: bytes) -> Any:
+    def _make_seal_context(self, parms: Any, parms_bytes: bytes, *, cache: bool = True) -> Any:
         """A SEALContext for ``parms``, shared between contexts with identical parameters.
 
-        Building one precomputes NTT tables for every prime (milliseconds); a SEALContext is
-        immutable once built, so contexts loaded with the same parameters (a server loading many
-        blobs, a key holder and its public twin) share it. The cache holds a few parameter sets.
+        Building one precomputes NTT tables for every prime and level (milliseconds to
+        seconds); a SEALContext is immutable once built, so contexts loaded with the same
+        parameters (a server loading many blobs, a key holder and its public twin) share it.
+        The cache is bounded by estimated bytes (``limits.seal_context_bytes_estimate``).
+        With ``cache=False`` a new context is not stored: the loader stores it only after
+        the whole blob loaded, so a blob that fails later leaves nothing behind.
         """
         key = (self.name, bytes(parms_bytes))
-        with _SEAL_CONTEXT_CACHE_LOCK:
-            seal = _SEAL_CONTEXT_CACHE.get(key)
-            if seal is not None:
-                _SEAL_CONTEXT_CACHE.move_to_end(key)
-                return seal
+        seal = _seal_cache_get(key)
+        if seal is not None:
+            return seal
         seal = self._build_seal_context(parms)
-        with _SEAL_CONTEXT_CACHE_LOCK:
-            _SEAL_CONTEXT_CACHE[key] = seal
-            while len(_SEAL_CONTEXT_CACHE) > _SEAL_CONTEXT_CACHE_SIZE:
-                _SEAL_CONTEXT_CACHE.popitem(last=False)
+        if cache:
+            _seal_cache_put(key, seal, self._seal_estimate(parms))
         return seal
+
+    @staticmethod
+    def _seal_estimate(parms: Any) -> int:
+        return seal_context_bytes_estimate(parms.poly_modulus_degree(), len(parms.coeff_modulus()))
 
     def _build_seal_context(self, parms: Any) -> Any:
         n = parms.poly_modulus_degree()
@@ -490,9 +620,9 @@ class _SEALContext(SchemeContext):
         return data if sign_with is None else sign_blob(data, sign_with)
 
     def _context_payload(self, include_secret_key: bool) -> tuple[dict[str, Any], list[bytes]]:
+        # No "allow_insecure" here: only the caller of load_context can opt in (a blob never can).
         meta = {
             "preset": self._preset,
-            "allow_insecure": self._allow_insecure,
             "galois_elts": list(self._galois_elts),
             "extra": self._extra,
             "keycert": {"vk": self._cert_vk.hex(), "sig": self._eval_sig.hex()},
@@ -506,7 +636,7 @@ class _SEALContext(SchemeContext):
         return meta, sections
 
     @classmethod
-    def _from_context_payload(cls, blob: Blob) -> "_SEALContext":
+    def _from_context_payload(cls, blob: Blob, *, allow_insecure: bool = False) -> "_SEALContext":
         meta, sections = blob.metadata, blob.sections
         secret = blob.kind.name == "SECRET_CONTEXT"
         if len(sections) != (6 if secret else 4):
@@ -519,27 +649,18 @@ class _SEALContext(SchemeContext):
         if not isinstance(extra, dict) or not isinstance(elts, list) or not all(
                 isinstance(e, int) and not isinstance(e, bool) for e in elts):
             raise InvalidCiphertextError(f"{cls.name}: context blob metadata is malformed.")
-        allow_insecure = bool(meta.get("allow_insecure", False))
+        # meta.get("allow_insecure") of older blobs is ignored: the opt-in is the caller's alone.
         preset = meta.get("preset")
         ctx = object.__new__(cls)
         ctx._extra = dict(extra)
-        parms = sa.EncryptionParameters(cls._scheme_type)
-        with ctx._seal_errors("loading the context", invalid=True):
-            _seal_from_bytes(parms, sections[0])
-        if parms.scheme() != cls._scheme_type:
-            raise ContextMismatchError(f"{cls.name}: the context blob holds parameters of another scheme.")
+        parms = cls._load_parms_within_limits(sections[0], elts, allow_insecure)
         n = parms.poly_modulus_degree()
         bits = [m.bit_count() for m in parms.coeff_modulus()]
-        if n not in SUPPORTED_RING_SIZES:
-            raise InvalidCiphertextError(f"{cls.name}: context blob has unsupported ring size {n}.")
-        if security_bits(n, sum(bits)) < 128 and not allow_insecure:
-            raise InsecureParametersError(
-                f"{cls.name}: the context blob has {sum(bits)}-bit modulus at n={n}, below 128-bit security, "
-                f"and was not marked allow_insecure; refusing to load it."
-            )
         ctx._validate_extra(n, bits)
+        key = (cls.name, bytes(sections[0]))
+        cls._check_key_sections(sections, n, len(bits), len(elts))
         with ctx._seal_errors("loading the context", invalid=True):
-            seal = ctx._make_seal_context(parms, sections[0])
+            seal = ctx._make_seal_context(parms, sections[0], cache=False)
             pk = _seal_from_bytes(sa.PublicKey(), sections[1], seal)
             sk = _seal_from_bytes(sa.SecretKey(), sections[4], seal) if secret else None
         ctx._setup(preset=preset if isinstance(preset, str) else None, allow_insecure=allow_insecure,
@@ -566,6 +687,8 @@ class _SEALContext(SchemeContext):
         ctx._eval_sig = eval_sig
         if sk is not None:
             ctx._check_key_pair()
+        # Only a context whose whole blob loaded is kept for reuse.
+        _seal_cache_put(key, seal, cls._seal_estimate(parms))
         ctx._register()
         return ctx
 
@@ -594,6 +717,131 @@ class _SEALContext(SchemeContext):
                     f"the blob was assembled from different contexts."
                 )
         return vk, sig, cert_sk
+
+    @classmethod
+    def _check_key_sections(cls, sections: list[bytes], n: int, k: int, galois_keys: int) -> None:
+        """Bound what SEAL may inflate for each key section, from the declared parameters.
+
+        A public key is 2 polynomials of n * k words; relinearization keys hold k - 1 such keys
+        (one per decomposition prime), Galois keys k - 1 per declared element; the key vectors
+        are indexed by up to n slots (8 bytes each), and every object carries small headers.
+        """
+        pk = 2 * n * k * 8 + 512
+        switching = 8 * n + 1024 + (k - 1) * (pk + 8)
+        limits_ = [("public key", pk), ("relinearization keys", switching),
+                   ("Galois keys", 8 * n + 1024 + galois_keys * (k - 1) * (pk + 8) + 8 * galois_keys),
+                   ("secret key", n * k * 8 + 512)]
+        for (what, cap), data in zip(limits_, sections[1:]):
+            if data:
+                _check_seal_section(data, cap, f"context's {what}", cls.name)
+
+    @classmethod
+    def _load_parms_within_limits(cls, data: bytes, elts: list[int], allow_insecure: bool) -> Any:
+        """Parse SEAL EncryptionParameters and check every declared size before SEAL builds anything.
+
+        Order matters: the section's length is checked before SEAL parses it; ring degree,
+        prime count and widths, total modulus bits and the estimated SEALContext memory are
+        checked (limits table, :mod:`he_ml.schemes.limits`) before ``SEALContext`` allocates
+        its tables; the security floor comes last and is the only check that the caller's
+        ``allow_insecure=True`` relaxes.
+        """
+        def too_big(what: str, got: Any, lim: str, hint: str = "") -> InvalidCiphertextError:
+            return InvalidCiphertextError(
+                f"{cls.name}: the context blob declares {what} {got}, beyond the limit {limit(lim)} "
+                f"({lim!r} in he_ml.schemes.limits.LIMITS); refusing it before building anything. "
+                + (hint or "Such parameters are not produced by he_ml; use a preset or he_ml.plan(...).")
+                + " allow_insecure does not lift size limits.")
+
+        if len(data) > limit("seal_params_bytes_max"):
+            raise too_big("encryption parameters of", f"{len(data)} bytes", "seal_params_bytes_max")
+        _check_seal_section(data, limit("seal_params_bytes_max"), "context's encryption parameters", cls.name)
+        parms = sa.EncryptionParameters(cls._scheme_type)
+        with cls._class_seal_errors("loading the context parameters"):
+            _seal_from_bytes(parms, data)
+        if parms.scheme() != cls._scheme_type:
+            raise ContextMismatchError(f"{cls.name}: the context blob holds parameters of another scheme.")
+        n = int(parms.poly_modulus_degree())
+        if n not in SUPPORTED_RING_SIZES:
+            if limit("ring_degree_min") <= n <= limit("ring_degree_max"):
+                raise InvalidCiphertextError(f"{cls.name}: context blob has unsupported ring size {n}.")
+            raise too_big("ring degree n =", n, "ring_degree_max")
+        moduli = parms.coeff_modulus()
+        k = len(moduli)
+        if k > limit("primes_max"):
+            raise too_big("a coefficient modulus of", f"{k} primes", "primes_max")
+        bits = [int(m.bit_count()) for m in moduli]
+        low = seal_min_prime_bits(n)
+        if k < 2 or any(not low <= b <= limit("prime_bits_max") for b in bits):
+            raise InvalidCiphertextError(
+                f"{cls.name}: the context blob's primes have {bits} bits; each must have "
+                f"{low}..{limit('prime_bits_max')} bits for n={n}, and there must be at least 2.")
+        if sum(bits) > limit("modulus_bits_max"):
+            raise too_big("a total coefficient modulus of", f"{sum(bits)} bits", "modulus_bits_max")
+        est = seal_context_bytes_estimate(n, k)
+        if est > limit("seal_context_bytes_max"):
+            raise too_big(f"n={n} with {k} primes, an estimated SEAL context of", f"{est >> 20} MiB",
+                          "seal_context_bytes_max")
+        if len(elts) > limit("galois_keys_max"):
+            raise too_big("rotation keys:", len(elts), "galois_keys_max")
+        if any(not (0 < e < 2 * n and e % 2 == 1) for e in elts):
+            raise InvalidCiphertextError(
+                f"{cls.name}: the context blob lists Galois elements outside the odd residues mod 2n={2 * n}.")
+        if security_bits(n, sum(bits)) < 128 and not allow_insecure:
+            raise InsecureParametersError(
+                f"{cls.name}: the context blob has a {sum(bits)}-bit modulus at n={n}, above the "
+                f"{HE_STANDARD_MAX_BITS[n][128]}-bit bound for 128-bit security (HomomorphicEncryption.org "
+                f"standard). Refusing to load it. If you created these test-sized parameters yourself, "
+                f"load them with he_ml.load_context(blob, allow_insecure=True); a blob cannot opt in by itself."
+            )
+        return parms
+
+    @classmethod
+    @contextlib.contextmanager
+    def _class_seal_errors(cls, op: str):
+        """SEAL exceptions while parsing bytes, before any instance exists -> InvalidCiphertextError."""
+        try:
+            yield
+        except HEError:
+            raise
+        except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError, IndexError) as e:
+            raise InvalidCiphertextError(
+                f"{cls.name}: {op} failed: the bytes are not valid SEAL parameters ({type(e).__name__}); "
+                f"they are corrupted, truncated or written by another SEAL version."
+            ) from e
+
+    # ------------------------------------------------------------------ SEAL serialization version
+    @classmethod
+    def _backend_versions(cls) -> dict[str, str]:
+        return {"seal_version": seal_serialization_version(), "tenseal_version": str(tenseal.__version__)}
+
+    @classmethod
+    def _check_backend_versions(cls, blob: Blob, what: str) -> None:
+        """Refuse material serialized by another SEAL version, naming both versions.
+
+        The blob's ``seal_version`` (written since this release) and the version in the SEAL
+        header of every section (present in all blobs, older ones included) must equal the
+        running SEAL's ``major.minor``: SEAL objects of another release fail to load or, worse,
+        load with other semantics. Raised as `InvalidCiphertextError` (the bytes cannot be used
+        here), like a container format version mismatch.
+        """
+        here = seal_serialization_version()
+        recorded = blob.metadata.get("seal_version")
+        found = recorded if isinstance(recorded, str) and recorded != here else None
+        if found is None:
+            for sec in blob.sections:
+                v = _section_seal_version(sec)
+                if v is not None and v != here:
+                    found = v
+                    break
+        if found is not None:
+            written = blob.metadata.get("tenseal_version")
+            by = f" (TenSEAL {written:.20})" if isinstance(written, str) else ""
+            raise InvalidCiphertextError(
+                f"{cls.name}: the {what} was serialized by Microsoft SEAL {found:.20}{by}, but this process "
+                f"runs SEAL {here} (TenSEAL {tenseal.__version__}); SEAL objects do not load across "
+                f"versions. Re-create the {what} with SEAL {here}, or load it where SEAL {found:.20} is "
+                f"installed (pip install tenseal==<the version that wrote it>) and re-serialize there."
+            )
 
     def _check_key_pair(self) -> None:
         """Reject a secret key that does not belong to the public key (tampered or mixed blobs)."""
@@ -631,7 +879,10 @@ class _SEALContext(SchemeContext):
                 f"got {len(sections)}."
             )
         chunks = []
+        # a ciphertext is 2 polynomials at a data level (at most k - 1 primes)
+        ct_cap = 2 * self._n * max(1, len(self._bits) - 1) * 8 + 512
         for i, data in enumerate(sections):
+            _check_seal_section(data, ct_cap, f"ciphertext {i}", self.name)
             ct = sa.Ciphertext()
             with self._seal_errors("loading a ciphertext", invalid=True):
                 _seal_from_bytes(ct, data, self._seal)

@@ -30,12 +30,14 @@ from ..errors import (
 )
 from ._format import Blob, Kind
 from .base import EncryptedVector, SchemeContext, fingerprint_of
+from .limits import check_int, limit
 
 __all__ = ["Paillier", "DEFAULT_PAILLIER_KEY_BITS", "PRESETS", "paillier_security_level"]
 
 DEFAULT_PAILLIER_KEY_BITS = 3072  # 128-bit security, NIST SP 800-57 Part 1 Rev. 5, Table 2
-MIN_PAILLIER_KEY_BITS = 2048  # 112-bit security; anything smaller needs allow_insecure=True
-_MAX_KEY_BITS = 16384
+MIN_PAILLIER_KEY_BITS = limit("paillier_key_bits_min")  # 112-bit; smaller needs allow_insecure=True
+_MIN_KEY_BITS = limit("paillier_key_bits_insecure_min")
+_MAX_KEY_BITS = limit("paillier_key_bits_max")  # reasons in he_ml.schemes.limits
 
 # NIST SP 800-57 Part 1 Rev. 5, Table 2 (factoring modulus size -> security strength).
 _NIST_FACTORING = ((15360, 256), (7680, 192), (3072, 128), (2048, 112), (1024, 80))
@@ -720,8 +722,9 @@ class Paillier(SchemeContext):
 
     def _context_payload(self, include_secret_key: bool) -> tuple[dict[str, Any], list[bytes]]:
         kb = (self._key_bits + 7) // 8
+        # No "allow_insecure": only the caller of load_context can opt in (a blob never can).
         meta = {"key_bits": self._key_bits, "encoding": self.encoding.to_dict(),
-                "randomness_bits": self._randomness_bits, "allow_insecure": self._allow_insecure}
+                "randomness_bits": self._randomness_bits}
         sections = [_fixed_bytes(self._n, kb), _fixed_bytes(self._h_s, self._width)]
         if include_secret_key:
             half = (kb + 1) // 2 + 1
@@ -746,33 +749,44 @@ class Paillier(SchemeContext):
         return sign_blob(data, sign_with)
 
     @classmethod
-    def _from_context_payload(cls, blob: Blob) -> "Paillier":
+    def _from_context_payload(cls, blob: Blob, *, allow_insecure: bool = False) -> "Paillier":
         meta = blob.metadata
         try:
             key_bits = meta["key_bits"]
             enc_d = dict(meta["encoding"])
             rbits = meta["randomness_bits"]
-            allow = meta["allow_insecure"]
         except (KeyError, TypeError, ValueError) as e:
             raise InvalidCiphertextError(f"paillier: context metadata is malformed ({e!r}).") from e
-        if not isinstance(key_bits, int) or not isinstance(allow, bool) or not 16 <= key_bits <= _MAX_KEY_BITS:
-            raise InvalidCiphertextError(f"paillier: context metadata has an invalid key_bits or "
-                                         f"allow_insecure ({key_bits!r}, {allow!r}).")
-        try:
-            _check_key_bits(key_bits, allow)
-        except InsecureParametersError as e:
-            raise InvalidCiphertextError(
-                f"paillier: the context blob holds a {key_bits}-bit key but does not record the "
-                f"allow_insecure opt-in its creator needed; refusing to load it ({e})") from e
+        # meta.get("allow_insecure") of older blobs is ignored: the opt-in is the caller's alone.
+        # 1. declared sizes against the limits table, before any big integer is built
+        key_bits = check_int(key_bits, "paillier_key_bits_max", "paillier: context key_bits",
+                             low=_MIN_KEY_BITS)
+        rbits = check_int(rbits, "paillier_key_bits_max", "paillier: context randomness_bits", low=1,
+                          high=key_bits)
         secret = blob.kind == Kind.SECRET_CONTEXT
         if len(blob.sections) != (4 if secret else 2):
             raise InvalidCiphertextError(f"paillier: a {'secret' if secret else 'public'} context has "
                                          f"{4 if secret else 2} sections; got {len(blob.sections)}.")
+        kb = (key_bits + 7) // 8
+        width = (2 * key_bits + 7) // 8
+        half = (kb + 1) // 2 + 1
+        lengths = [len(x) for x in blob.sections]
+        if lengths[0] != kb or lengths[1] > width or (secret and max(lengths[2:]) > half):
+            raise InvalidCiphertextError(
+                f"paillier: the modulus has {8 * lengths[0]} bits of storage, the metadata says "
+                f"{key_bits} bits (sections of {lengths} bytes); the blob is corrupted.")
+        # 2. the security floor: the only check the caller's allow_insecure relaxes
+        try:
+            _check_key_bits(key_bits, allow_insecure)
+        except InsecureParametersError as e:
+            raise InsecureParametersError(
+                f"{e} This context blob was not loaded. If you created the test-sized key yourself, "
+                f"load it with he_ml.load_context(blob, allow_insecure=True); a blob cannot opt in by itself."
+            ) from None
+        # 3. the public modulus and h_s
         n = int.from_bytes(blob.sections[0], "big")
         h_s = int.from_bytes(blob.sections[1], "big")
-        if n.bit_length() != key_bits or n % 2 == 0:
-            raise InvalidCiphertextError(f"paillier: the modulus has {n.bit_length()} bits, the "
-                                         f"metadata says {key_bits}; the blob is corrupted.")
+        _check_public_modulus(n, key_bits)
         if not 0 < h_s < n * n or gmpy2.gcd(h_s, n) != 1:
             raise InvalidCiphertextError("paillier: h_s is not a unit mod n^2; the blob is corrupted.")
         if enc_d.get("usable_bits") != key_bits - 2:
@@ -788,9 +802,17 @@ class Paillier(SchemeContext):
             if p <= 1 or q <= 1 or p * q != n or p == q:
                 raise InvalidCiphertextError("paillier: the secret primes do not factor n; the blob "
                                              "is corrupted.")
+        try:
+            _check_randomness(key_bits, rbits, allow_insecure)
+        except InsecureParametersError as e:
+            raise InsecureParametersError(
+                f"{e} Load the blob with he_ml.load_context(blob, allow_insecure=True) only if you made it.") from None
         self = cls.__new__(cls)
-        self._setup(n, h_s, p, q, encoding, rbits, allow)
+        self._setup(n, h_s, p, q, encoding, rbits, allow_insecure)
         return self
+
+    def _section_count_for(self, size: int) -> int:
+        return 1  # all ciphertexts of a vector travel in one fixed-width section
 
     def public_context(self) -> "Paillier":
         """A copy without ``p`` and ``q`` (same ``h_s``, encoding and fingerprint)."""
@@ -805,10 +827,51 @@ class Paillier(SchemeContext):
         return pub
 
 
+_PRIMORIALS: dict[int, Any] = {}
+
+
+def _small_factor_bound(key_bits: int) -> int:
+    """Trial-division bound: 2^16, or 2^(key_bits/2 - 2) for keys so small that p, q are below it."""
+    return min(limit("paillier_small_factor_bound"), 1 << max(2, key_bits // 2 - 2))
+
+
+def _check_public_modulus(n: int, key_bits: int) -> None:
+    """Validate an untrusted Paillier modulus: size, odd, not a perfect power, no small factor.
+
+    A genuine modulus is ``p * q`` with two primes of about ``key_bits / 2`` bits, so it has
+    exactly ``key_bits`` bits, is odd, is not ``m**k`` (``gmpy2.is_power``) and has no prime
+    factor below the trial-division bound (primes < 2^16; ``limits.paillier_small_factor_bound``),
+    tested with one gcd against the primorial. Compositeness of a random-looking modulus
+    cannot be told apart from ``p * q`` cheaply; these checks refuse the corrupted, forged
+    and degenerate moduli that would make encryption insecure or decryption meaningless,
+    and ~90 % of random odd integers. (The format stores ``h_s`` instead of phe's ``g``,
+    which is always ``n + 1``; ``h_s`` is checked to be a unit mod ``n^2``.)
+    """
+    def bad(why: str) -> InvalidCiphertextError:
+        return InvalidCiphertextError(
+            f"paillier: the context's public modulus is not a valid Paillier modulus ({why}); the "
+            f"blob is corrupted or forged. Ask the key holder for its public context again.")
+
+    if n.bit_length() != key_bits:
+        raise bad(f"it has {n.bit_length()} bits, the metadata says {key_bits}")
+    if n % 2 == 0:
+        raise bad("it is even")
+    mpz_n = gmpy2.mpz(n)
+    if gmpy2.is_power(mpz_n):
+        raise bad("it is a perfect power")
+    bound = _small_factor_bound(key_bits)
+    prim = _PRIMORIALS.get(bound)
+    if prim is None:
+        prim = _PRIMORIALS.setdefault(bound, gmpy2.primorial(bound - 1))
+    g = gmpy2.gcd(prim % mpz_n, mpz_n)
+    if g != 1:
+        raise bad(f"it has a prime factor below {bound}")
+
+
 def _check_key_bits(key_bits: Any, allow_insecure: bool) -> None:
     if not isinstance(key_bits, (int, np.integer)) or isinstance(key_bits, bool) \
-            or not 16 <= int(key_bits) <= _MAX_KEY_BITS:
-        raise ParameterError(f"paillier: key_bits must be an integer in [16, {_MAX_KEY_BITS}]; "
+            or not _MIN_KEY_BITS <= int(key_bits) <= _MAX_KEY_BITS:
+        raise ParameterError(f"paillier: key_bits must be an integer in [{_MIN_KEY_BITS}, {_MAX_KEY_BITS}]; "
                              f"got {key_bits!r}. Use 3072 (128-bit security).")
     if int(key_bits) < MIN_PAILLIER_KEY_BITS and not allow_insecure:
         raise InsecureParametersError(

@@ -346,19 +346,22 @@ def test_tampered_metadata_and_payload_are_rejected(contexts, scheme):
     assert server.count == 0
 
 
-def test_forged_paillier_non_unit_is_caught_on_the_total(contexts):
+def test_forged_paillier_non_unit_is_refused_at_add(contexts):
+    """Issue 10: a non-unit ciphertext used to pass add() and fail only result(), for everyone."""
     ctx = contexts["paillier"]
     kh, client, server = roles(ctx)
     blob = client.encrypt(np.ones(3))
     width = ctx._width
     forged = repack(blob, sections=[int(ctx.public_key.n).to_bytes(width, "big")])  # c = n: gcd(c, n) = n
     server.add(client.encrypt(np.ones(3)))
-    server.add(forged)  # the per-blob unit test is deferred to the total (one gcd instead of one per blob)
-    with pytest.raises(InvalidCiphertextError, match="not a unit mod n\\^2"):
-        server.result()
+    with pytest.raises(InvalidCiphertextError, match="blob 1 of the stream: .*shares a factor with n"):
+        server.add(forged)
     zero = repack(blob, sections=[bytes(width)])
-    with pytest.raises(InvalidCiphertextError, match="outside \\(0, n\\^2\\)"):
+    with pytest.raises(InvalidCiphertextError, match="blob 2 of the stream: .*is zero, not an element of Z\\*_\\(n\\^2\\)"):
         server.add(zero)
+    # the running total is untouched by the refused blobs
+    assert server.count == 1
+    np.testing.assert_allclose(kh.decrypt(server.result()), np.ones(3), atol=2.0 ** -24)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)

@@ -329,8 +329,10 @@ def test_insecure_parameters():
     assert ctx.security_level < 128
     x = ctx.encrypt([1.5, 2.5])
     np.testing.assert_allclose(ctx.decrypt(x), [1.5, 2.5], atol=fresh_error_bound(ctx))
-    # the blob remembers the explicit opt-in
-    assert he_ml.load_context(ctx.to_bytes()).security_level == ctx.security_level
+    # the opt-in is the loader's own keyword: the blob cannot carry it
+    with pytest.raises(InsecureParametersError, match=r"load_context\(blob, allow_insecure=True\)"):
+        he_ml.load_context(ctx.to_bytes())
+    assert he_ml.load_context(ctx.to_bytes(), allow_insecure=True).security_level == ctx.security_level
 
 
 def test_presets_secure():

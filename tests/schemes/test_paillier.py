@@ -364,7 +364,8 @@ def test_public_context_has_no_secret_key(insecure_tiny_key):
         assert raw not in blob
         assert raw in ctx.to_bytes(include_secret_key=True)
     assert unpack_blob(blob).kind == Kind.PUBLIC_CONTEXT
-    pub = he_ml.load_context(blob)
+    # a 1024-bit test key: the caller opts in (the blob cannot, see tests/schemes/test_limits.py)
+    pub = he_ml.load_context(blob, allow_insecure=True)
     assert not pub.has_secret_key and pub.fingerprint == ctx.fingerprint
     assert ctx.public_context().to_bytes() == blob
     x = data(7)
@@ -378,7 +379,7 @@ def test_public_context_has_no_secret_key(insecure_tiny_key):
 
 def test_secret_context_round_trip(insecure_tiny_key):
     ctx = insecure_tiny_key
-    again = he_ml.load_context(ctx.to_bytes(include_secret_key=True))
+    again = he_ml.load_context(ctx.to_bytes(include_secret_key=True), allow_insecure=True)
     assert again.has_secret_key and again.fingerprint == ctx.fingerprint
     x = data(11)
     assert_close(again.decrypt(ctx.encrypt(x)), x, Q)
@@ -454,23 +455,27 @@ def test_malformed_context_blobs_are_rejected(insecure_tiny_key):
     blob = unpack_blob(ctx.to_bytes())
     fp = blob.fingerprint
     with pytest.raises(InvalidCiphertextError, match="2 sections"):
-        Paillier.from_bytes(pack_blob(Kind.PUBLIC_CONTEXT, "paillier", fp, blob.metadata, blob.sections[:1]))
+        Paillier.from_bytes(pack_blob(Kind.PUBLIC_CONTEXT, "paillier", fp, blob.metadata, blob.sections[:1]),
+                            allow_insecure=True)
     with pytest.raises(InvalidCiphertextError, match="modulus has"):
         Paillier.from_bytes(pack_blob(Kind.PUBLIC_CONTEXT, "paillier", fp, blob.metadata,
-                                      [b"\x03" * 5, blob.sections[1]]))
+                                      [b"\x03" * 5, blob.sections[1]]), allow_insecure=True)
     with pytest.raises(InvalidCiphertextError, match="malformed"):
         Paillier.from_bytes(pack_blob(Kind.PUBLIC_CONTEXT, "paillier", fp, {"key_bits": 1024},
-                                      blob.sections))
-    with pytest.raises(InvalidCiphertextError, match="allow_insecure"):
+                                      blob.sections), allow_insecure=True)
+    # the blob cannot opt itself in: without the caller's keyword a 1024-bit key is refused,
+    # whatever its metadata says (older blobs carried an "allow_insecure" field)
+    with pytest.raises(InsecureParametersError, match=r"load_context\(blob, allow_insecure=True\)"):
         Paillier.from_bytes(pack_blob(Kind.PUBLIC_CONTEXT, "paillier", fp,
-                                      dict(blob.metadata, allow_insecure=False), blob.sections))
+                                      dict(blob.metadata, allow_insecure=True), blob.sections))
     with pytest.raises(InvalidCiphertextError, match="fingerprint"):
-        Paillier.from_bytes(pack_blob(Kind.PUBLIC_CONTEXT, "paillier", bytes(16), blob.metadata, blob.sections))
+        Paillier.from_bytes(pack_blob(Kind.PUBLIC_CONTEXT, "paillier", bytes(16), blob.metadata, blob.sections),
+                            allow_insecure=True)
     secret = unpack_blob(ctx.to_bytes(include_secret_key=True))
     bad_p = (int.from_bytes(secret.sections[2], "big") + 2).to_bytes(len(secret.sections[2]), "big")
     with pytest.raises(InvalidCiphertextError, match="do not factor n"):
         Paillier.from_bytes(pack_blob(Kind.SECRET_CONTEXT, "paillier", fp, secret.metadata,
-                                      secret.sections[:2] + [bad_p, secret.sections[3]]))
+                                      secret.sections[:2] + [bad_p, secret.sections[3]]), allow_insecure=True)
 
 
 def test_error_messages_name_what_to_do(insecure_tiny_key):
@@ -503,6 +508,6 @@ def test_mutated_blobs_with_valid_checksums_raise_only_he_errors(insecure_tiny_k
             if i % len(blobs) < 2:
                 ctx.decrypt(ctx.ciphertext_from_bytes(blob))
             else:
-                he_ml.load_context(blob)
+                he_ml.load_context(blob, allow_insecure=True)
         except he_ml.errors.HEError:
             pass
