@@ -1691,24 +1691,24 @@ def _custom_name(preset: str | None) -> str | None:
 # ============================================================================================
 import struct as _struct  # noqa: E402
 
-_SEAL_MAGIC = 0xA15E
-_SEAL_HEADER = _struct.Struct("<HBBBBHQ")  # magic, header size, major, minor, compr_mode, reserved, size
-_SEAL_VERSION: tuple[int, int] | None = None
+# The header constants and the SEAL version are the module's shared ones (section "SEAL
+# versions" above): the loader's decompression and version checks compare against the same
+# _SEAL_MAGIC, so this section must not rebind those names.
+_RAW_HEADER = _struct.Struct("<HBBBBHQ")  # magic, header size, major, minor, compr_mode, reserved, size
+_RAW_MAGIC = int.from_bytes(_SEAL_MAGIC, "little")  # 0xA15E
 
 
 def _seal_version() -> tuple[int, int]:
     """(major, minor) of the linked SEAL, read from the header of a saved object."""
-    global _SEAL_VERSION
-    if _SEAL_VERSION is None:
-        _, _, major, minor, _, _, _ = _SEAL_HEADER.unpack_from(_seal_to_bytes(sa.Plaintext()), 0)
-        _SEAL_VERSION = (major, minor)
-    return _SEAL_VERSION
+    major, minor = seal_serialization_version().split(".")
+    return int(major), int(minor)
 
 
 def _seal_object_bytes(payload: bytes) -> bytes:
     """An uncompressed SEAL object: 16-byte header + ``payload``."""
     major, minor = _seal_version()
-    return _SEAL_HEADER.pack(_SEAL_MAGIC, 16, major, minor, 0, 0, 16 + len(payload)) + payload
+    return _RAW_HEADER.pack(_RAW_MAGIC, _SEAL_HEADER_BYTES, major, minor, _COMPR_NONE, 0,
+                            _SEAL_HEADER_BYTES + len(payload)) + payload
 
 
 def _dynarray_bytes(values: np.ndarray) -> bytes:
@@ -1719,8 +1719,8 @@ def _dynarray_bytes(values: np.ndarray) -> bytes:
 def _uncompressed_payload(obj: Any) -> bytes | None:
     """SEAL ``save`` output without its header, decompressed; None if the codec is unavailable."""
     raw = _seal_to_bytes(obj)
-    magic, _, _, _, compr, _, _ = _SEAL_HEADER.unpack_from(raw, 0)
-    if magic != _SEAL_MAGIC:  # pragma: no cover - SEAL always writes its magic
+    magic, _, _, _, compr, _, _ = _RAW_HEADER.unpack_from(raw, 0)
+    if magic != _RAW_MAGIC:  # pragma: no cover - SEAL always writes its magic
         raise InvalidCiphertextError("seal: saved object has no SEAL header.")
     body = raw[16:]
     if compr == 0:
