@@ -124,7 +124,9 @@ def test_foreign_committee_is_refused(setup):
 def test_serialization_round_trips(setup):
     scheme, committee, pub, grads, total = setup
     blob = pub.to_bytes()
-    pub2 = he_ml.load_context(blob)
+    # Paillier: the test-sized 1024-bit key of insecure_tiny_committee, so the caller opts in;
+    # the lattice committees are full-size and must load without the opt-in.
+    pub2 = he_ml.load_context(blob, allow_insecure=scheme == "paillier")
     assert not pub2.has_secret_key and pub2.fingerprint == pub.fingerprint
     client = GradientAggregator(pub2)
     total2 = client.sum([client.encrypt({"w": g, "b": g[0]}) for g in grads[:4]])

@@ -177,8 +177,11 @@ def test_paillier_encoding_edit_is_refused():
     enc = dict(b.metadata["encoding"])
     enc["precision_bits"] = enc["precision_bits"] - 4
     meta = dict(b.metadata, encoding=enc)
+    # allow_insecure: the caller's opt-in for its own test-sized key, so the load reaches the
+    # binding checks (without it the 1024-bit key is refused first, InsecureParametersError)
     with pytest.raises((InvalidCiphertextError, ContextMismatchError)):
-        he_ml.load_context(_forge(ctx.to_bytes(), metadata=meta))
+        he_ml.load_context(_forge(ctx.to_bytes(), metadata=meta), allow_insecure=True)
+    assert he_ml.load_context(ctx.to_bytes(), allow_insecure=True).fingerprint == ctx.fingerprint
 
 
 # ---------------------------------------------------------------------------- ciphertext metadata
