@@ -552,6 +552,27 @@ def test_seal_version_mismatch_names_both_versions(small_ckks):
     np.testing.assert_allclose(small_ckks.decrypt(back), np.ones(2), atol=64 * 4096 / (6 * 2.0 ** 20))
 
 
+def test_raw_rns_objects_share_the_checked_seal_header(small_ckks):
+    """Merge finding (h9-committee x h10-limits): the committee's raw-RNS helpers rebound the
+    module's SEAL magic and version names, which switched off the bomb and version checks above
+    and broke every raw SEAL object once a blob had recorded the version."""
+    here = ckks_mod.seal_serialization_version()
+    section = unpack_blob(small_ckks.encrypt(np.ones(2)).to_bytes()).sections[0]
+    assert ckks_mod._section_seal_version(section) == here  # the loader reads real SEAL headers
+    raw = ckks_mod._seal_object_bytes(b"")  # the header the committee code writes
+    assert ckks_mod._section_seal_version(raw) == here
+    # a raw-RNS round trip (what committee decryption does) gives back the same ciphertext
+    x = small_ckks.encrypt(np.arange(4.0))
+    chunk = x.chunks[0]
+    polys = ckks_mod.ciphertext_to_rns(chunk)
+    assert polys.shape[2] == ckks_mod.rns_moduli(small_ckks)["n"]
+    back = ckks_mod.ciphertext_from_rns(small_ckks, polys, parms_id=chunk.parms_id(), ntt_form=True,
+                                        scale=chunk.scale)
+    np.testing.assert_array_equal(ckks_mod.ciphertext_to_rns(back), polys)
+    same = he_ml.EncryptedVector(small_ckks, [back], x.shape, dict(x.meta))
+    np.testing.assert_array_equal(small_ckks.decrypt(same), small_ckks.decrypt(x))  # deterministic decrypt
+
+
 def test_cross_scheme_context_is_a_mismatch(small_ckks):
     blob = unpack_blob(small_ckks.to_bytes())
     bfv_parms = sa.EncryptionParameters(sa.SCHEME_TYPE.BFV)
