@@ -80,10 +80,10 @@ def run_he_ml(key_bits: int, clients: int, values: int, max_value: float, precis
     for _ in range(repeats):
         # fresh public contexts each repeat: the fixed-base table build is part of a client's cost
         with Clock() as t_enc:
-            client_ctx = he_ml.load_context(public_blob)
+            client_ctx = he_ml.load_context(public_blob, allow_insecure=insecure)
             blobs = [client_ctx.encrypt(g).to_bytes() for g in grads]
         with Clock() as t_add:
-            server = he_ml.load_context(public_blob)
+            server = he_ml.load_context(public_blob, allow_insecure=insecure)
             total = None
             for b in blobs:  # streaming: one blob at a time
                 v = server.ciphertext_from_bytes(b)
