@@ -65,7 +65,8 @@ HE_TEST(every_supported_tier_matches_reference) {
         for (unsigned bits : {20u, 35u, 49u, 50u, 51u, 60u, 61u, 62u}) {
             const u64 q = ntt_prime_or_zero(bits, n);
             if (q == 0) continue;
-            const auto& t = he_native::get_ntt_tables(n, q);
+            const he_native::NTTTablesPtr t_ptr = he_native::get_ntt_tables(n, q);
+            const he_native::NTTTables& t = *t_ptr;
             const auto a = random_vector(n, q, gen);
             auto ref = a;
             he_native::forward_ntt(ref.data(), t, NTTTier::Reference);
@@ -85,7 +86,8 @@ HE_TEST(uncompiled_tier_throws) {
 #if defined(HE_NATIVE_HAVE_AVX512)
     HE_SKIP("AVX-512 kernels are compiled into this build");
 #else
-    const auto& t = he_native::get_ntt_tables(8, 17);
+    const he_native::NTTTablesPtr t_ptr = he_native::get_ntt_tables(8, 17);
+    const he_native::NTTTables& t = *t_ptr;
     std::vector<u64> a(8, 1);
     HE_CHECK_THROWS(he_native::forward_ntt(a.data(), t, NTTTier::AVX512IFMA), std::invalid_argument,
                     "tier must be compiled into this build; got 'avx512ifma'");
