@@ -109,3 +109,35 @@ def test_300_primes_at_n65536_stay_under_the_budget():
     assert cached <= budget
     assert evictions >= 300 - budget // (2 << 20)  # each entry holds >= 32 n bytes = 2 MiB
     assert grown <= budget + (16 << 20), f"RSS grew {grown / 2**20:.0f} MiB"
+
+
+def test_threads_share_the_cache_under_eviction(rng, restore_budget):
+    """The bindings release the GIL around the kernels: threads transforming with more
+    primes than the budget holds evict each other's tables mid-flight; every result must
+    still equal the single-threaded one."""
+    need_cpp()
+    from concurrent.futures import ThreadPoolExecutor
+
+    with native.use_backend("cpp"):
+        n = 4096
+        primes = native.find_primes(48, n, 8)
+        inputs = [random_coeffs(rng, q, (2, n)) for q in primes]
+        expected = [native.ntt(x, q) for x, q in zip(inputs, primes)]
+        native.clear_table_cache()
+        native.ntt(inputs[0], primes[0])
+        native.set_table_cache_budget(2 * native.table_cache_info()["bytes"])
+
+        def work(t: int) -> bool:
+            ok = True
+            for rep in range(6):
+                for k in range(len(primes)):
+                    j = (k * 3 + t + rep) % len(primes)
+                    fwd = native.ntt(inputs[j], primes[j])
+                    ok &= bool(np.array_equal(fwd, expected[j]))
+                    ok &= bool(np.array_equal(native.intt(fwd, primes[j]), inputs[j]))
+            return ok
+
+        with ThreadPoolExecutor(4) as pool:
+            assert all(pool.map(work, range(4)))
+        info = native.table_cache_info()
+        assert info["bytes"] <= info["budget"] and info["evictions"] > 0
