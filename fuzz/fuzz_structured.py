@@ -248,13 +248,17 @@ class Mutator:
         meta: Any = json.loads(json.dumps(blob.metadata))
         sections = list(blob.sections)
         extra_text: str | None = None
+        ops: list[str] = []  # what was done, for the crash report
+        self.last_ops = ops
         for _ in range(1 if r.random() < 0.6 else r.randint(2, 3)):
             op = r.randrange(100)
             if op < 30:  # valid-CRC edit of one metadata key (every key path is a target)
                 paths = key_paths(meta)
                 if paths:
                     path = r.choice(paths)
-                    meta = set_path(meta, path, hostile_value(r, get_path(meta, path)))
+                    value = hostile_value(r, get_path(meta, path))
+                    meta = set_path(meta, path, value)
+                    ops.append(f"edit {'/'.join(map(str, path))} = {_short(value)}")
             elif op < 40:  # resource bomb on a size-like key, wherever it is
                 paths = [p for p in key_paths(meta) if isinstance(p[-1], str) and p[-1] in SIZE_KEYS]
                 if paths:
@@ -267,26 +271,36 @@ class Mutator:
                     else:
                         bomb = r.choice(RESOURCE_INTS + [DIGITS_400, DIGITS_5000, float("inf")])
                     meta = set_path(meta, path, bomb)
+                    ops.append(f"bomb {'/'.join(map(str, path))} = {_short(bomb)}")
             elif op < 45:  # delete a key / add unknown keys / duplicate a key (raw text)
                 paths = key_paths(meta)
                 sub = r.randrange(3)
                 if sub == 0 and paths:
-                    meta = set_path(meta, r.choice(paths), None, delete=True)
+                    path = r.choice(paths)
+                    meta = set_path(meta, path, None, delete=True)
+                    ops.append(f"delete {'/'.join(map(str, path))}")
                 elif sub == 1 and isinstance(meta, dict):
                     meta = dict(meta)
-                    meta[r.choice(["allow_insecure", "x", "shape", "meta", "encoding", "preset",
-                                   "features", "spec", "count"])] = hostile_value(r, 1)
+                    value = hostile_value(r, 1)  # drawn before the key (replay order)
+                    key = r.choice(["allow_insecure", "x", "shape", "meta", "encoding", "preset",
+                                    "features", "spec", "count"])
+                    meta[key] = value
+                    ops.append(f"add {key} = {_short(meta[key])}")
                 elif isinstance(meta, dict) and meta:
                     k = r.choice(list(meta))
                     extra_text = json.dumps(k) + ":" + to_json_text(hostile_value(r, meta[k]))
+                    ops.append(f"duplicate key {k} = {_short(extra_text)}")
             elif op < 50:  # the blob opts itself into insecure parameters
                 if isinstance(meta, dict):
                     meta = dict(meta)
                     meta["allow_insecure"] = r.choice([True, 1, "yes"])
+                    ops.append(f"allow_insecure = {meta['allow_insecure']!r}")
             elif op < 58 and sections:  # section edits
                 i = r.randrange(len(sections))
                 s = sections[i]
                 sub = r.randrange(6)
+                ops.append(f"section {i}: " + ["truncate", "zero fill", "0xff fill", "random prefix",
+                                               "duplicate", "remove"][sub])
                 if sub == 0:
                     sections[i] = s[: r.randrange(len(s) + 1)]
                 elif sub == 1:
@@ -302,6 +316,8 @@ class Mutator:
             elif op < 68:  # cross-scheme / cross-kind payloads
                 other = r.choice(self.others)
                 sub = r.randrange(4)
+                ops.append(["sections of", "one section of", "payload under the scheme of",
+                            "metadata of"][sub] + f" a {other.scheme} {other.kind.name.lower()} blob")
                 if sub == 0:  # another blob's sections under this header
                     sections = list(other.sections)
                 elif sub == 1 and sections and other.sections:  # one section swapped in
@@ -313,6 +329,7 @@ class Mutator:
                     meta = json.loads(json.dumps(other.metadata))
             elif op < 74:  # header fields
                 sub = r.randrange(3)
+                ops.append(["header kind", "header fingerprint", "header scheme"][sub] + " changed")
                 if sub == 0:
                     kind = r.choice([1, 2, 3, 4])
                 elif sub == 1:
@@ -323,6 +340,7 @@ class Mutator:
                 if sections and blob.scheme in ("ckks", "bfv"):
                     name, parms = r.choice(self.seal_bombs())
                     sections[0] = parms
+                    ops.append(f"SEAL parameters {name}")
                     if r.random() < 0.8 and isinstance(meta, dict):
                         meta = dict(meta)
                         meta["allow_insecure"] = True
@@ -333,6 +351,8 @@ class Mutator:
                     i = r.randrange(len(sections))
                     width = len(sections[i])
                     sub = r.randrange(5)
+                    ops.append(f"section {i}: " + ["16384-bit odd integer", "zeros", "all ones",
+                                                   "even or square", "width change"][sub])
                     if sub == 0:  # a random odd 16384-bit "modulus"
                         v = r.getrandbits(16384) | (1 << 16383) | 1
                         sections[i] = v.to_bytes(2048, "big")
@@ -348,6 +368,7 @@ class Mutator:
                         sections[i] = sections[i] + bytes(r.choice([1, 8, width]))
             else:  # structure: drop everything / many sections
                 sub = r.randrange(3)
+                ops.append(["empty metadata", "many empty sections", "metadata replaced"][sub])
                 if sub == 0:
                     meta = {}
                 elif sub == 1:
@@ -360,6 +381,11 @@ class Mutator:
         if extra_text is not None and text.startswith("{") and len(text) > 2:
             text = "{" + extra_text + "," + text[1:]
         return pack_raw(kind, scheme_id, fp, text.encode("utf-8"), sections)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else to_json_text(value)
+    return text if len(text) <= 60 else f"{text[:40]}... ({len(text)} chars)"
 
 
 def _seal_parameter_bombs() -> list[tuple[str, bytes]]:
@@ -417,11 +443,62 @@ def _reset_peak() -> bool:
         return False
 
 
+def _corpus_dir() -> Path:
+    """Where the seed corpus of the he_ml under test lives (one per source tree and format)."""
+    import hashlib
+
+    import he_ml
+    from he_ml.schemes import _format
+
+    key = f"{Path(he_ml.__file__).resolve().parent}|{_format.FORMAT_VERSION}"
+    return CRASH_DIR / f"seeds-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
+
+
 def _load_targets():
+    """Parsers and their seed blobs, from the saved corpus (created on first use).
+
+    The seeds hold fresh keys and encryption randomness, so they are generated once and
+    saved (with the secret contexts that made them) under fuzz/crashes/seeds-*/: every
+    worker, and any later --replay, then mutates exactly the same bytes, and the inputs
+    saved for failures are the ones the workers ran.
+    """
     sys.path.insert(0, str(HERE))
     import fuzz_blobs
 
-    targets = fuzz_blobs.build_targets(None)
+    import he_ml
+
+    corpus = _corpus_dir()
+    index_path = corpus / "index.json"
+    if not index_path.exists():
+        contexts = fuzz_blobs._contexts()
+        targets = fuzz_blobs.build_targets(None, contexts)
+        tmp = corpus.with_name(corpus.name + f".tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        index: dict[str, Any] = {"contexts": {}, "seeds": {}}
+        for scheme, ctx in contexts.items():
+            (tmp / f"ctx-{scheme}.bin").write_bytes(ctx.to_bytes(include_secret_key=True))
+            index["contexts"][scheme] = f"ctx-{scheme}.bin"
+        for name, (_, seeds) in targets.items():
+            index["seeds"][name] = []
+            for j, blob in enumerate(seeds):
+                (tmp / f"{name}-{j}.bin").write_bytes(blob)
+                index["seeds"][name].append(f"{name}-{j}.bin")
+        (tmp / "index.json").write_text(json.dumps(index, indent=1))
+        try:
+            tmp.rename(corpus)
+        except OSError:  # another process made it first
+            import shutil
+
+            shutil.rmtree(tmp, ignore_errors=True)
+    index = json.loads(index_path.read_text())
+    contexts = {}
+    for scheme, fname in index["contexts"].items():
+        loader = fuzz_blobs._context_loader(scheme)
+        contexts[scheme] = loader((corpus / fname).read_bytes())
+    del he_ml
+    targets = fuzz_blobs.build_targets(None, contexts)
+    targets = {name: (parse, [(corpus / f).read_bytes() for f in index["seeds"][name]])
+               for name, (parse, _) in targets.items()}
     all_seeds = {name: seeds for name, (_, seeds) in targets.items()}
     return targets, all_seeds
 
@@ -528,8 +605,10 @@ class ParserReport:
             CRASH_DIR.mkdir(exist_ok=True)
             path = CRASH_DIR / f"{self.parser}-s{seed}-i{index}.bin"
             path.write_bytes(mutator.make(index, seed))
+            entry.setdefault("mutations", "; ".join(mutator.last_ops))
             path.with_suffix(".txt").write_text(
                 f"parser: {self.parser}\nseed: {seed}\nindex: {index}\nsignature: {sig}\n"
+                f"mutations: {'; '.join(mutator.last_ops)}\n"
                 f"detail: {detail}\nreplay: python fuzz/fuzz_structured.py --seed {seed} "
                 f"--replay {self.parser}:{index}\n")
             entry["saved"].append(str(path.relative_to(HERE.parent)))
@@ -677,8 +756,9 @@ def replay(spec: str, seed: int) -> int:
     parser, _, index = spec.partition(":")
     targets, all_seeds = _load_targets()
     parse, seeds = targets[parser]
-    data = Mutator(parser, seeds, all_seeds).make(int(index), seed)
-    print(f"{parser} input {index} (seed {seed}): {len(data)} bytes")
+    mutator = Mutator(parser, seeds, all_seeds)
+    data = mutator.make(int(index), seed)
+    print(f"{parser} input {index} (seed {seed}): {len(data)} bytes; {'; '.join(mutator.last_ops)}")
     t0 = time.process_time()
     try:
         parse(data)
@@ -717,11 +797,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    sys.path.insert(0, str(HERE))
-    import fuzz_blobs
-
-    targets = fuzz_blobs.build_targets(None)
-    all_seeds = {name: seeds for name, (_, seeds) in targets.items()}
+    targets, all_seeds = _load_targets()
+    for name, (parse, seeds) in targets.items():
+        for blob in seeds:  # the seeds themselves must parse
+            parse(blob)
     names = sorted(targets)
     if args.parsers:
         unknown = sorted(set(args.parsers) - set(names))
