@@ -45,6 +45,7 @@ import random
 import re
 import resource
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -487,8 +488,6 @@ def _load_targets():
         try:
             tmp.rename(corpus)
         except OSError:  # another process made it first
-            import shutil
-
             shutil.rmtree(tmp, ignore_errors=True)
     index = json.loads(index_path.read_text())
     contexts = {}
@@ -782,6 +781,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hang-timeout", type=float, default=20.0,
                     help="wall seconds without an answer before the worker is killed and the "
                          "input counted as a hang (default 20)")
+    ap.add_argument("--fresh-seeds", action="store_true",
+                    help="regenerate the saved seed corpus (new keys) before fuzzing")
     ap.add_argument("--json", help="write the report to this file")
     ap.add_argument("--replay", metavar="PARSER:INDEX", help="run one input in-process, with traceback")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -797,10 +798,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    targets, all_seeds = _load_targets()
-    for name, (parse, seeds) in targets.items():
-        for blob in seeds:  # the seeds themselves must parse
-            parse(blob)
+    if args.fresh_seeds:
+        shutil.rmtree(_corpus_dir(), ignore_errors=True)
+    try:
+        targets, all_seeds = _load_targets()
+        for name, (parse, seeds) in targets.items():
+            for blob in seeds:  # the seeds themselves must parse
+                parse(blob)
+    except Exception as e:  # noqa: BLE001 - a corpus saved by older code: make a new one
+        print(f"fuzz_structured: the saved seed corpus no longer loads ({type(e).__name__}: "
+              f"{str(e)[:120]}); generating a new one", file=sys.stderr)
+        shutil.rmtree(_corpus_dir(), ignore_errors=True)
+        targets, all_seeds = _load_targets()
+        for name, (parse, seeds) in targets.items():
+            for blob in seeds:
+                parse(blob)
     names = sorted(targets)
     if args.parsers:
         unknown = sorted(set(args.parsers) - set(names))
