@@ -35,12 +35,20 @@ the issue's targets:
 * ``avx512`` >= 3.0x SEAL with 60-bit primes,
 * ``scalar`` >= 1.2x SEAL, numba no more than 3x slower than SEAL.
 
+A second table puts side by side, for the tier that automatic dispatch picks:
+the raw kernel, the public API with ``out=`` and the public API without
+``out=`` (new arrays returned), each with its speed-up against SEAL, and the
+cost of not passing ``out=`` (issue 10: within 15 % of the ``out=`` path for
+n >= 4096).
+
 Usage::
 
-    python benchmarks/bench_ntt.py            # full run (a few minutes)
-    python benchmarks/bench_ntt.py --quick    # n in {4096, 8192}, fewer repeats
+    python benchmarks/bench_ntt.py                  # full run (a few minutes)
+    python benchmarks/bench_ntt.py --quick          # n in {4096, 8192}, fewer repeats
+    python benchmarks/bench_ntt.py --quick --save   # also write the results
 
-Writes ``benchmarks/results/bench_ntt.json`` and ``bench_ntt.png``.
+With ``--save`` writes ``benchmarks/results/bench_ntt.json`` (``bench_ntt_quick.json``
+with ``--quick``) and the PNG next to it.
 """
 from __future__ import annotations
 
@@ -64,6 +72,9 @@ QUICK_SIZES = (4096, 8192)
 WIDTHS = (50, 60)
 DATA_PRIMES = 3  # k: a ciphertext is 2 polynomials x k primes (SEAL adds 1 special prime)
 BASELINE = "SEAL (TenSEAL)"
+PUBLIC_NO_OUT = "public API"
+PUBLIC_OUT = "public API, out="
+NO_OUT_MAX_OVERHEAD = 1.15  # issue 10: no-out within 15 % of out= for n >= 4096
 
 # (implementation, prime bits, n range) -> minimum speed-up vs SEAL
 TARGETS = {
@@ -295,13 +306,13 @@ def _bench_point(n: int, bits: int, cpp, repeats: int, budget_s: float, with_ref
             cpp.inverse_ntt(y, mods, tier)
         cands[tier] = pair
     # the public API (automatic tier, validation included), both ways of calling it
-    cands["public API"] = lambda: native.intt_rns(native.ntt_rns(batch, primes), primes)
+    cands[PUBLIC_NO_OUT] = lambda: native.intt_rns(native.ntt_rns(batch, primes), primes)
     in_place = batch.copy()
 
     def public_in_place(y=in_place):
         native.ntt_rns(y, primes, out=y)
         native.intt_rns(y, primes, out=y)
-    cands["public API, out="] = public_in_place
+    cands[PUBLIC_OUT] = public_in_place
 
     def numba_pair(y=work["numba"]):
         _numba.forward_ntt(y, mods)
@@ -311,6 +322,7 @@ def _bench_point(n: int, bits: int, cpp, repeats: int, budget_s: float, with_ref
 
     progress(f"n = {n}, {bits}-bit primes: {', '.join(cands)}")
     medians = _interleaved_medians(cands, repeats, budget_s)
+    np.testing.assert_array_equal(cands_check(batch, primes), batch)
     for name, y in work.items():  # forward+inverse pairs must leave the data unchanged
         np.testing.assert_array_equal(y, flat, err_msg=name)
     np.testing.assert_array_equal(in_place, batch)
@@ -327,8 +339,60 @@ def _bench_point(n: int, bits: int, cpp, repeats: int, budget_s: float, with_ref
             "wall_us_per_ntt_pair": round(wall_sec / polys * 1e6, 3),
             "target_speedup": None if target is None else round(target[0], 3),
             "meets_target": None if target is None else bool(speedup >= target[0]),
+            "auto_tier": native.backend(primes[0]),
         })
     return rows_out
+
+
+def cands_check(batch: np.ndarray, primes: list[int]) -> np.ndarray:
+    """The no-out round trip as timed (its result must equal the input)."""
+    return native.intt_rns(native.ntt_rns(batch, primes), primes)
+
+
+def overhead_rows(rows: list[dict]) -> list[dict]:
+    """Per (n, width): the auto tier's kernel vs the public API with and without out=."""
+    out = []
+    by_point: dict[tuple[int, int], dict[str, dict]] = {}
+    for r in rows:
+        by_point.setdefault((r["n"], r["prime_bits"]), {})[r["implementation"]] = r
+    for (n, bits), impls in by_point.items():
+        tier = next(iter(impls.values()))["auto_tier"]
+        if tier not in impls or PUBLIC_OUT not in impls or PUBLIC_NO_OUT not in impls:
+            continue  # numba-only run: no compiled tier to compare with
+        k, o, p = impls[tier], impls[PUBLIC_OUT], impls[PUBLIC_NO_OUT]
+        ratio = p["us_per_ntt_pair"] / o["us_per_ntt_pair"]
+        out.append({
+            "n": n, "prime_bits": bits, "tier": tier,
+            "kernel_us": k["us_per_ntt_pair"], "out_us": o["us_per_ntt_pair"],
+            "no_out_us": p["us_per_ntt_pair"],
+            "kernel_vs_seal": k["speedup_vs_seal"], "out_vs_seal": o["speedup_vs_seal"],
+            "no_out_vs_seal": p["speedup_vs_seal"],
+            "no_out_over_out": round(ratio, 3),
+            "out_over_kernel": round(o["us_per_ntt_pair"] / k["us_per_ntt_pair"], 3),
+            "meets_target": None if n < 4096 else bool(ratio <= NO_OUT_MAX_OVERHEAD),
+        })
+    return out
+
+
+def _print_overhead(rows: list[dict]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="public API overhead (auto tier): median thread-CPU us per (polynomial, "
+                        f"prime) and speed-up vs {BASELINE}; target: no out= within "
+                        f"{NO_OUT_MAX_OVERHEAD - 1:.0%} of out= for n >= 4096")
+    for col in ("n", "q bits", "tier", "kernel", "public, out=", "public, no out=",
+                "no out= / out=", "status"):
+        table.add_column(col, justify="left" if col in ("tier", "status") else "right")
+    for r in rows:
+        status = "" if r["meets_target"] is None else ("[green]PASS" if r["meets_target"]
+                                                       else "[red]MISS")
+        table.add_row(str(r["n"]), str(r["prime_bits"]), r["tier"],
+                      f"{r['kernel_us']:.1f} ({r['kernel_vs_seal']:.2f}x)",
+                      f"{r['out_us']:.1f} ({r['out_vs_seal']:.2f}x)",
+                      f"{r['no_out_us']:.1f} ({r['no_out_vs_seal']:.2f}x)",
+                      f"{r['no_out_over_out']:.3f}", status)
+    Console(width=140).print(table)
 
 
 def _print_table(rows: list[dict]) -> None:
@@ -396,18 +460,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=None,
                         help="timed rounds per candidate (default 41, quick 11)")
     parser.add_argument("--sizes", type=int, nargs="+", default=None, help="override n values")
-    parser.add_argument("--out", type=Path, default=RESULTS_DIR / "bench_ntt.json")
+    parser.add_argument("--save", action="store_true",
+                        help="write the JSON and PNG results (default: print only)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON path with --save (default benchmarks/results/bench_ntt"
+                             "[_quick].json)")
     args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = RESULTS_DIR / ("bench_ntt_quick.json" if args.quick else "bench_ntt.json")
 
     sizes = tuple(args.sizes) if args.sizes else (QUICK_SIZES if args.quick else SIZES)
     repeats = args.repeats or (11 if args.quick else 41)
     budget = 1.0 if args.quick else 4.0
+    from he_ml.bench.sysinfo import cpu_info
+
+    cpu = cpu_info(native)
     print(f"he_ml native: implementation={native.implementation()}, best tier="
-          f"{native.backend()}, cpu={native.cpu_features()}", flush=True)
+          f"{native.backend()}, CPU: {cpu['model']} ({cpu['logical_cpus']} logical CPUs)",
+          flush=True)
     started = time.time()
     rows = run(sizes, repeats, budget, with_reference=not args.quick,
                progress=lambda msg: print(msg, flush=True))
     _print_table(rows)
+    overhead = overhead_rows(rows)
+    _print_overhead(overhead)
+    if not args.save:
+        return 0
 
     import tenseal
 
@@ -422,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
         "repeats": repeats,
         "sizes": list(sizes),
         "implementation": native.implementation(),
+        "cpu": cpu,
         "best_tier": native.backend(),
         "cpu_features": native.cpu_features(),
         "machine": {"platform": platform.platform(), "processor": platform.processor(),
@@ -431,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         "targets": [{"implementation": k[0], "prime_bits": k[1], "min_speedup": v[0],
                      "n_range": list(v[1])} for k, v in TARGETS.items()],
         "results": rows,
+        "public_api_overhead": overhead,
     }
     args.out.write_text(json.dumps(meta, indent=1) + "\n")
     png = args.out.with_suffix(".png")

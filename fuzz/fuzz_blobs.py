@@ -63,8 +63,23 @@ def _contexts():
     return ctxs
 
 
-def build_targets(names: list[str] | None):
-    """parser name -> (parse function, list of valid seed blobs)."""
+def _context_loader(scheme: str):
+    """load_context for the fuzz seeds. The Paillier seed key (1024 bits) is below the
+    security floor on purpose (fast); the caller's opt-in (``allow_insecure=``, never read
+    from the blob) is given for Paillier only, which
+    lowers the security floor but none of the size limits under test. The lattice seeds are
+    secure, so their contexts load without it and a blob's own "allow_insecure" is tested."""
+    if scheme == "paillier":
+        return lambda data: he_ml.load_context(data, allow_insecure=True)
+    return he_ml.load_context
+
+
+def build_targets(names: list[str] | None, contexts: dict | None = None):
+    """parser name -> (parse function, list of valid seed blobs).
+
+    ``contexts`` (scheme name -> context with its secret key) defaults to fresh small
+    contexts; fuzz_structured.py passes contexts loaded from its saved seed corpus.
+    """
     from he_ml.aggregation import GradientAggregator
     from he_ml.ml import EncryptedFeatures, encrypt_features
 
@@ -72,18 +87,12 @@ def build_targets(names: list[str] | None):
     targets = {}
     targets["container"] = (unpack_blob, [pack_blob(Kind.CIPHERTEXT, "ckks", b"\x01" * 16,
                                                     {"shape": [3], "meta": {}}, [b"abc", b""])])
-    for name, ctx in _contexts().items():
+    for name, ctx in (contexts if contexts is not None else _contexts()).items():
         values = rng.integers(-50, 50, size=37) if name == "bfv" else rng.normal(size=37)
         vec = ctx.encrypt(values)
         pub = ctx.public_context()
-        # The opt-in for a test-sized key is the caller's (never the blob's): this fuzzer made the
-        # 1024-bit Paillier key itself, so its loader passes allow_insecure=True; the lattice
-        # contexts are 128-bit secure and load without it.
-        load = he_ml.load_context
-        if name == "paillier":
-            def load(data):
-                return he_ml.load_context(data, allow_insecure=True)
-        targets[f"{name}.context"] = (load, [ctx.to_bytes(), ctx.to_bytes(include_secret_key=True)])
+        targets[f"{name}.context"] = (_context_loader(name), [ctx.to_bytes(),
+                                                             ctx.to_bytes(include_secret_key=True)])
         targets[f"{name}.ciphertext"] = (pub.ciphertext_from_bytes, [vec.to_bytes(), vec.sum().to_bytes()])
         opts = {"max_value": 10.0, "precision_bits": 8} if name == "bfv" else {}
         update = {"w": rng.normal(size=(3, 4)), "b": rng.normal(size=2)}

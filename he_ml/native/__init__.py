@@ -56,6 +56,7 @@ from __future__ import annotations
 import functools
 import importlib
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from types import ModuleType
 
@@ -66,11 +67,15 @@ from ..errors import ParameterError
 __all__ = [
     "BACKEND_ENV_VAR",
     "MAX_MODULUS_BITS",
+    "MAX_PRIME_COUNT",
     "MAX_N",
     "MIN_N",
     "TIERS",
+    "DEFAULT_TABLE_CACHE_BYTES",
+    "TABLE_CACHE_ENV_VAR",
     "available_tiers",
     "backend",
+    "clear_table_cache",
     "cpu_features",
     "find_primes",
     "implementation",
@@ -84,14 +89,21 @@ __all__ = [
     "polymul",
     "polymul_rns",
     "psi",
+    "set_table_cache_budget",
+    "table_cache_info",
     "use_backend",
 ]
 
 MIN_N = 2
 MAX_N = 65536
 MAX_MODULUS_BITS = 62  # q < 2^62: lazy butterflies keep values below 4q < 2^64
+MAX_PRIME_COUNT = 65536  # find_primes(count=...) limit, the C++ core's (primes.cpp)
 TIERS = ("auto", "reference", "scalar", "avx512ifma", "avx512")
 BACKEND_ENV_VAR = "HE_ML_NATIVE_BACKEND"
+# Byte budget of the per-(n, q) table caches (C++ and numba alike): 256 MiB holds about 50
+# primes at n = 65536 with the AVX-512 IFMA tables (5 MiB each), or 100 at n = 32768.
+DEFAULT_TABLE_CACHE_BYTES = 256 << 20
+TABLE_CACHE_ENV_VAR = "HE_ML_NTT_CACHE_BYTES"
 
 # backend() without a modulus reports the tier for a modulus below 2^50, i.e.
 # the fastest family this machine runs (IFMA needs q < 2^50); only the size of
@@ -131,7 +143,10 @@ _active = _initial_backend()
 
 def _numba_module() -> ModuleType:
     # numba is imported only when the fallback is actually used (~0.5 s)
-    return importlib.import_module("he_ml.native._numba")
+    module = importlib.import_module("he_ml.native._numba")
+    if module._cache.budget != _table_cache_budget:
+        module.set_table_cache_budget(_table_cache_budget)
+    return module
 
 
 def _raw() -> ModuleType:
@@ -199,6 +214,102 @@ def use_backend(name: str) -> _BackendSwitch:
 def implementation() -> str:
     """``"cpp"`` if the compiled core runs, ``"numba"`` if the fallback does."""
     return _active
+
+
+# ---------------------------------------------------------------------------
+# Table cache
+# ---------------------------------------------------------------------------
+def _check_budget(nbytes: object, what: str) -> int:
+    if isinstance(nbytes, (bool, np.bool_)) or not isinstance(nbytes, (int, np.integer)) \
+            or not 0 <= int(nbytes) < 1 << 63:
+        raise ParameterError(
+            f"{what} must be a non-negative integer number of bytes below 2^63; got "
+            f"{nbytes!r}. Pass e.g. {DEFAULT_TABLE_CACHE_BYTES} (256 MiB, the default) or 0 "
+            "to disable caching.")
+    return int(nbytes)
+
+
+def set_table_cache_budget(nbytes: int) -> None:
+    """Bound the memory of the NTT table caches (both backends) to ``nbytes``.
+
+    Every ``(n, q)`` pair used by a transform gets precomputed tables: about
+    ``32 n`` bytes for the portable kernels plus ``48 n`` (IFMA) or ``32 n``
+    (AVX-512) bytes for the SIMD tiers, i.e. 5 MiB per prime at ``n = 65536``.
+    They live in a least-recently-used cache whose total size never exceeds
+    the budget; older entries are evicted (arrays and calls in flight keep
+    theirs alive until they finish).
+
+    Parameters
+    ----------
+    nbytes : int
+        The budget in bytes, default :data:`DEFAULT_TABLE_CACHE_BYTES`
+        (256 MiB; the environment variable ``HE_ML_NTT_CACHE_BYTES`` read at
+        import overrides it). ``0`` disables caching: every call rebuilds its
+        tables, which is correct but slow (milliseconds per prime at large n).
+
+    Raises
+    ------
+    ParameterError
+        If ``nbytes`` is not an integer in ``[0, 2**63)``.
+
+    Examples
+    --------
+    >>> from he_ml import native
+    >>> native.set_table_cache_budget(64 << 20)
+    >>> native.table_cache_info()["budget"]
+    67108864
+    >>> native.set_table_cache_budget(native.DEFAULT_TABLE_CACHE_BYTES)
+    """
+    global _table_cache_budget
+    budget = _check_budget(nbytes, "nbytes")
+    _table_cache_budget = budget
+    if _cpp_module is not None:
+        _cpp_module.set_table_cache_budget(budget)
+    numba_mod = sys.modules.get("he_ml.native._numba")
+    if numba_mod is not None:
+        numba_mod.set_table_cache_budget(budget)
+
+
+def table_cache_info() -> dict[str, int]:
+    """State of the active backend's table cache.
+
+    Returns
+    -------
+    dict
+        ``entries``, ``bytes`` (always ``<= budget``), ``budget``, and the
+        counters ``hits``, ``misses`` (lookups that built tables) and
+        ``evictions``.
+    """
+    return {str(k): int(v) for k, v in _raw().table_cache_info().items()}
+
+
+def clear_table_cache() -> None:
+    """Drop every cached table of both backends and reset the counters."""
+    if _cpp_module is not None:
+        _cpp_module.clear_table_cache()
+    numba_mod = sys.modules.get("he_ml.native._numba")
+    if numba_mod is not None:
+        numba_mod.clear_table_cache()
+
+
+def _initial_table_cache_budget() -> int:
+    raw = os.environ.get(TABLE_CACHE_ENV_VAR, "").strip()
+    if not raw:
+        return DEFAULT_TABLE_CACHE_BYTES
+    try:
+        value = int(raw)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ParameterError(
+            f"{TABLE_CACHE_ENV_VAR} must be a non-negative integer number of bytes; got "
+            f"{raw!r}. Set e.g. {TABLE_CACHE_ENV_VAR}={DEFAULT_TABLE_CACHE_BYTES} or unset it.")
+    return _check_budget(value, TABLE_CACHE_ENV_VAR)
+
+
+_table_cache_budget = _initial_table_cache_budget()
+if _cpp_module is not None:
+    _cpp_module.set_table_cache_budget(_table_cache_budget)
 
 
 # ---------------------------------------------------------------------------
@@ -370,17 +481,22 @@ def _rows(arr: np.ndarray, n: int) -> np.ndarray:
     return arr.reshape(-1, n)
 
 
-def _row_moduli(mods: Sequence[int], rows: int) -> np.ndarray:
-    """Modulus of every row: RNS row i of every polynomial uses moduli[i]."""
-    return _row_moduli_cached(tuple(mods), rows)
+def _moduli_array(mods: Sequence[int]) -> np.ndarray:
+    """The k moduli as a read-only uint64 array; row i of a (rows, n) view uses entry i % k."""
+    return _moduli_array_cached(tuple(mods))
 
 
 @functools.lru_cache(maxsize=256)
-def _row_moduli_cached(mods: tuple[int, ...], rows: int) -> np.ndarray:
-    # cached (read-only) because building it costs as much as validating a small input
-    out = np.tile(np.asarray(mods, dtype=np.uint64), rows // len(mods))
+def _moduli_array_cached(mods: tuple[int, ...]) -> np.ndarray:
+    # cached: building it costs as much as validating a small input; k entries, not rows
+    out = np.asarray(mods, dtype=np.uint64)
     out.flags.writeable = False
     return out
+
+
+def _per_row(moduli: np.ndarray, rows: int) -> np.ndarray:
+    """Modulus of every row (only for the numba pre-check and for phrasing errors)."""
+    return moduli if moduli.shape[0] == rows else np.tile(moduli, rows // moduli.shape[0])
 
 
 def _prepare_out(out: object, shape: tuple[int, ...], inputs: Sequence[np.ndarray],
@@ -412,7 +528,7 @@ def _same_buffer(x: np.ndarray, y: np.ndarray) -> bool:
             and x.shape == y.shape and x.strides == y.strides)
 
 
-def _check_inputs_below(inputs: Sequence[tuple[np.ndarray, str]], moduli_rows: np.ndarray) -> None:
+def _check_inputs_below(inputs: Sequence[tuple[np.ndarray, str]], moduli: np.ndarray) -> None:
     """Coefficient range check, done here only where the raw layer does not do it.
 
     The compiled module checks every coefficient against its row's modulus
@@ -422,16 +538,16 @@ def _check_inputs_below(inputs: Sequence[tuple[np.ndarray, str]], moduli_rows: n
     """
     if _active == "numba":
         for arr, name in inputs:
-            _check_below(arr, moduli_rows, name)
+            _check_below(arr, _per_row(moduli, arr.shape[0]), name)
 
 
 def _call(fn_name: str, args: tuple, inputs: Sequence[tuple[np.ndarray, str]],
-          moduli_rows: np.ndarray) -> None:
+          moduli: np.ndarray) -> object:
     try:
-        getattr(_raw(), fn_name)(*args)
+        return getattr(_raw(), fn_name)(*args)
     except ValueError as e:  # the native layer re-checks; keep our error type and wording
         for arr, name in inputs:
-            _check_below(arr, moduli_rows, name)
+            _check_below(arr, _per_row(moduli, arr.shape[0]), name)
         raise ParameterError(f"{fn_name}: {e}") from e
 
 
@@ -456,7 +572,8 @@ def _fast_transform(kind: str, a: object, moduli: object, tier: object, out: obj
     """The repeated call of RNS code, without the Python validation; ``None`` if unsure.
 
     Applies when ``a`` is a C-contiguous uint64 ndarray transformed in place
-    (``out=a``) or into a new array (``out=None``), and ``moduli`` (a list or
+    (``out=a``) or into a new array (``out=None``: allocated, copied and
+    transformed by the compiled core in one call), and ``moduli`` (a list or
     tuple of plain ints) was fully validated with this ``n`` by an earlier call.
     Everything else the slow path establishes is re-checked by the compiled
     layer on every call (dtype, C order, writability, shapes, each coefficient
@@ -465,7 +582,7 @@ def _fast_transform(kind: str, a: object, moduli: object, tier: object, out: obj
     path, which raises the documented :class:`ParameterError`.
     """
     if (_active != "cpp" or type(tier) is not str or type(a) is not np.ndarray
-            or a.dtype is not _UINT64 or not a.flags.c_contiguous
+            or a.dtype != _UINT64 or not a.flags.c_contiguous
             or (out is not None and out is not a)):
         return None
     if rns:
@@ -483,26 +600,31 @@ def _fast_transform(kind: str, a: object, moduli: object, tier: object, out: obj
     for q in mods:  # a float equal to a valid modulus hashes alike: the slow path refuses it
         if type(q) is not int:
             return None
-    res = a if out is not None else a.copy()
     try:
-        getattr(_cpp_module, kind)(res.reshape(-1, n), _row_moduli_cached(mods, res.size // n),
-                                   tier)
+        if out is None:  # new array allocated (from warm memory) and filled by the core
+            return getattr(_cpp_module, kind + "_copy")(
+                a.reshape(-1, n), _moduli_array_cached(mods), tier).reshape(a.shape)
+        getattr(_cpp_module, kind)(a.reshape(-1, n), _moduli_array_cached(mods), tier)
     except (ValueError, TypeError):
         return None
-    return res
+    return a
 
 
 # ---------------------------------------------------------------------------
 # Transforms
 # ---------------------------------------------------------------------------
-def _transform(kind: str, arr: np.ndarray, moduli_rows: np.ndarray, n: int, tier: str,
+def _transform(kind: str, arr: np.ndarray, moduli: np.ndarray, n: int, tier: str,
                out: object) -> np.ndarray:
     inputs = [(arr.reshape(-1, n), "a")]
-    _check_inputs_below(inputs, moduli_rows)
+    _check_inputs_below(inputs, moduli)
+    if out is None and _active == "cpp":
+        arr = np.ascontiguousarray(arr)
+        res = _call(kind + "_copy", (_rows(arr, n), moduli, tier), inputs, moduli)
+        return res.reshape(arr.shape)  # type: ignore[union-attr]
     res = _prepare_out(out, arr.shape, [arr], may_alias=True)
     if res is not arr and not _same_buffer(res, arr):
         np.copyto(res, arr)
-    _call(kind, (_rows(res, n), moduli_rows, tier), inputs, moduli_rows)
+    _call(kind, (_rows(res, n), moduli, tier), inputs, moduli)
     return res
 
 
@@ -556,8 +678,7 @@ def ntt(a: object, q: int, *, tier: str = "auto", out: np.ndarray | None = None)
         return res
     arr, qi, n = _single(a, q)
     tier = _check_tier(tier, [qi])
-    rows = arr.size // n
-    res = _transform("forward_ntt", arr, _row_moduli((qi,), rows), n, tier, out)
+    res = _transform("forward_ntt", arr, _moduli_array((qi,)), n, tier, out)
     _remember_valid((qi,), n)
     return res
 
@@ -572,8 +693,7 @@ def intt(a: object, q: int, *, tier: str = "auto", out: np.ndarray | None = None
         return res
     arr, qi, n = _single(a, q)
     tier = _check_tier(tier, [qi])
-    rows = arr.size // n
-    res = _transform("inverse_ntt", arr, _row_moduli((qi,), rows), n, tier, out)
+    res = _transform("inverse_ntt", arr, _moduli_array((qi,)), n, tier, out)
     _remember_valid((qi,), n)
     return res
 
@@ -615,8 +735,7 @@ def ntt_rns(a: object, moduli: Sequence[int], *, tier: str = "auto",
         return res
     arr, mods, n = _rns(a, moduli)
     tier = _check_tier(tier, mods)
-    rows = arr.size // n
-    res = _transform("forward_ntt", arr, _row_moduli(mods, rows), n, tier, out)
+    res = _transform("forward_ntt", arr, _moduli_array(mods), n, tier, out)
     _remember_valid(mods, n)
     return res
 
@@ -629,8 +748,7 @@ def intt_rns(a: object, moduli: Sequence[int], *, tier: str = "auto",
         return res
     arr, mods, n = _rns(a, moduli)
     tier = _check_tier(tier, mods)
-    rows = arr.size // n
-    res = _transform("inverse_ntt", arr, _row_moduli(mods, rows), n, tier, out)
+    res = _transform("inverse_ntt", arr, _moduli_array(mods), n, tier, out)
     _remember_valid(mods, n)
     return res
 
@@ -638,7 +756,7 @@ def intt_rns(a: object, moduli: Sequence[int], *, tier: str = "auto",
 # ---------------------------------------------------------------------------
 # Products
 # ---------------------------------------------------------------------------
-def _binary(kind: str, a: np.ndarray, b: np.ndarray, moduli_rows: np.ndarray, n: int,
+def _binary(kind: str, a: np.ndarray, b: np.ndarray, moduli: np.ndarray, n: int,
             tier: str | None, out: object) -> np.ndarray:
     if a.shape != b.shape:
         raise ParameterError(
@@ -647,10 +765,13 @@ def _binary(kind: str, a: np.ndarray, b: np.ndarray, moduli_rows: np.ndarray, n:
     b = np.ascontiguousarray(b)
     a2, b2 = _rows(a, n), _rows(b, n)
     inputs = [(a2, "a"), (b2, "b")]
-    _check_inputs_below(inputs, moduli_rows)
+    _check_inputs_below(inputs, moduli)
+    extra = () if kind == "pointwise_mul" else (tier,)
+    if out is None and _active == "cpp":  # the core allocates and returns the result
+        res = _call(kind, (a2, b2, None, moduli) + extra, inputs, moduli)
+        return res.reshape(a.shape)  # type: ignore[union-attr]
     res = _prepare_out(out, a.shape, [a, b], may_alias=(kind == "pointwise_mul"))
-    args = (a2, b2, _rows(res, n), moduli_rows) + (() if kind == "pointwise_mul" else (tier,))
-    _call(kind, args, inputs, moduli_rows)
+    _call(kind, (a2, b2, _rows(res, n), moduli) + extra, inputs, moduli)
     return res
 
 
@@ -677,8 +798,7 @@ def pointwise_mul(a: object, b: object, q: int, *, out: np.ndarray | None = None
     """
     arr_a, qi, n = _single(a, q, "a")
     arr_b, _, _ = _single(b, q, "b")
-    rows = arr_a.size // n
-    return _binary("pointwise_mul", arr_a, arr_b, _row_moduli((qi,), rows), n,
+    return _binary("pointwise_mul", arr_a, arr_b, _moduli_array((qi,)), n,
                    None, out)
 
 
@@ -687,8 +807,7 @@ def pointwise_mul_rns(a: object, b: object, moduli: Sequence[int], *,
     """Element-wise product of RNS arrays, row ``i`` modulo ``moduli[i]``; see :func:`ntt_rns`."""
     arr_a, mods, n = _rns(a, moduli, "a")
     arr_b, _, _ = _rns(b, mods, "b")
-    rows = arr_a.size // n
-    return _binary("pointwise_mul", arr_a, arr_b, _row_moduli(mods, rows), n, None, out)
+    return _binary("pointwise_mul", arr_a, arr_b, _moduli_array(mods), n, None, out)
 
 
 def polymul(a: object, b: object, q: int, *, tier: str = "auto",
@@ -736,8 +855,7 @@ def polymul(a: object, b: object, q: int, *, tier: str = "auto",
     arr_a, qi, n = _single(a, q, "a")
     arr_b, _, _ = _single(b, q, "b")
     tier = _check_tier(tier, [qi])
-    rows = arr_a.size // n
-    return _binary("polymul", arr_a, arr_b, _row_moduli((qi,), rows), n, tier, out)
+    return _binary("polymul", arr_a, arr_b, _moduli_array((qi,)), n, tier, out)
 
 
 def polymul_rns(a: object, b: object, moduli: Sequence[int], *, tier: str = "auto",
@@ -766,8 +884,7 @@ def polymul_rns(a: object, b: object, moduli: Sequence[int], *, tier: str = "aut
     arr_a, mods, n = _rns(a, moduli, "a")
     arr_b, _, _ = _rns(b, mods, "b")
     tier = _check_tier(tier, mods)
-    rows = arr_a.size // n
-    return _binary("polymul", arr_a, arr_b, _row_moduli(mods, rows), n, tier, out)
+    return _binary("polymul", arr_a, arr_b, _moduli_array(mods), n, tier, out)
 
 
 # ---------------------------------------------------------------------------
@@ -779,12 +896,12 @@ def find_primes(bits: int, n: int, count: int) -> list[int]:
     Parameters
     ----------
     bits : int
-        Bit length of every prime, ``2 <= bits <= 62``; the primes lie in
-        ``[2**(bits-1), 2**bits)``.
+        Bit length of every prime, ``log2(n) + 2 <= bits <= 62``; the primes
+        lie in ``[2**(bits-1), 2**bits)``.
     n : int
         Polynomial length (power of two in ``[2, 65536]``) the primes must support.
     count : int
-        Number of primes wanted (``>= 1``).
+        Number of primes wanted, ``1 <= count <= MAX_PRIME_COUNT`` (65536).
 
     Returns
     -------
@@ -795,6 +912,8 @@ def find_primes(bits: int, n: int, count: int) -> list[int]:
     ------
     ParameterError
         If an argument is out of range or fewer than ``count`` such primes exist.
+        Every limit is checked before any search or allocation, on both
+        backends, so ``find_primes(2, 2, 10**9)`` fails at once.
 
     Examples
     --------
@@ -805,12 +924,25 @@ def find_primes(bits: int, n: int, count: int) -> list[int]:
     bits_i = _as_int(bits, "bits")
     n_i = _as_int(n, "n")
     count_i = _as_int(count, "count")
+    # All limits before any work or allocation (the backends size their output by count).
     _check_n(n_i)
-    if not 2 <= bits_i <= MAX_MODULUS_BITS:
+    min_bits = n_i.bit_length() + 1  # log2(n) + 2: below, no q == 1 mod 2n has `bits` bits
+    if not min_bits <= bits_i <= MAX_MODULUS_BITS:
         raise ParameterError(
-            f"bits must be in [2, {MAX_MODULUS_BITS}] (the core needs q < 2^62); got {bits_i}")
+            f"bits must be in [{min_bits}, {MAX_MODULUS_BITS}] for n = {n_i} (primes q == 1 "
+            f"mod 2n need at least log2(n) + 2 bits; the core needs q < 2^62); got {bits_i}. "
+            f"Ask for between {min_bits} and {MAX_MODULUS_BITS} bits.")
     if count_i < 1:
         raise ParameterError(f"count must be at least 1; got {count_i}")
+    if count_i > MAX_PRIME_COUNT:
+        raise ParameterError(
+            f"count must be at most {MAX_PRIME_COUNT} (find_primes' documented limit); got "
+            f"{count_i}. Ask for fewer primes: an RNS modulus rarely needs more than 64.")
+    candidates = (1 << (bits_i - 1)) // (2 * n_i)  # q = k 2n + 1 in [2^(bits-1), 2^bits)
+    if count_i > candidates:
+        raise ParameterError(
+            f"count must be at most the {candidates} candidates q == 1 mod {2 * n_i} of "
+            f"{bits_i} bits (not all prime); got {count_i}. Ask for fewer primes or more bits.")
     try:
         return [int(q) for q in _raw().find_primes(bits_i, n_i, count_i)]
     except ValueError as e:

@@ -43,6 +43,7 @@ ideal lattice-based cryptography" (2016), Algorithms 1 and 2 (loop structure).
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 
 import numpy as np
 from llvmlite import ir
@@ -59,15 +60,19 @@ __all__ = [
     "mulhi",
     "mulmod",
     "mulmod_barrett",
+    "clear_table_cache",
     "ntt_tables",
     "pointwise_mul",
     "polymul",
     "psi",
+    "set_table_cache_budget",
+    "table_cache_info",
 ]
 
 MIN_N = 2
 MAX_N = 65536
 MAX_MODULUS = 1 << 62  # exclusive: lazy butterflies keep values below 4q < 2^64
+MAX_PRIME_COUNT = 65536  # find_primes' limit, the same as the C++ core's
 
 _U0 = np.uint64(0)
 _U1 = np.uint64(1)
@@ -519,10 +524,84 @@ def _polymul_rows(a, b, out, tabs, scal, row_idx):
 # --------------------------------------------------------------------------
 # Table cache and the raw API (same names and signatures as he_ml._native)
 # --------------------------------------------------------------------------
-_lock = threading.Lock()
-_tables: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
-_stacks: dict[tuple[int, bytes], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-_MAX_STACKS = 256
+DEFAULT_TABLE_CACHE_BYTES = 256 << 20  # the C++ core's default (he_native/ntt.hpp)
+
+
+class _ByteLRU:
+    """Least-recently-used cache whose values' bytes never exceed ``budget``.
+
+    Values are tuples of numpy arrays; an entry alone larger than the budget is
+    not kept. Thread-safe (the numba kernels release the GIL).
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.bytes = 0
+        self.hits = self.misses = self.evictions = 0
+        self._entries: OrderedDict[tuple, tuple[tuple[np.ndarray, ...], int]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[np.ndarray, ...] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            self.hits += 1
+            return entry[0]
+
+    def put(self, key: tuple, value: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
+        size = sum(int(v.nbytes) for v in value)
+        with self._lock:
+            self.misses += 1
+            if key in self._entries:  # another thread won the race
+                self._entries.move_to_end(key)
+                return self._entries[key][0]
+            if size <= self.budget:
+                self._entries[key] = (value, size)
+                self.bytes += size
+                self._evict(self.budget)
+        return value
+
+    def set_budget(self, budget: int) -> None:
+        with self._lock:
+            self.budget = budget
+            self._evict(budget)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._evict(0)
+            self.hits = self.misses = self.evictions = 0
+
+    def info(self) -> dict[str, int]:
+        with self._lock:
+            return {"entries": len(self._entries), "bytes": self.bytes, "budget": self.budget,
+                    "hits": self.hits, "misses": self.misses, "evictions": self.evictions}
+
+    def _evict(self, limit: int) -> None:
+        while self.bytes > limit and self._entries:
+            _, (_, size) = self._entries.popitem(last=False)
+            self.bytes -= size
+            self.evictions += 1
+
+
+# One byte budget for the per-(n, q) tables and the stacked per-call copies built from them.
+_cache = _ByteLRU(DEFAULT_TABLE_CACHE_BYTES)
+
+
+def set_table_cache_budget(nbytes: int) -> None:
+    """Byte budget of the table cache (LRU; 0 disables caching)."""
+    _cache.set_budget(int(nbytes))
+
+
+def table_cache_info() -> dict[str, int]:
+    """Entries, bytes, budget and hit / miss / eviction counters of the table cache."""
+    return _cache.info()
+
+
+def clear_table_cache() -> None:
+    """Drop every cached table and reset the counters."""
+    _cache.clear()
 
 
 def _check_n_q(n: int, q: int) -> None:
@@ -545,37 +624,29 @@ def ntt_tables(n: int, q: int) -> tuple[np.ndarray, np.ndarray]:
         If ``n`` is not a power of two in ``[2, 65536]`` or ``q`` is not a prime
         ``< 2**62`` with ``q == 1 (mod 2n)``.
     """
-    key = (int(n), int(q))
-    entry = _tables.get(key)
+    key = ("tables", int(n), int(q))
+    entry = _cache.get(key)
     if entry is None:
-        _check_n_q(*key)
-        with _lock:
-            entry = _tables.get(key)
-            if entry is None:
-                tab, scal = _build_tables(key[0], np.uint64(key[1]))
-                tab.flags.writeable = False
-                scal.flags.writeable = False
-                entry = (tab, scal)
-                _tables[key] = entry
-    return entry
+        _check_n_q(key[1], key[2])
+        tab, scal = _build_tables(key[1], np.uint64(key[2]))
+        tab.flags.writeable = False
+        scal.flags.writeable = False
+        entry = _cache.put(key, (tab, scal))
+    return entry  # type: ignore[return-value]
 
 
 def _stack(n: int, moduli: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tables for every distinct modulus of ``moduli`` and the row -> table index."""
-    key = (n, moduli.tobytes())
-    entry = _stacks.get(key)
+    key = ("stack", n, moduli.tobytes())
+    entry = _cache.get(key)
     if entry is not None:
-        return entry
+        return entry  # type: ignore[return-value]
     distinct, row_idx = np.unique(moduli, return_inverse=True)
     parts = [ntt_tables(n, int(q)) for q in distinct]
     tabs = np.ascontiguousarray(np.stack([p[0] for p in parts]))
     scal = np.ascontiguousarray(np.stack([p[1] for p in parts]))
     entry = (tabs, scal, np.ascontiguousarray(row_idx.reshape(-1), dtype=np.int64))
-    with _lock:
-        if len(_stacks) >= _MAX_STACKS:
-            _stacks.clear()
-        _stacks[key] = entry
-    return entry
+    return _cache.put(key, entry)  # type: ignore[return-value]
 
 
 def _check_rows(name: str, a: np.ndarray, writable: bool) -> None:
@@ -589,10 +660,13 @@ def _check_rows(name: str, a: np.ndarray, writable: bool) -> None:
 
 
 def _check_moduli(moduli: np.ndarray, rows: int) -> np.ndarray:
+    """Per-row moduli from ``(k,)`` moduli with ``k`` dividing ``rows`` (row i: moduli[i % k])."""
     moduli = np.ascontiguousarray(moduli, dtype=np.uint64)
-    if moduli.ndim != 1 or moduli.shape[0] != rows:
-        raise ValueError(f"moduli must have one entry per row ({rows}); got shape {moduli.shape}")
-    return moduli
+    k = moduli.shape[0] if moduli.ndim == 1 else -1
+    if k < 0 or (rows % k if k else rows):
+        raise ValueError(f"moduli must have shape (k,) with k dividing the number of rows "
+                         f"({rows}; row i uses moduli[i % k]); got shape {moduli.shape}")
+    return moduli if k == rows else np.tile(moduli, rows // k)
 
 
 def _check_tier(tier: str) -> None:
@@ -666,12 +740,14 @@ def is_prime(q: int) -> bool:
 def find_primes(bits: int, n: int, count: int) -> list[int]:
     """``count`` distinct primes of exactly ``bits`` bits with ``q == 1 mod 2n``, largest first."""
     bits, n, count = int(bits), int(n), int(count)
+    # every limit is checked before the output array is allocated (count sizes it)
     if n < MIN_N or n > MAX_N or n & (n - 1):
         raise ValueError(f"n must be a power of two in [{MIN_N}, {MAX_N}]; got {n}")
-    if not 2 <= bits <= 62:
-        raise ValueError(f"bits must be in [2, 62]; got {bits}")
-    if count < 1:
-        raise ValueError(f"count must be >= 1; got {count}")
+    min_bits = n.bit_length() + 1  # log2(n) + 2: the largest candidate 2^bits - 2n + 1 has bits bits
+    if not min_bits <= bits <= 62:
+        raise ValueError(f"bits must be in [{min_bits}, 62] for n = {n}; got {bits}")
+    if not 1 <= count <= MAX_PRIME_COUNT:
+        raise ValueError(f"count must be in [1, {MAX_PRIME_COUNT}]; got {count}")
     found = _find_primes(bits, np.uint64(2 * n), count)
     if found.shape[0] < count:
         raise ValueError(

@@ -20,7 +20,8 @@ int main(int argc, char** argv) {
     for (unsigned bits : {50u, 60u}) {
         for (std::uint64_t n : {4096ULL, 8192ULL, 16384ULL, 32768ULL}) {
             const std::uint64_t q = he_native::find_ntt_primes(bits, n, 1)[0];
-            const auto& t = he_native::get_ntt_tables(n, q);
+            const he_native::NTTTablesPtr t_ptr = he_native::get_ntt_tables(n, q);
+            const he_native::NTTTables& t = *t_ptr;
             std::vector<std::uint64_t> a(n);
             for (auto& x : a) x = gen() % q;
             for (NTTTier tier : {NTTTier::Scalar, NTTTier::AVX512, NTTTier::AVX512IFMA}) {

@@ -6,9 +6,14 @@
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
 #include <nanobind/stl/string.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/vector.h>
 
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -70,12 +75,17 @@ void check_uint64_c_contiguous(const Array& a, const char* name, size_t ndim) {
     }
 }
 
-/// Parsed, validated view of (rows, n) arrays and their per-row moduli.
+/// Parsed, validated view of (rows, n) arrays and their moduli: row i uses
+/// moduli[i % k] (k = moduli.shape[0] divides rows), so RNS callers pass their k moduli
+/// once instead of a per-row copy.
 struct Rows {
     size_t rows = 0;
     size_t n = 0;
+    size_t k = 0;
     const u64* moduli = nullptr;
-    std::vector<const he_native::NTTTables*> tables;  // one per row
+    std::vector<he_native::NTTTablesPtr> tables;  // one per modulus, held for the call
+    u64 modulus(size_t row) const { return moduli[row % k]; }
+    const he_native::NTTTables& table(size_t row) const { return *tables[row % k]; }
 };
 
 /// Validates shapes and every (n, moduli[i]); the validation result is the cached table
@@ -87,21 +97,27 @@ Rows check_rows(const Array& first, const char* first_name, const InArray& modul
     Rows r;
     r.rows = first.shape(0);
     r.n = first.shape(1);
+    r.k = moduli.shape(0);
     r.moduli = static_cast<const u64*>(moduli.data());
-    if (moduli.shape(0) != r.rows) {
-        fail("moduli must have shape (rows,) = (" + std::to_string(r.rows) + ",), one modulus per "
-             "row of " + first_name + "; got shape " + shape_of(moduli));
+    if (r.k == 0 ? r.rows != 0 : r.rows % r.k != 0) {
+        fail("moduli must have shape (k,) with k dividing the number of rows of " +
+             std::string(first_name) + " (" + std::to_string(r.rows) +
+             "; row i uses moduli[i % k]); got shape " + shape_of(moduli));
     }
     if (r.rows == 0) return r;
     if (r.n < he_native::kMinN || r.n > he_native::kMaxN || (r.n & (r.n - 1)) != 0) {
         fail(std::string(first_name) + ".shape[1] (n) must be a power of two in [2, 65536]; got " +
              std::to_string(r.n));
     }
-    r.tables.resize(r.rows, nullptr);
-    for (size_t i = 0; i < r.rows; ++i) {
+    r.tables.resize(r.k);
+    for (size_t i = 0; i < r.k; ++i) {
         const u64 q = r.moduli[i];
+        if (i > 0 && q == r.moduli[i - 1]) {  // repeated modulus: no second lookup
+            r.tables[i] = r.tables[i - 1];
+            continue;
+        }
         try {
-            r.tables[i] = &he_native::get_ntt_tables(r.n, q);
+            r.tables[i] = he_native::get_ntt_tables(r.n, q);
         } catch (const std::invalid_argument& e) {
             fail("moduli[" + std::to_string(i) + "] is not usable with n = " + std::to_string(r.n) +
                  ": " + e.what());
@@ -123,7 +139,7 @@ void check_same_shape(const ArrayA& a, const char* a_name, const ArrayB& b, cons
 /// Always on, so it uses the AVX-512 scan where the CPU has it (see range_check.cpp).
 void check_coefficients(const u64* data, const Rows& r, const char* name) {
     for (size_t i = 0; i < r.rows; ++i) {
-        const u64 q = r.moduli[i];
+        const u64 q = r.modulus(i);
         const u64* row = data + i * r.n;
         const size_t bad = he_native::find_first_not_below(row, r.n, q);
         if (bad != r.n) {
@@ -154,11 +170,12 @@ std::optional<NTTTier> parse_tier(const std::string& name) {
          name + "'");
 }
 
-/// The tier each row runs: auto dispatch, or the explicit tier if it is usable for q here.
+/// The tier each modulus (row i: entry i % k) runs: auto dispatch, or the explicit tier
+/// if it is usable for q here.
 std::vector<NTTTier> resolve_tiers(const std::string& tier_name, const Rows& r) {
     const std::optional<NTTTier> requested = parse_tier(tier_name);
-    std::vector<NTTTier> tiers(r.rows);
-    for (size_t i = 0; i < r.rows; ++i) {
+    std::vector<NTTTier> tiers(r.k);
+    for (size_t i = 0; i < r.k && r.rows > 0; ++i) {
         const u64 q = r.moduli[i];
         if (!requested) {
             tiers[i] = he_native::select_tier(q);
@@ -174,58 +191,210 @@ std::vector<NTTTier> resolve_tiers(const std::string& tier_name, const Rows& r) 
     return tiers;
 }
 
+// ---- output arrays ------------------------------------------------------------------
+//
+// A fresh numpy array per call is the API's convenient form (`ntt(a, q)` without out=),
+// but above glibc's mmap threshold every malloc/free pair maps and unmaps pages, and the
+// first touch of each page then costs a page fault: at n = 8192 with 6 rows that doubled
+// the time of a forward + inverse pair. OutputPool keeps a few recently freed buffers
+// (bounded by bytes) and hands them out again, already mapped and warm in cache.
+
+/// Each buffer is kAlign bytes of header (its data size, read back when numpy frees the
+/// array) followed by the data, so the data is 64-byte aligned.
+class OutputPool {
+public:
+    static constexpr std::size_t kAlign = 64;
+    static constexpr std::size_t kMaxBuffers = 16;
+
+    /// A buffer of at least `bytes` data bytes; returns its base (header) address.
+    void* take(std::size_t bytes) {
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            for (std::size_t i = free_.size(); i-- > 0;) {  // most recently returned first
+                if (data_bytes(free_[i]) == bytes) {
+                    void* base = free_[i];
+                    free_.erase(free_.begin() + static_cast<std::ptrdiff_t>(i));
+                    held_ -= bytes;
+                    return base;
+                }
+            }
+        }
+        void* base = ::operator new(kAlign + bytes, std::align_val_t{kAlign});
+        *static_cast<std::size_t*>(base) = bytes;
+        return base;
+    }
+
+    /// Called by the array's owner capsule when numpy frees the array.
+    void give_back(void* base) noexcept {
+        const std::size_t bytes = data_bytes(base);
+        std::vector<void*> drop;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            if (bytes > 0 && bytes <= budget_) {
+                while (!free_.empty() &&
+                       (held_ + bytes > budget_ || free_.size() >= kMaxBuffers)) {
+                    held_ -= data_bytes(free_.front());  // the least recently returned
+                    drop.push_back(free_.front());
+                    free_.erase(free_.begin());
+                }
+                free_.push_back(base);
+                held_ += bytes;
+            } else {
+                drop.push_back(base);
+            }
+        }
+        for (void* p : drop) ::operator delete(p, std::align_val_t{kAlign});
+    }
+
+    /// Sets the byte budget of idle buffers (0: free every array's memory at once).
+    void set_budget(std::size_t budget) {
+        std::vector<void*> drop;
+        {
+            std::lock_guard<std::mutex> lock(mutex_);
+            budget_ = budget;
+            while (!free_.empty() && held_ > budget_) {
+                held_ -= data_bytes(free_.front());
+                drop.push_back(free_.front());
+                free_.erase(free_.begin());
+            }
+        }
+        for (void* p : drop) ::operator delete(p, std::align_val_t{kAlign});
+    }
+
+    nb::dict info() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        nb::dict d;
+        d["buffers"] = free_.size();
+        d["bytes"] = held_;
+        d["budget"] = budget_;
+        return d;
+    }
+
+private:
+    static std::size_t data_bytes(void* base) { return *static_cast<std::size_t*>(base); }
+
+    std::mutex mutex_;
+    std::vector<void*> free_;  // idle buffers, oldest first
+    std::size_t held_ = 0;     // data bytes of the idle buffers
+    std::size_t budget_ = std::size_t{64} << 20;
+};
+
+OutputPool& output_pool() {
+    static OutputPool* pool = new OutputPool();  // never destroyed: arrays may outlive exit
+    return *pool;
+}
+
+using OutArray = nb::ndarray<nb::numpy, u64, nb::ndim<2>, nb::c_contig>;
+
+/// Uninitialised (rows, n) uint64 numpy array from the pool; the caller fills every element.
+OutArray allocate_rows(size_t rows, size_t n) {
+    void* base = output_pool().take(rows * n * sizeof(u64));
+    nb::capsule owner(base, [](void* p) noexcept { output_pool().give_back(p); });
+    const size_t shape[2] = {rows, n};
+    return OutArray(static_cast<char*>(base) + OutputPool::kAlign, 2, shape, owner);
+}
+
+void transform_rows(u64* data, const Rows& r, const std::vector<NTTTier>& tiers, bool forward) {
+    for (size_t i = 0; i < r.rows; ++i) {
+        u64* row = data + i * r.n;
+        const size_t m = i % r.k;
+        if (forward) {
+            he_native::forward_ntt(row, *r.tables[m], tiers[m]);
+        } else {
+            he_native::inverse_ntt(row, *r.tables[m], tiers[m]);
+        }
+    }
+}
+
 void transform(InOutArray a, InArray moduli, const std::string& tier, bool forward) {
     const Rows r = check_rows(a, "a", moduli);
     const std::vector<NTTTier> tiers = resolve_tiers(tier, r);
     u64* data = static_cast<u64*>(a.data());
     nb::gil_scoped_release release;
     check_coefficients(data, r, "a");
-    for (size_t i = 0; i < r.rows; ++i) {
-        u64* row = data + i * r.n;
-        if (forward) {
-            he_native::forward_ntt(row, *r.tables[i], tiers[i]);
-        } else {
-            he_native::inverse_ntt(row, *r.tables[i], tiers[i]);
+    transform_rows(data, r, tiers, forward);
+}
+
+/// The transform of `a` into a new array (a is only read). Row by row, the range check and
+/// the out-of-place transform (whose first pass reads `a` and writes the output, so there
+/// is no separate copy sweep) run back to back while the row is in L1/L2; a failed check
+/// discards the new array, and `a` is never written.
+OutArray transform_copy(InArray a, InArray moduli, const std::string& tier, bool forward) {
+    const Rows r = check_rows(a, "a", moduli);
+    const std::vector<NTTTier> tiers = resolve_tiers(tier, r);
+    const u64* src = static_cast<const u64*>(a.data());
+    OutArray out = allocate_rows(r.rows, r.n);
+    u64* dst = out.data();
+    {
+        nb::gil_scoped_release release;
+        for (size_t i = 0; i < r.rows; ++i) {
+            const u64* in_row = src + i * r.n;
+            u64* out_row = dst + i * r.n;
+            const size_t bad = he_native::find_first_not_below(in_row, r.n, r.modulus(i));
+            if (bad != r.n) {
+                fail("a coefficients must be < the row's modulus q = " +
+                     std::to_string(r.modulus(i)) + "; got a[" + std::to_string(i) + ", " +
+                     std::to_string(bad) + "] = " + std::to_string(in_row[bad]) +
+                     " (reduce mod q first)");
+            }
+            const size_t m = i % r.k;  // copy fused into the kernel's first pass
+            if (forward) {
+                he_native::forward_ntt(in_row, out_row, *r.tables[m], tiers[m]);
+            } else {
+                he_native::inverse_ntt(in_row, out_row, *r.tables[m], tiers[m]);
+            }
         }
     }
+    return out;
 }
 
-void pointwise_mul(InArray a, InArray b, InOutArray out, InArray moduli) {
-    const Rows r = check_rows(a, "a", moduli);
-    check_same_shape(a, "a", b, "b");
-    check_same_shape(a, "a", out, "out");
-    const size_t bytes = r.rows * r.n * sizeof(u64);
-    check_no_partial_overlap(out.data(), a.data(), bytes, "a");
-    check_no_partial_overlap(out.data(), b.data(), bytes, "b");
-    const u64* pa = static_cast<const u64*>(a.data());
-    const u64* pb = static_cast<const u64*>(b.data());
-    u64* po = static_cast<u64*>(out.data());
-    nb::gil_scoped_release release;
+void pointwise_mul_into(const Rows& r, const u64* pa, const u64* pb, u64* po) {
     check_coefficients(pa, r, "a");
     check_coefficients(pb, r, "b");
     for (size_t i = 0; i < r.rows; ++i) {
-        he_native::pointwise_mul_mod(pa + i * r.n, pb + i * r.n, po + i * r.n, r.n, r.moduli[i]);
+        he_native::pointwise_mul_mod(pa + i * r.n, pb + i * r.n, po + i * r.n, r.n, r.modulus(i));
     }
 }
 
-void polymul(InArray a, InArray b, InOutArray out, InArray moduli, const std::string& tier) {
-    const Rows r = check_rows(a, "a", moduli);
-    check_same_shape(a, "a", b, "b");
-    check_same_shape(a, "a", out, "out");
-    const size_t bytes = r.rows * r.n * sizeof(u64);
-    check_no_partial_overlap(out.data(), a.data(), bytes, "a");
-    check_no_partial_overlap(out.data(), b.data(), bytes, "b");
-    const std::vector<NTTTier> tiers = resolve_tiers(tier, r);
-    const u64* pa = static_cast<const u64*>(a.data());
-    const u64* pb = static_cast<const u64*>(b.data());
-    u64* po = static_cast<u64*>(out.data());
-    nb::gil_scoped_release release;
+void polymul_into(const Rows& r, const std::vector<NTTTier>& tiers, const u64* pa, const u64* pb,
+                  u64* po) {
     check_coefficients(pa, r, "a");
     check_coefficients(pb, r, "b");
     for (size_t i = 0; i < r.rows; ++i) {
-        he_native::polymul_negacyclic(pa + i * r.n, pb + i * r.n, po + i * r.n, r.n, r.moduli[i],
-                                      tiers[i]);
+        const size_t m = i % r.k;
+        he_native::polymul_negacyclic(pa + i * r.n, pb + i * r.n, po + i * r.n, *r.tables[m],
+                                      tiers[m]);
     }
+}
+
+/// `out` given: written in place (checked like an input) and returned; `out` None: a new
+/// array is returned.
+nb::object binary_op(InArray a, InArray b, std::optional<InOutArray> out, InArray moduli,
+                     const std::optional<std::string>& tier) {
+    const Rows r = check_rows(a, "a", moduli);
+    check_same_shape(a, "a", b, "b");
+    const std::vector<NTTTier> tiers = tier ? resolve_tiers(*tier, r) : std::vector<NTTTier>();
+    const u64* pa = static_cast<const u64*>(a.data());
+    const u64* pb = static_cast<const u64*>(b.data());
+    if (out) {
+        check_same_shape(a, "a", *out, "out");
+        const size_t bytes = r.rows * r.n * sizeof(u64);
+        check_no_partial_overlap(out->data(), pa, bytes, "a");
+        check_no_partial_overlap(out->data(), pb, bytes, "b");
+        u64* po = static_cast<u64*>(out->data());
+        {
+            nb::gil_scoped_release release;
+            if (tier) polymul_into(r, tiers, pa, pb, po); else pointwise_mul_into(r, pa, pb, po);
+        }
+        return nb::cast(*out);
+    }
+    OutArray res = allocate_rows(r.rows, r.n);
+    u64* po = res.data();
+    {
+        nb::gil_scoped_release release;
+        if (tier) polymul_into(r, tiers, pa, pb, po); else pointwise_mul_into(r, pa, pb, po);
+    }
+    return nb::cast(res);
 }
 
 void check_modulus_width(u64 q) {
@@ -268,10 +437,54 @@ NB_MODULE(_native, m) {
           [](InOutArray a, InArray moduli, const std::string& tier) { transform(a, moduli, tier, false); },
           "a"_a, "moduli"_a, "tier"_a = "auto",
           "In-place inverse of forward_ntt, row by row.");
-    m.def("pointwise_mul", &pointwise_mul, "a"_a, "b"_a, "out"_a, "moduli"_a,
-          "out[i] = a[i] * b[i] mod moduli[i], element-wise on (rows, n) uint64 arrays.");
-    m.def("polymul", &polymul, "a"_a, "b"_a, "out"_a, "moduli"_a, "tier"_a = "auto",
-          "out[i] = a[i] * b[i] in Z_q[X]/(X^n + 1) with q = moduli[i], row by row.");
+    m.def("forward_ntt_copy",
+          [](InArray a, InArray moduli, const std::string& tier) {
+              return transform_copy(a, moduli, tier, true);
+          },
+          "a"_a, "moduli"_a, "tier"_a = "auto",
+          "forward_ntt into a new (rows, n) array; a is only read.");
+    m.def("inverse_ntt_copy",
+          [](InArray a, InArray moduli, const std::string& tier) {
+              return transform_copy(a, moduli, tier, false);
+          },
+          "a"_a, "moduli"_a, "tier"_a = "auto",
+          "inverse_ntt into a new (rows, n) array; a is only read.");
+    m.def("pointwise_mul",
+          [](InArray a, InArray b, std::optional<InOutArray> out, InArray moduli) {
+              return binary_op(a, b, std::move(out), moduli, std::nullopt);
+          },
+          "a"_a, "b"_a, "out"_a.none(), "moduli"_a,
+          "out[i] = a[i] * b[i] mod moduli[i % k], element-wise on (rows, n) uint64 arrays; "
+          "out=None returns a new array, else out (which may be a or b) is written and returned.");
+    m.def("polymul",
+          [](InArray a, InArray b, std::optional<InOutArray> out, InArray moduli,
+             const std::string& tier) {
+              return binary_op(a, b, std::move(out), moduli, tier);
+          },
+          "a"_a, "b"_a, "out"_a.none(), "moduli"_a, "tier"_a = "auto",
+          "out[i] = a[i] * b[i] in Z_q[X]/(X^n + 1) with q = moduli[i % k], row by row; "
+          "out=None returns a new array.");
+    m.def("set_table_cache_budget", &he_native::set_ntt_table_cache_budget, "bytes"_a,
+          "Byte budget of the NTT table cache (LRU); 0 disables caching.");
+    m.def("table_cache_info",
+          []() {
+              const he_native::NTTTableCacheStats st = he_native::ntt_table_cache_stats();
+              nb::dict d;
+              d["entries"] = st.entries;
+              d["bytes"] = st.bytes;
+              d["budget"] = st.budget;
+              d["hits"] = st.hits;
+              d["misses"] = st.misses;
+              d["evictions"] = st.evictions;
+              return d;
+          },
+          "Entries, bytes, budget and hit/miss/eviction counters of the NTT table cache.");
+    m.def("clear_table_cache", &he_native::clear_ntt_table_cache,
+          "Drop every cached NTT table (arrays in use keep theirs) and reset the counters.");
+    m.def("set_output_pool_budget", [](size_t bytes) { output_pool().set_budget(bytes); },
+          "bytes"_a, "Bytes of freed output arrays kept for reuse (0: none).");
+    m.def("output_pool_info", []() { return output_pool().info(); },
+          "Idle buffers, their bytes and the budget of the output-array pool.");
     m.def("find_primes", &he_native::find_ntt_primes, "bits"_a, "n"_a, "count"_a,
           "`count` distinct `bits`-bit primes q == 1 mod 2n, largest first.");
     m.def("is_prime", &he_native::is_prime_u64, "q"_a, "Deterministic Miller-Rabin for 64-bit q.");
@@ -290,6 +503,6 @@ NB_MODULE(_native, m) {
           "tier"_a, "q"_a, "Whether `tier` can run for modulus q on this machine.");
     m.def("compiled_tiers", &compiled_tiers, "Tiers compiled into this build.");
     m.def("cpu_features", &cpu_features, "CPU features detected at load (cpuid/xgetbv).");
-    m.def("psi", [](u64 n, u64 q) { return he_native::get_ntt_tables(n, q).psi; }, "n"_a, "q"_a,
+    m.def("psi", [](u64 n, u64 q) { return he_native::get_ntt_tables(n, q)->psi; }, "n"_a, "q"_a,
           "The smallest primitive 2n-th root of unity mod q used by the transforms.");
 }

@@ -156,4 +156,28 @@ void inverse_ntt(std::uint64_t* a, const NTTTables& t, NTTTier tier) {
     }
 }
 
+void forward_ntt(const std::uint64_t* in, std::uint64_t* out, const NTTTables& t, NTTTier tier) {
+    switch (tier) {
+#if defined(HE_NATIVE_HAVE_AVX512)
+        case NTTTier::AVX512IFMA: forward_ntt_avx512ifma(in, out, t); return;
+        case NTTTier::AVX512: forward_ntt_avx512(in, out, t); return;
+#endif
+        default:
+            if (in != out) std::memcpy(out, in, t.n * sizeof(std::uint64_t));
+            forward_ntt(out, t, tier);
+    }
+}
+
+void inverse_ntt(const std::uint64_t* in, std::uint64_t* out, const NTTTables& t, NTTTier tier) {
+    switch (tier) {
+#if defined(HE_NATIVE_HAVE_AVX512)
+        case NTTTier::AVX512IFMA: inverse_ntt_avx512ifma(in, out, t); return;
+        case NTTTier::AVX512: inverse_ntt_avx512(in, out, t); return;
+#endif
+        default:
+            if (in != out) std::memcpy(out, in, t.n * sizeof(std::uint64_t));
+            inverse_ntt(out, t, tier);
+    }
+}
+
 }  // namespace he_native

@@ -21,6 +21,7 @@
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -186,32 +187,40 @@ void check_modulus(const NTTTables& t) {
 
 }  // namespace
 
-void forward_ntt_avx512(std::uint64_t* a, const NTTTables& t) {
+void forward_ntt_avx512(const std::uint64_t* in, std::uint64_t* a, const NTTTables& t) {
     check_modulus(t);
-    const AVX512Tables& tb = avx512_detail::get_avx512_tables(t);
+    std::unique_ptr<AVX512Tables> scratch;
+    const AVX512Tables& tb = avx512_detail::avx512_tables_for(t, scratch);
     if (tb.n < 16) {
+        if (in != a) std::memcpy(a, in, tb.n * sizeof(std::uint64_t));
         avx512_detail::forward_ntt_small(a, tb);
         return;
     }
     if (tb.q < kWideRangeModulusBound) {
-        avx512_detail::forward_ntt_passes(a, tb.n, tb.log_n, Avx512Ops<true>(tb, /*inverse=*/false));
+        avx512_detail::forward_ntt_passes(a, in, tb.n, tb.log_n, Avx512Ops<true>(tb, /*inverse=*/false));
     } else {
-        avx512_detail::forward_ntt_passes(a, tb.n, tb.log_n, Avx512Ops<false>(tb, /*inverse=*/false));
+        avx512_detail::forward_ntt_passes(a, in, tb.n, tb.log_n, Avx512Ops<false>(tb, /*inverse=*/false));
     }
 }
 
-void inverse_ntt_avx512(std::uint64_t* a, const NTTTables& t) {
+void inverse_ntt_avx512(const std::uint64_t* in, std::uint64_t* a, const NTTTables& t) {
     check_modulus(t);
-    const AVX512Tables& tb = avx512_detail::get_avx512_tables(t);
+    std::unique_ptr<AVX512Tables> scratch;
+    const AVX512Tables& tb = avx512_detail::avx512_tables_for(t, scratch);
     if (tb.n < 16) {
+        if (in != a) std::memcpy(a, in, tb.n * sizeof(std::uint64_t));
         avx512_detail::inverse_ntt_small(a, tb);
         return;
     }
     if (tb.q < kWideRangeModulusBound) {
-        avx512_detail::inverse_ntt_passes(a, tb.n, tb.log_n, Avx512Ops<true>(tb, /*inverse=*/true));
+        avx512_detail::inverse_ntt_passes(a, in, tb.n, tb.log_n, Avx512Ops<true>(tb, /*inverse=*/true));
     } else {
-        avx512_detail::inverse_ntt_passes(a, tb.n, tb.log_n, Avx512Ops<false>(tb, /*inverse=*/true));
+        avx512_detail::inverse_ntt_passes(a, in, tb.n, tb.log_n, Avx512Ops<false>(tb, /*inverse=*/true));
     }
 }
+
+void forward_ntt_avx512(std::uint64_t* a, const NTTTables& t) { forward_ntt_avx512(a, a, t); }
+
+void inverse_ntt_avx512(std::uint64_t* a, const NTTTables& t) { inverse_ntt_avx512(a, a, t); }
 
 }  // namespace he_native

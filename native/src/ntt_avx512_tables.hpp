@@ -11,7 +11,9 @@
 //   * AVX512Tables: per-(n, q) tables the SIMD kernels need beyond NTTTables
 //     (52-bit Shoup factors for IFMA, inverse roots in forward index order with
 //     64- and 52-bit Shoup factors, n^-1 folded into the last inverse layer),
-//     built lazily from NTTTables::root_powers and cached thread-safely.
+//     built from NTTTables::root_powers together with the portable tables and
+//     owned by them (NTTTables::simd), so the table cache's byte budget covers
+//     both.
 //   * The pass skeletons, written once and instantiated with a butterfly
 //     policy (IFMA 52-bit in ntt_avx512ifma.cpp, 64-bit lanes in ntt_avx512.cpp):
 //     radix-4 passes (two layers per sweep over memory) for the strides >= 16,
@@ -99,24 +101,9 @@ inline std::uint64_t bit_reverse(std::uint64_t x, std::uint64_t log_n) {
     return r;
 }
 
-/// 64-byte aligned allocator so that table rows start on cache lines.
-template <class T>
-struct CacheLineAllocator {
-    using value_type = T;
-    CacheLineAllocator() = default;
-    template <class U>
-    CacheLineAllocator(const CacheLineAllocator<U>&) noexcept {}
-    T* allocate(std::size_t count) {
-        return static_cast<T*>(::operator new(count * sizeof(T), std::align_val_t{64}));
-    }
-    void deallocate(T* p, std::size_t) noexcept { ::operator delete(p, std::align_val_t{64}); }
-    template <class U>
-    bool operator==(const CacheLineAllocator<U>&) const noexcept { return true; }
-    template <class U>
-    bool operator!=(const CacheLineAllocator<U>&) const noexcept { return false; }
-};
-
-using AlignedU64 = std::vector<std::uint64_t, CacheLineAllocator<std::uint64_t>>;
+/// 64-byte aligned (cache-line) storage, mapped from the OS when large: see
+/// he_native::TableAllocator.
+using AlignedU64 = TableVector;
 
 // ---------------------------------------------------------------------------
 // Tables
@@ -150,86 +137,23 @@ inline constexpr std::uint64_t kIfmaModulusBound = std::uint64_t{1} << 50;
 /// The largest modulus the 64-bit tier accepts: 4q must fit in 64 bits.
 inline constexpr std::uint64_t kAvx512ModulusBound = std::uint64_t{1} << 62;
 
-inline std::unique_ptr<AVX512Tables> build_avx512_tables(const NTTTables& t) {
-    auto out = std::make_unique<AVX512Tables>();
-    const std::uint64_t n = t.n;
-    const std::uint64_t q = t.q;
-    out->n = n;
-    out->log_n = t.log_n;
-    out->q = q;
-    // psi = w[bitrev(1)] = w[n/2]; derived from the table the kernels use so
-    // that forward and inverse always agree with root_powers.
-    out->psi = t.root_powers[n / 2];
-    out->has_52bit = q < kIfmaModulusBound;
+/// Builds the AVX-512 tables from t's portable tables. Defined in ntt_avx512_tables.cpp,
+/// which is compiled with baseline flags: table building is scalar code and must run (and
+/// be linked) without any instruction the CPU might lack, whichever kernel TU calls it.
+std::unique_ptr<AVX512Tables> build_avx512_tables(const NTTTables& t);
 
-    out->fwd_w.assign(t.root_powers.begin(), t.root_powers.end());
-    out->fwd_w64.resize(n);
-    out->inv_w.resize(n);
-    out->inv_w64.resize(n);
-    if (out->has_52bit) {
-        out->fwd_w52.resize(n);
-        out->inv_w52.resize(n);
-    }
-    // psi^-1 = psi^(2n - 1); powers psi^-j in natural order, then bit-reversed.
-    const std::uint64_t psi_inv = powmod_u64(out->psi, 2 * n - 1, q);
-    std::vector<std::uint64_t> inv_pow(n);
-    inv_pow[0] = 1;
-    for (std::uint64_t j = 1; j < n; ++j) inv_pow[j] = mulmod_u64(inv_pow[j - 1], psi_inv, q);
-    for (std::uint64_t k = 0; k < n; ++k) {
-        const std::uint64_t w = out->fwd_w[k];
-        const std::uint64_t iw = inv_pow[bit_reverse(k, t.log_n)];
-        out->inv_w[k] = iw;
-        out->fwd_w64[k] = shoup_factor(w, q, 64);
-        out->inv_w64[k] = shoup_factor(iw, q, 64);
-        if (out->has_52bit) {
-            out->fwd_w52[k] = shoup_factor(w, q, 52);
-            out->inv_w52[k] = shoup_factor(iw, q, 52);
-        }
-    }
-    out->n_inv = powmod_u64(n % q, q - 2, q);  // q prime
-    out->inv_w1_n_inv = mulmod_u64(out->inv_w[1 % n], out->n_inv, q);
-    out->n_inv64 = shoup_factor(out->n_inv, q, 64);
-    out->inv_w1_n_inv64 = shoup_factor(out->inv_w1_n_inv, q, 64);
-    if (out->has_52bit) {
-        out->n_inv52 = shoup_factor(out->n_inv, q, 52);
-        out->inv_w1_n_inv52 = shoup_factor(out->inv_w1_n_inv, q, 52);
-    }
-    return out;
-}
+/// Bytes held by tb's vectors (what the table cache charges for them).
+std::size_t avx512_tables_bytes(const AVX512Tables& tb);
 
-/// Tables for t's (n, q, psi); built on first use, cached for the life of the
-/// process, safe to call from many threads. A small per-thread list of recent
-/// hits (RNS code cycles through a few primes) answers the common case with a
-/// few compares and no lock.
-inline const AVX512Tables& get_avx512_tables(const NTTTables& t) {
-    const std::uint64_t psi = t.root_powers[t.n / 2];
-    constexpr unsigned kRecentSlots = 4;
-    thread_local const AVX512Tables* recent[kRecentSlots] = {};
-    thread_local unsigned next_slot = 0;
-    for (const AVX512Tables* p : recent) {
-        if (p != nullptr && p->n == t.n && p->q == t.q && p->psi == psi) return *p;
-    }
-
-    using Key = std::tuple<std::uint64_t, std::uint64_t, std::uint64_t>;
-    static std::mutex mutex;
-    static std::map<Key, std::unique_ptr<AVX512Tables>> cache;
-    const Key key{t.n, t.q, psi};
-    const AVX512Tables* found = nullptr;
-    {
-        std::lock_guard<std::mutex> lock(mutex);
-        auto it = cache.find(key);
-        if (it != cache.end()) found = it->second.get();
-    }
-    if (found == nullptr) {
-        // Build outside the lock (O(n) 128-bit divisions) so that other (n, q)
-        // lookups are not blocked; if another thread won the race, keep theirs.
-        std::unique_ptr<AVX512Tables> built = build_avx512_tables(t);
-        std::lock_guard<std::mutex> lock(mutex);
-        found = cache.emplace(key, std::move(built)).first->second.get();
-    }
-    recent[next_slot] = found;
-    next_slot = (next_slot + 1) % kRecentSlots;
-    return *found;
+/// The AVX-512 tables of t for the duration of one kernel call: t.simd when the cache built
+/// them with t (the normal case, no lookup at all), else a temporary copy built into
+/// `scratch` (tables made outside get_ntt_tables, or an AVX-512 tier switched off by the
+/// environment but called directly).
+inline const AVX512Tables& avx512_tables_for(const NTTTables& t,
+                                            std::unique_ptr<AVX512Tables>& scratch) {
+    if (t.simd) return *t.simd;
+    scratch = build_avx512_tables(t);
+    return *scratch;
 }
 
 // ---------------------------------------------------------------------------
@@ -320,8 +244,11 @@ HE_AVX512_INLINE void shuffle_inv(__m512i& x, __m512i& y, const ShuffleIdx& s) {
 /// A group of layer m is four quarters A B C D of h = t/2 elements; layer m
 /// pairs (A, C), (B, D), layer 2m pairs (A, B) and (C, D).
 /// kFirst: layer m is the transform's first (m = 1), whose inputs are canonical.
+/// The pass reads from `in` and writes to `a` (in == a: in place; otherwise the pass also
+/// copies, which is how the out-of-place transforms avoid a separate copy sweep).
 template <bool kFirst, class Ops>
-HE_AVX512_INLINE void fwd_radix4_pass(std::uint64_t* a, std::uint64_t m, std::uint64_t t, const Ops& ops) {
+HE_AVX512_INLINE void fwd_radix4_pass(std::uint64_t* a, const std::uint64_t* in, std::uint64_t m,
+                                      std::uint64_t t, const Ops& ops) {
     const std::uint64_t h = t / 2;
     for (std::uint64_t i = 0; i < m; ++i) {
         const auto w1 = ops.root_bcast(m + i);
@@ -331,8 +258,9 @@ HE_AVX512_INLINE void fwd_radix4_pass(std::uint64_t* a, std::uint64_t m, std::ui
         std::uint64_t* pb = pa + h;
         std::uint64_t* pc = pa + t;
         std::uint64_t* pd = pc + h;
+        const std::uint64_t* ia = in + 2 * i * t;
         for (std::uint64_t j = 0; j < h; j += 8) {
-            __m512i A = load(pa + j), B = load(pb + j), C = load(pc + j), D = load(pd + j);
+            __m512i A = load(ia + j), B = load(ia + h + j), C = load(ia + t + j), D = load(ia + t + h + j);
             if constexpr (kFirst) {
                 ops.fwd_bf_first(A, C, w1);
                 ops.fwd_bf_first(B, D, w1);
@@ -357,13 +285,13 @@ HE_AVX512_INLINE void fwd_radix4_pass(std::uint64_t* a, std::uint64_t m, std::ui
 /// and four shuffles (~60 cycles of latency); interleaving K of them keeps both
 /// vector ports busy.
 template <int K, bool kStride16, class Ops>
-HE_AVX512_INLINE void fwd_tail_blocks(std::uint64_t* a, std::uint64_t n, std::uint64_t b0, const Ops& ops,
-                                      const ShuffleIdx& s) {
+HE_AVX512_INLINE void fwd_tail_blocks(std::uint64_t* a, const std::uint64_t* in, std::uint64_t n,
+                                      std::uint64_t b0, const Ops& ops, const ShuffleIdx& s) {
     const std::uint64_t m16 = n / 32, m8 = n / 16, m4 = n / 8, m2 = n / 4, m1 = n / 2;
     __m512i X[K], Y[K];
     for (int k = 0; k < K; ++k) {
-        X[k] = load(a + 16 * (b0 + k));
-        Y[k] = load(a + 16 * (b0 + k) + 8);
+        X[k] = load(in + 16 * (b0 + k));
+        Y[k] = load(in + 16 * (b0 + k) + 8);
     }
     if constexpr (kStride16) {
         static_assert(K % 2 == 0, "the stride-16 layer pairs neighbouring blocks");
@@ -392,39 +320,45 @@ inline constexpr int kTailBlocks = 4;
 
 /// Forward tail over the whole array (n >= 16; n >= 32 with kStride16).
 template <bool kStride16, class Ops>
-HE_AVX512_INLINE void fwd_tail_pass(std::uint64_t* a, std::uint64_t n, const Ops& ops) {
+HE_AVX512_INLINE void fwd_tail_pass(std::uint64_t* a, const std::uint64_t* in, std::uint64_t n,
+                                    const Ops& ops) {
     const ShuffleIdx s;
     const std::uint64_t blocks = n / 16;  // a power of two
     if (blocks < kTailBlocks) {
         if constexpr (kStride16) {
-            fwd_tail_blocks<2, true>(a, n, 0, ops, s);
+            fwd_tail_blocks<2, true>(a, in, n, 0, ops, s);
         } else {
-            for (std::uint64_t b = 0; b < blocks; ++b) fwd_tail_blocks<1, false>(a, n, b, ops, s);
+            for (std::uint64_t b = 0; b < blocks; ++b) fwd_tail_blocks<1, false>(a, in, n, b, ops, s);
         }
         return;
     }
-    for (std::uint64_t b = 0; b < blocks; b += kTailBlocks) fwd_tail_blocks<kTailBlocks, kStride16>(a, n, b, ops, s);
+    for (std::uint64_t b = 0; b < blocks; b += kTailBlocks) {
+        fwd_tail_blocks<kTailBlocks, kStride16>(a, in, n, b, ops, s);
+    }
 }
 
 /// Forward transform driver (n >= 16). The layers of stride >= 16 number
 /// log2(n) - 4; if that is odd the tail pass also does stride 16, so that the
 /// rest pairs up exactly into radix-4 passes (no radix-2 pass, which would
 /// cost a full extra sweep over memory for one layer).
+/// The first pass reads `in` (== a for in place), every later pass works on `a`.
 template <class Ops>
-HE_AVX512_INLINE void forward_ntt_passes(std::uint64_t* a, std::uint64_t n, std::uint64_t log_n, const Ops& ops) {
+HE_AVX512_INLINE void forward_ntt_passes(std::uint64_t* a, const std::uint64_t* in, std::uint64_t n,
+                                         std::uint64_t log_n, const Ops& ops) {
     const bool tail_takes_stride16 = (log_n - 4) % 2 == 1;
     const std::uint64_t last_radix4_t = tail_takes_stride16 ? 64 : 32;  // smallest upper stride pair (t, t/2)
     std::uint64_t m = 1, t = n / 2;
     if (t >= last_radix4_t) {
-        fwd_radix4_pass<true>(a, m, t, ops);
+        fwd_radix4_pass<true>(a, in, m, t, ops);
+        in = a;
         m *= 4;
         t /= 4;
     }
-    for (; t >= last_radix4_t; m *= 4, t /= 4) fwd_radix4_pass<false>(a, m, t, ops);
+    for (; t >= last_radix4_t; m *= 4, t /= 4) fwd_radix4_pass<false>(a, a, m, t, ops);
     if (tail_takes_stride16) {
-        fwd_tail_pass<true>(a, n, ops);
+        fwd_tail_pass<true>(a, in, n, ops);
     } else {
-        fwd_tail_pass<false>(a, n, ops);
+        fwd_tail_pass<false>(a, in, n, ops);
     }
 }
 
@@ -433,13 +367,13 @@ HE_AVX512_INLINE void forward_ntt_passes(std::uint64_t* a, std::uint64_t n, std:
 /// stride-16 layer n/32 then runs on each pair of neighbouring blocks. The
 /// last layer of the pass takes n^-1 if it is the transform's last (m = 1).
 template <int K, bool kStride16, class Ops>
-HE_AVX512_INLINE void inv_head_blocks(std::uint64_t* a, std::uint64_t n, std::uint64_t b0, const Ops& ops,
-                                      const ShuffleIdx& s) {
+HE_AVX512_INLINE void inv_head_blocks(std::uint64_t* a, const std::uint64_t* in, std::uint64_t n,
+                                      std::uint64_t b0, const Ops& ops, const ShuffleIdx& s) {
     const std::uint64_t m16 = n / 32, m8 = n / 16, m4 = n / 8, m2 = n / 4, m1 = n / 2;
     __m512i X[K], Y[K];
     for (int k = 0; k < K; ++k) {
-        X[k] = load(a + 16 * (b0 + k));
-        Y[k] = load(a + 16 * (b0 + k) + 8);
+        X[k] = load(in + 16 * (b0 + k));
+        Y[k] = load(in + 16 * (b0 + k) + 8);
     }
     for (int k = 0; k < K; ++k) shuffle_inv(X[k], Y[k], s);
     for (int k = 0; k < K; ++k) ops.inv_bf_first(X[k], Y[k], ops.root_x8(m1 + 8 * (b0 + k)));
@@ -476,18 +410,21 @@ HE_AVX512_INLINE void inv_head_blocks(std::uint64_t* a, std::uint64_t n, std::ui
 
 /// Inverse head over the whole array (n >= 16; n >= 32 with kStride16).
 template <bool kStride16, class Ops>
-HE_AVX512_INLINE void inv_head_pass(std::uint64_t* a, std::uint64_t n, const Ops& ops) {
+HE_AVX512_INLINE void inv_head_pass(std::uint64_t* a, const std::uint64_t* in, std::uint64_t n,
+                                    const Ops& ops) {
     const ShuffleIdx s;
     const std::uint64_t blocks = n / 16;  // a power of two
     if (blocks < kTailBlocks) {
         if constexpr (kStride16) {
-            inv_head_blocks<2, true>(a, n, 0, ops, s);
+            inv_head_blocks<2, true>(a, in, n, 0, ops, s);
         } else {
-            for (std::uint64_t b = 0; b < blocks; ++b) inv_head_blocks<1, false>(a, n, b, ops, s);
+            for (std::uint64_t b = 0; b < blocks; ++b) inv_head_blocks<1, false>(a, in, n, b, ops, s);
         }
         return;
     }
-    for (std::uint64_t b = 0; b < blocks; b += kTailBlocks) inv_head_blocks<kTailBlocks, kStride16>(a, n, b, ops, s);
+    for (std::uint64_t b = 0; b < blocks; b += kTailBlocks) {
+        inv_head_blocks<kTailBlocks, kStride16>(a, in, n, b, ops, s);
+    }
 }
 
 /// Inverse layers m and m/2 in one pass (radix-4), stride of layer m t >= 16.
@@ -526,16 +463,18 @@ HE_AVX512_INLINE void inv_radix4_pass(std::uint64_t* a, std::uint64_t m, std::ui
 /// Inverse transform driver (n >= 16): head pass (strides 1 .. 8, and 16 when
 /// the number of layers of stride >= 16 is odd), then radix-4 passes; the last
 /// one (m = 1) folds in n^-1.
+/// The head pass reads `in` (== a for in place), every later pass works on `a`.
 template <class Ops>
-HE_AVX512_INLINE void inverse_ntt_passes(std::uint64_t* a, std::uint64_t n, std::uint64_t log_n, const Ops& ops) {
+HE_AVX512_INLINE void inverse_ntt_passes(std::uint64_t* a, const std::uint64_t* in, std::uint64_t n,
+                                         std::uint64_t log_n, const Ops& ops) {
     const bool head_takes_stride16 = (log_n - 4) % 2 == 1;
     std::uint64_t m = n / 32, t = 16;
     if (head_takes_stride16) {
-        inv_head_pass<true>(a, n, ops);
+        inv_head_pass<true>(a, in, n, ops);
         m /= 2;
         t *= 2;
     } else {
-        inv_head_pass<false>(a, n, ops);
+        inv_head_pass<false>(a, in, n, ops);
     }
     for (; m >= 2; m /= 4, t *= 4) {
         if (m == 2) {

@@ -1,14 +1,24 @@
 // Construction and caching of the per-(n, q) NTT tables. Layouts are documented on
 // NTTTables in he_native/ntt.hpp.
-#include <map>
+#include <cstddef>
+#include <list>
+#include <new>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <unordered_map>
 #include <utility>
 
 #include "he_native/ntt.hpp"
 #include "modarith.hpp"
+#if defined(HE_NATIVE_HAVE_AVX512)
+#include "ntt_avx512_tables.hpp"
+#endif
+#if defined(__unix__) || defined(__APPLE__)
+#include <sys/mman.h>
+#define HE_NATIVE_HAVE_MMAP 1
+#endif
 
 namespace he_native {
 namespace {
@@ -52,8 +62,8 @@ u64 minimal_primitive_root(u64 n, u64 q) {
     return best;
 }
 
-std::unique_ptr<NTTTables> build_tables(u64 n, u64 q) {
-    auto t = std::make_unique<NTTTables>();
+std::shared_ptr<NTTTables> build_tables(u64 n, u64 q) {
+    auto t = std::make_shared<NTTTables>();
     t->n = n;
     t->log_n = log2_exact(n);
     t->q = q;
@@ -63,7 +73,7 @@ std::unique_ptr<NTTTables> build_tables(u64 n, u64 q) {
 
     // Forward: root_powers[i] = psi^bitrev(i). Walk i in natural order of the exponent.
     t->root_powers.assign(n, 0);
-    std::vector<u64> inv_bitrev(n);  // inv_bitrev[i] = psi^-bitrev(i)
+    TableVector inv_bitrev(n);  // inv_bitrev[i] = psi^-bitrev(i)
     u64 power = 1;
     u64 inv_power = 1;
     for (u64 e = 0; e < n; ++e) {
@@ -90,10 +100,141 @@ std::unique_ptr<NTTTables> build_tables(u64 n, u64 q) {
     }
     t->n_inv = inv_mod_prime(n % q, q);
     t->n_inv_shoup = shoup_companion(t->n_inv, q);
+
+    const auto vec = [](const TableVector& v) { return v.capacity() * sizeof(u64); };
+    t->bytes = sizeof(NTTTables) + vec(t->root_powers) + vec(t->root_powers_shoup) +
+               vec(t->inv_root_powers) + vec(t->inv_root_powers_shoup);
+#if defined(HE_NATIVE_HAVE_AVX512)
+    // Built now, when an AVX-512 tier can run for q, so the entry's size is known when it
+    // enters the cache and the kernels find the tables without a second lookup.
+    if (tier_supported(NTTTier::AVX512IFMA, q) || tier_supported(NTTTier::AVX512, q)) {
+        std::shared_ptr<const avx512_detail::AVX512Tables> simd =
+            avx512_detail::build_avx512_tables(*t);
+        t->bytes += avx512_detail::avx512_tables_bytes(*simd);
+        t->simd = std::move(simd);
+    }
+#endif
     return t;
 }
 
+/// The process-wide table cache: least-recently-used entries are evicted so that the sum
+/// of NTTTables::bytes never exceeds the budget. Evicting only drops the cache's reference;
+/// callers holding an NTTTablesPtr keep using their tables safely.
+class TableCache {
+public:
+    NTTTablesPtr find(u64 n, u64 q) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = index_.find(Key{n, q});
+        if (it == index_.end()) return nullptr;
+        lru_.splice(lru_.begin(), lru_, it->second);  // now the most recent
+        ++hits_;
+        return *it->second;
+    }
+
+    /// Inserts freshly built tables (or returns the entry another thread inserted first).
+    NTTTablesPtr insert(NTTTablesPtr built) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        ++misses_;
+        const Key key{built->n, built->q};
+        auto it = index_.find(key);
+        if (it != index_.end()) {  // lost a race: keep the cached one
+            lru_.splice(lru_.begin(), lru_, it->second);
+            return *it->second;
+        }
+        if (built->bytes > budget_) return built;  // too big to keep: the caller owns it
+        lru_.push_front(built);
+        index_.emplace(key, lru_.begin());
+        bytes_ += built->bytes;
+        evict_to(budget_);
+        return built;
+    }
+
+    void set_budget(std::size_t budget) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        budget_ = budget;
+        evict_to(budget_);
+    }
+
+    void clear() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        evict_to(0);
+        hits_ = misses_ = evictions_ = 0;
+    }
+
+    NTTTableCacheStats stats() {
+        std::lock_guard<std::mutex> lock(mutex_);
+        NTTTableCacheStats s;
+        s.entries = lru_.size();
+        s.bytes = bytes_;
+        s.budget = budget_;
+        s.hits = hits_;
+        s.misses = misses_;
+        s.evictions = evictions_;
+        return s;
+    }
+
+private:
+    struct Key {
+        u64 n, q;
+        bool operator==(const Key& o) const { return n == o.n && q == o.q; }
+    };
+    struct KeyHash {
+        std::size_t operator()(const Key& k) const {
+            return std::hash<u64>()(k.q ^ (k.n * 0x9E3779B97F4A7C15ULL));
+        }
+    };
+    using List = std::list<NTTTablesPtr>;
+
+    void evict_to(std::size_t limit) {  // mutex held
+        while (bytes_ > limit && !lru_.empty()) {
+            const NTTTablesPtr& victim = lru_.back();
+            bytes_ -= victim->bytes;
+            index_.erase(Key{victim->n, victim->q});
+            lru_.pop_back();  // freed here unless a caller still holds it
+            ++evictions_;
+        }
+    }
+
+    std::mutex mutex_;
+    List lru_;  // front: most recently used
+    std::unordered_map<Key, List::iterator, KeyHash> index_;
+    std::size_t bytes_ = 0;
+    std::size_t budget_ = kDefaultNTTTableCacheBytes;
+    std::uint64_t hits_ = 0, misses_ = 0, evictions_ = 0;
+};
+
+TableCache& table_cache() {
+    static TableCache* cache = new TableCache();  // never destroyed: usable during exit
+    return *cache;
+}
+
+constexpr std::size_t kMmapMinBytes = std::size_t{64} << 10;
+constexpr std::size_t kStorageAlign = 64;
+
 }  // namespace
+
+void* table_storage_allocate(std::size_t bytes) {
+#if defined(HE_NATIVE_HAVE_MMAP)
+    if (bytes >= kMmapMinBytes) {
+        void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED) throw std::bad_alloc();
+        return p;  // page aligned
+    }
+#endif
+    return ::operator new(bytes, std::align_val_t{kStorageAlign});
+}
+
+void table_storage_free(void* p, std::size_t bytes) noexcept {
+    if (p == nullptr) return;
+#if defined(HE_NATIVE_HAVE_MMAP)
+    if (bytes >= kMmapMinBytes) {
+        munmap(p, bytes);
+        return;
+    }
+#endif
+    (void)bytes;
+    ::operator delete(p, std::align_val_t{kStorageAlign});
+}
 
 void validate_ntt_parameters(u64 n, u64 q) {
     if (n < kMinN || n > kMaxN || (n & (n - 1)) != 0) {
@@ -113,30 +254,18 @@ void validate_ntt_parameters(u64 n, u64 q) {
     }
 }
 
-const NTTTables& get_ntt_tables(u64 n, u64 q) {
-    // Fast path: the last tables this thread used (the common case is many rows or calls
-    // with the same (n, q)). Entries are never freed, so the pointer stays valid.
-    thread_local const NTTTables* last = nullptr;
-    if (last != nullptr && last->n == n && last->q == q) return *last;
-
-    static std::mutex mutex;
-    static std::map<std::pair<u64, u64>, std::unique_ptr<NTTTables>> cache;
-    {
-        std::lock_guard<std::mutex> lock(mutex);
-        auto it = cache.find({n, q});
-        if (it != cache.end()) {
-            last = it->second.get();
-            return *last;
-        }
-    }
-    // Validate and build outside the lock (a 65536-point table takes milliseconds); if two
-    // threads race, the first insertion wins and the other result is discarded.
+NTTTablesPtr get_ntt_tables(u64 n, u64 q) {
+    if (NTTTablesPtr hit = table_cache().find(n, q)) return hit;
+    // Validate and build outside the lock (a 65536-point table takes milliseconds) so other
+    // lookups are not blocked; if two threads race, the first insertion wins.
     validate_ntt_parameters(n, q);
-    auto built = build_tables(n, q);
-    std::lock_guard<std::mutex> lock(mutex);
-    auto [it, inserted] = cache.emplace(std::make_pair(n, q), std::move(built));
-    last = it->second.get();
-    return *last;
+    return table_cache().insert(build_tables(n, q));
 }
+
+void set_ntt_table_cache_budget(std::size_t bytes) { table_cache().set_budget(bytes); }
+
+NTTTableCacheStats ntt_table_cache_stats() { return table_cache().stats(); }
+
+void clear_ntt_table_cache() { table_cache().clear(); }
 
 }  // namespace he_native

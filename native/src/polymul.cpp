@@ -16,7 +16,13 @@ void pointwise_mul_mod(const u64* a, const u64* b, u64* out, std::size_t n, u64 
 
 void polymul_negacyclic(const u64* a, const u64* b, u64* out, std::size_t n, u64 q,
                         NTTTier tier) {
-    const NTTTables& t = get_ntt_tables(n, q);
+    const NTTTablesPtr tables = get_ntt_tables(n, q);  // held for the whole product
+    polymul_negacyclic(a, b, out, *tables, tier);
+}
+
+void polymul_negacyclic(const u64* a, const u64* b, u64* out, const NTTTables& t, NTTTier tier) {
+    const std::size_t n = t.n;
+    const u64 q = t.q;
     // Per-thread scratch for the transform of b, grown on demand and reused across calls.
     thread_local std::vector<u64> scratch;
     if (scratch.size() < n) scratch.resize(n);

@@ -65,7 +65,8 @@ HE_TEST(every_supported_tier_matches_reference) {
         for (unsigned bits : {20u, 35u, 49u, 50u, 51u, 60u, 61u, 62u}) {
             const u64 q = ntt_prime_or_zero(bits, n);
             if (q == 0) continue;
-            const auto& t = he_native::get_ntt_tables(n, q);
+            const he_native::NTTTablesPtr t_ptr = he_native::get_ntt_tables(n, q);
+            const he_native::NTTTables& t = *t_ptr;
             const auto a = random_vector(n, q, gen);
             auto ref = a;
             he_native::forward_ntt(ref.data(), t, NTTTier::Reference);
@@ -81,11 +82,44 @@ HE_TEST(every_supported_tier_matches_reference) {
     }
 }
 
+HE_TEST(out_of_place_transforms_match_in_place_and_keep_the_input) {
+    // n = 16 / 32: the AVX-512 first pass is the tail; 64, 128, 4096: a radix-4 first pass
+    // (odd and even numbers of radix-4 layers). The input buffer must stay untouched.
+    auto gen = rng(17);
+    for (u64 n : {2ULL, 8ULL, 16ULL, 32ULL, 64ULL, 128ULL, 4096ULL}) {
+        for (unsigned bits : {35u, 49u, 60u, 62u}) {
+            const u64 q = ntt_prime_or_zero(bits, n);
+            if (q == 0) continue;
+            const he_native::NTTTablesPtr t_ptr = he_native::get_ntt_tables(n, q);
+            const he_native::NTTTables& t = *t_ptr;
+            const auto a = random_vector(n, q, gen);
+            auto ref = a;
+            he_native::forward_ntt(ref.data(), t, NTTTier::Reference);
+            for (NTTTier tier : kAllTiers) {
+                if (!he_native::tier_supported(tier, q)) continue;
+                const auto in = a;
+                std::vector<u64> out(n, ~u64{0});
+                he_native::forward_ntt(in.data(), out.data(), t, tier);
+                HE_CHECK(out == ref);
+                HE_CHECK(in == a);
+                std::vector<u64> back(n, ~u64{0});
+                he_native::inverse_ntt(out.data(), back.data(), t, tier);
+                HE_CHECK(back == a);
+                HE_CHECK(out == ref);
+                auto same = a;  // in == out is the in-place transform
+                he_native::forward_ntt(same.data(), same.data(), t, tier);
+                HE_CHECK(same == ref);
+            }
+        }
+    }
+}
+
 HE_TEST(uncompiled_tier_throws) {
 #if defined(HE_NATIVE_HAVE_AVX512)
     HE_SKIP("AVX-512 kernels are compiled into this build");
 #else
-    const auto& t = he_native::get_ntt_tables(8, 17);
+    const he_native::NTTTablesPtr t_ptr = he_native::get_ntt_tables(8, 17);
+    const he_native::NTTTables& t = *t_ptr;
     std::vector<u64> a(8, 1);
     HE_CHECK_THROWS(he_native::forward_ntt(a.data(), t, NTTTier::AVX512IFMA), std::invalid_argument,
                     "tier must be compiled into this build; got 'avx512ifma'");

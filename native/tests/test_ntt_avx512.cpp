@@ -53,7 +53,8 @@ std::vector<u64> test_input(u64 n, u64 q, std::mt19937_64& gen) {
 /// `offset` shifts the data by that many elements from a 64-byte boundary.
 void check_against_reference(const Kernel& k, u64 n, u64 q, std::mt19937_64& gen,
                              std::size_t offset = 0) {
-    const NTTTables& t = get_ntt_tables(n, q);
+    const he_native::NTTTablesPtr t_ptr = get_ntt_tables(n, q);
+    const he_native::NTTTables& t = *t_ptr;
     const auto a = test_input(n, q, gen);
     auto ref = a;
     he_native::forward_ntt_reference(ref.data(), t);
@@ -93,7 +94,8 @@ void run_extremes(const Kernel& k, std::initializer_list<unsigned> widths) {
         for (unsigned bits : widths) {
             const u64 q = ntt_prime_or_zero(bits, n);
             if (q == 0) continue;
-            const NTTTables& t = get_ntt_tables(n, q);
+            const he_native::NTTTablesPtr t_ptr = get_ntt_tables(n, q);
+            const he_native::NTTTables& t = *t_ptr;
             std::vector<std::vector<u64>> inputs;
             for (u64 fill : {u64{0}, u64{1}, q - 1, q / 2}) inputs.emplace_back(n, fill);
             std::vector<u64> alternating(n);
@@ -151,7 +153,8 @@ HE_TEST(avx512ifma_unaligned_data) {
 HE_TEST(avx512ifma_rejects_wide_modulus) {
     skip_unless_cpu(kIfma);
     const u64 q = ntt_prime_or_zero(51, 1024);
-    const NTTTables& t = get_ntt_tables(1024, q);
+    const he_native::NTTTablesPtr t_ptr = get_ntt_tables(1024, q);
+    const he_native::NTTTables& t = *t_ptr;
     std::vector<u64> a(1024, 1);
     HE_CHECK_THROWS(he_native::forward_ntt_avx512ifma(a.data(), t), std::invalid_argument,
                     "must be below 2^50");
@@ -199,14 +202,16 @@ HE_TEST(avx512_unaligned_data) {
 // ---- tables and cache ----
 
 HE_TEST(avx512_tables_invariants) {
-    // get_avx512_tables is an inline function also compiled into the AVX-512 kernel
-    // files; the linker may keep that copy, so it is only safe to call on AVX-512 CPUs.
+    // The cache builds the AVX-512 tables together with the portable ones (NTTTables::simd)
+    // whenever an AVX-512 tier can run for q on this CPU.
     skip_unless_cpu(kAvx512);
     for (u64 n : {2ULL, 16ULL, 1024ULL}) {
         for (unsigned bits : {30u, 49u, 60u, 62u}) {
             const u64 q = ntt_prime_or_zero(bits, n);
-            const NTTTables& t = get_ntt_tables(n, q);
-            const auto& tb = he_native::avx512_detail::get_avx512_tables(t);
+            const he_native::NTTTablesPtr t_ptr = get_ntt_tables(n, q);
+            const he_native::NTTTables& t = *t_ptr;
+            HE_REQUIRE(t.simd != nullptr);
+            const auto& tb = *t.simd;
             HE_CHECK_EQ(tb.n, n);
             HE_CHECK_EQ(tb.q, q);
             HE_CHECK_EQ(tb.psi, t.psi);
@@ -225,8 +230,17 @@ HE_TEST(avx512_tables_invariants) {
             }
             // 64-byte alignment of the rows (the allocator's promise).
             HE_CHECK_EQ(reinterpret_cast<std::uintptr_t>(tb.fwd_w.data()) % 64, std::uintptr_t{0});
-            // Cached: the same object on every call.
-            HE_CHECK(&he_native::avx512_detail::get_avx512_tables(t) == &tb);
+            // Cached: the same object on every lookup, and charged to the entry's bytes.
+            HE_CHECK(get_ntt_tables(n, q)->simd.get() == &tb);
+            HE_CHECK(t.bytes >= 4 * n * sizeof(u64) + he_native::avx512_detail::avx512_tables_bytes(tb));
+            // Tables built outside the cache (no simd member) still transform correctly.
+            he_native::NTTTables bare = t;
+            bare.simd.reset();
+            std::vector<u64> x(n), y(n);
+            for (u64 i = 0; i < n; ++i) x[i] = y[i] = (i * 7919u + 13u) % q;
+            he_native::forward_ntt_avx512(x.data(), t);
+            he_native::forward_ntt_avx512(y.data(), bare);
+            HE_CHECK(x == y);
         }
     }
 }
@@ -246,7 +260,7 @@ HE_TEST(avx512_concurrent_first_use) {
         for (u64 q : he_native::find_ntt_primes(ifma ? 47 : 58, n, 2)) {
             Job j{n, q, test_input(n, q, gen), {}};
             j.expected = j.input;
-            he_native::forward_ntt_reference(j.expected.data(), get_ntt_tables(n, q));
+            he_native::forward_ntt_reference(j.expected.data(), *get_ntt_tables(n, q));
             jobs.push_back(std::move(j));
         }
     }
@@ -257,7 +271,8 @@ HE_TEST(avx512_concurrent_first_use) {
             for (int rep = 0; rep < 3; ++rep) {
                 for (std::size_t i = 0; i < jobs.size(); ++i) {
                     const Job& j = jobs[(i + w) % jobs.size()];
-                    const NTTTables& t = get_ntt_tables(j.n, j.q);
+                    const he_native::NTTTablesPtr t_ptr = get_ntt_tables(j.n, j.q);
+                    const he_native::NTTTables& t = *t_ptr;
                     auto v = j.input;
                     if (ifma) {
                         he_native::forward_ntt_avx512ifma(v.data(), t);

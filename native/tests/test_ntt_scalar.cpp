@@ -17,7 +17,8 @@ std::vector<u64> test_input(u64 n, u64 q, std::mt19937_64& gen) {
 }
 
 void check_against_reference(u64 n, u64 q, std::mt19937_64& gen) {
-    const auto& t = get_ntt_tables(n, q);
+    const he_native::NTTTablesPtr t_ptr = get_ntt_tables(n, q);
+    const he_native::NTTTables& t = *t_ptr;
     // forward
     const auto a = test_input(n, q, gen);
     auto ref = a, fast = a;
@@ -56,7 +57,8 @@ HE_TEST(scalar_extreme_inputs) {
         for (unsigned bits : {30u, 50u, 61u, 62u}) {
             const u64 q = ntt_prime_or_zero(bits, n);
             if (q == 0) continue;
-            const auto& t = get_ntt_tables(n, q);
+            const he_native::NTTTablesPtr t_ptr = get_ntt_tables(n, q);
+            const he_native::NTTTables& t = *t_ptr;
             for (u64 fill : {u64{0}, u64{1}, q - 1, q / 2}) {
                 std::vector<u64> a(n, fill);
                 auto ref = a, fast = a;

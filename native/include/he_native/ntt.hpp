@@ -11,12 +11,45 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace he_native {
 
-/// Precomputed tables for one (n, q). Built once, cached, immutable afterwards
-/// (safe to share between threads). Layout invariants:
+namespace avx512_detail {
+struct AVX512Tables;  // private to the AVX-512 tiers (native/src/ntt_avx512_tables.hpp)
+}
+
+/// Raw storage of the tables: 64-byte aligned; blocks of 64 KiB and more are mapped
+/// straight from the OS (mmap) and unmapped when freed, so memory released by the table
+/// cache's evictions really leaves the process instead of fragmenting malloc's heap (with
+/// glibc's adaptive mmap threshold, 300 evicted n = 65536 entries left ~190 MiB of heap
+/// behind on top of a 256 MiB budget).
+void* table_storage_allocate(std::size_t bytes);
+void table_storage_free(void* p, std::size_t bytes) noexcept;
+
+template <class T>
+struct TableAllocator {
+    using value_type = T;
+    TableAllocator() = default;
+    template <class U>
+    TableAllocator(const TableAllocator<U>&) noexcept {}
+    T* allocate(std::size_t count) {
+        return static_cast<T*>(table_storage_allocate(count * sizeof(T)));
+    }
+    void deallocate(T* p, std::size_t count) noexcept { table_storage_free(p, count * sizeof(T)); }
+    template <class U>
+    bool operator==(const TableAllocator<U>&) const noexcept { return true; }
+    template <class U>
+    bool operator!=(const TableAllocator<U>&) const noexcept { return false; }
+};
+
+/// A table of n 64-bit entries (see table_storage_allocate).
+using TableVector = std::vector<std::uint64_t, TableAllocator<std::uint64_t>>;
+
+/// Precomputed tables for one (n, q). Built once, cached (see get_ntt_tables), immutable
+/// afterwards (safe to share between threads); alive while a NTTTablesPtr holds them.
+/// Layout invariants:
 ///   root_powers[i]        = psi^bitrev(i)           (i in [0, n), bit-reversed order, [0] == 1)
 ///   root_powers_shoup[i]  = floor(root_powers[i] * 2^64 / q)
 ///   inv_root_powers       = inverse roots in the order the inverse (Gentleman-Sande)
@@ -41,13 +74,24 @@ struct NTTTables {
     std::uint64_t q = 0;
     std::uint64_t psi = 0;          ///< smallest primitive 2n-th root of unity
     std::uint64_t psi_inv = 0;
-    std::vector<std::uint64_t> root_powers;
-    std::vector<std::uint64_t> root_powers_shoup;
-    std::vector<std::uint64_t> inv_root_powers;
-    std::vector<std::uint64_t> inv_root_powers_shoup;
+    TableVector root_powers;
+    TableVector root_powers_shoup;
+    TableVector inv_root_powers;
+    TableVector inv_root_powers_shoup;
     std::uint64_t n_inv = 0;
     std::uint64_t n_inv_shoup = 0;
+    /// Extra tables of the AVX-512 tiers, built together with these when an AVX-512 tier
+    /// can run for q on this CPU (else null; the kernels then build a temporary copy).
+    /// Owned here so that the cache's byte budget and eviction cover them too.
+    std::shared_ptr<const avx512_detail::AVX512Tables> simd;
+    /// Bytes this entry holds (all tables, SIMD ones included): what the cache charges.
+    std::size_t bytes = 0;
 };
+
+/// Shared ownership of immutable tables: the cache may evict an entry at any time, and
+/// the entry is freed when the last holder lets go, so keep the pointer for as long as
+/// the tables are used (e.g. for a whole batch of transforms).
+using NTTTablesPtr = std::shared_ptr<const NTTTables>;
 
 /// Supported transform sizes and modulus width (q < 2^kMaxModulusBits keeps 4q < 2^64,
 /// the headroom of the lazy butterflies).
@@ -60,9 +104,33 @@ inline constexpr unsigned kMaxModulusBits = 62;
 /// form "<what> must be X; got Y" otherwise.
 void validate_ntt_parameters(std::uint64_t n, std::uint64_t q);
 
-/// Tables for (n, q), built on first use and cached (thread-safe; the returned reference
-/// stays valid for the life of the process). Throws like validate_ntt_parameters.
-const NTTTables& get_ntt_tables(std::uint64_t n, std::uint64_t q);
+/// Tables for (n, q), built on first use and kept in a process-wide LRU cache bounded by
+/// bytes (see set_ntt_table_cache_budget). Thread-safe: concurrent callers share one mutex
+/// for the lookup; tables are built outside it. Throws like validate_ntt_parameters.
+NTTTablesPtr get_ntt_tables(std::uint64_t n, std::uint64_t q);
+
+/// Default byte budget of the table cache: 256 MiB, i.e. about 50 primes at n = 65536
+/// with the AVX-512 IFMA tables (5 MiB each), or 100 at n = 32768.
+inline constexpr std::size_t kDefaultNTTTableCacheBytes = std::size_t{256} << 20;
+
+/// Sets the byte budget of the table cache and evicts least-recently-used entries until
+/// the cache fits. 0 disables caching (every lookup builds tables, which the caller owns).
+/// An entry larger than the budget is returned to the caller but not kept.
+void set_ntt_table_cache_budget(std::size_t bytes);
+
+/// Counters of the table cache (a consistent snapshot).
+struct NTTTableCacheStats {
+    std::size_t entries = 0;
+    std::size_t bytes = 0;      ///< sum of NTTTables::bytes over the cached entries
+    std::size_t budget = 0;     ///< bytes <= budget at all times
+    std::uint64_t hits = 0;
+    std::uint64_t misses = 0;   ///< lookups that built tables
+    std::uint64_t evictions = 0;
+};
+NTTTableCacheStats ntt_table_cache_stats();
+
+/// Drops every cached entry (holders keep theirs alive) and resets the counters.
+void clear_ntt_table_cache();
 
 /// Which kernel family runs.
 enum class NTTTier { Reference, Scalar, AVX512IFMA, AVX512 };
@@ -99,6 +167,11 @@ NTTTier select_tier(std::uint64_t q);
 /// through tier_supported()); an uncompiled tier throws std::invalid_argument.
 void forward_ntt(std::uint64_t* a, const NTTTables& t, NTTTier tier);
 void inverse_ntt(std::uint64_t* a, const NTTTables& t, NTTTier tier);
+/// Out-of-place forms: out = NTT(in) (resp. the inverse) with in only read; in == out is
+/// the in-place transform, any other overlap is not allowed. The AVX-512 tiers fuse the
+/// copy into their first pass over memory; the scalar and reference tiers copy first.
+void forward_ntt(const std::uint64_t* in, std::uint64_t* out, const NTTTables& t, NTTTier tier);
+void inverse_ntt(const std::uint64_t* in, std::uint64_t* out, const NTTTables& t, NTTTier tier);
 /// compiled in && CPU has it && not disabled by the environment && q within the tier's
 /// range (IFMA: q < 2^50; AVX512, Scalar, Reference: q < 2^62).
 bool tier_supported(NTTTier tier, std::uint64_t q);
@@ -113,6 +186,11 @@ void forward_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t);  // q < 2^50
 void inverse_ntt_avx512ifma(std::uint64_t* a, const NTTTables& t);
 void forward_ntt_avx512(std::uint64_t* a, const NTTTables& t);      // any q < 2^62
 void inverse_ntt_avx512(std::uint64_t* a, const NTTTables& t);
+// out-of-place forms (in only read; in == out allowed)
+void forward_ntt_avx512ifma(const std::uint64_t* in, std::uint64_t* out, const NTTTables& t);
+void inverse_ntt_avx512ifma(const std::uint64_t* in, std::uint64_t* out, const NTTTables& t);
+void forward_ntt_avx512(const std::uint64_t* in, std::uint64_t* out, const NTTTables& t);
+void inverse_ntt_avx512(const std::uint64_t* in, std::uint64_t* out, const NTTTables& t);
 #endif
 
 // ---- element-wise and polynomial operations ----
@@ -123,6 +201,9 @@ void pointwise_mul_mod(const std::uint64_t* a, const std::uint64_t* b, std::uint
 /// get_ntt_tables. out may alias a and/or b (inputs are copied before use).
 void polymul_negacyclic(const std::uint64_t* a, const std::uint64_t* b, std::uint64_t* out,
                         std::size_t n, std::uint64_t q, NTTTier tier);
+/// The same with tables the caller already holds (no cache lookup).
+void polymul_negacyclic(const std::uint64_t* a, const std::uint64_t* b, std::uint64_t* out,
+                        const NTTTables& t, NTTTier tier);
 
 // ---- input checks ----
 /// Index of the first a[i] >= q in a[0, n), or n if every element is below q.

@@ -1,0 +1,147 @@
+"""Calls without ``out=``: the compiled core allocates the result (from a pool of warm
+buffers) and fuses the copy into the transform's first pass.
+
+Every path (numba, each C++ tier) must give exactly the reference answer, leave the input
+untouched, and return a fresh array that no later call writes into (the pool must never
+hand out a buffer that a live array still uses).
+"""
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import pytest
+from native_testutil import need_cpp, prime, random_coeffs, skip_unless_tier_runs
+from ntt_reference import minimal_psi_reference, ntt_fast_reference
+
+from he_ml import native
+from he_ml.errors import ParameterError
+
+# n = 16: the AVX-512 first pass is the 16-element tail; 32: tail with the stride-16 layer;
+# 64 / 4096: a radix-4 first pass (odd / even number of radix-4 layers before the tail).
+SIZES = [2, 8, 16, 32, 64, 128, 4096]
+
+
+def _schoolbook(a: list[int], b: list[int], q: int) -> list[int]:
+    """Negacyclic product by definition: X^n = -1."""
+    n = len(a)
+    c = [0] * n
+    for i in range(n):
+        for j in range(n):
+            k = i + j
+            if k < n:
+                c[k] += a[i] * b[j]
+            else:
+                c[k - n] -= a[i] * b[j]
+    return [v % q for v in c]
+
+
+@pytest.mark.parametrize("n", SIZES)
+@pytest.mark.parametrize("bits", [45, 60])
+def test_no_out_equals_reference_and_out_path(path, rng, n, bits):
+    if (1 << bits) <= 4 * n:
+        pytest.skip("no such prime")
+    q = prime(bits, n)
+    skip_unless_tier_runs(path, q)
+    a = random_coeffs(rng, q, (3, n))
+    a[0, 0] = q - 1
+    kept = a.copy()
+    psi = minimal_psi_reference(n, q)
+    expected = np.array([ntt_fast_reference([int(v) for v in row], q, psi) for row in a],
+                        dtype=np.uint64)
+    for _ in range(3):  # first call: full validation; later calls: the shortcut
+        fwd = native.ntt(a, q, tier=path)
+        np.testing.assert_array_equal(fwd, expected)
+        np.testing.assert_array_equal(a, kept)  # input never written
+        assert fwd.dtype == np.uint64 and fwd.shape == a.shape and fwd.flags.c_contiguous
+        assert fwd.flags.writeable and not np.shares_memory(fwd, a)
+        back = native.intt(fwd, q, tier=path)
+        np.testing.assert_array_equal(back, a)
+        np.testing.assert_array_equal(fwd, expected)  # intt did not touch its input either
+        out = np.empty_like(a)
+        np.testing.assert_array_equal(native.ntt(a, q, tier=path, out=out), fwd)
+
+
+def test_rns_no_out_equals_per_row(path, rng):
+    n = 1024
+    moduli = [prime(50, n, i) for i in range(3)]
+    for q in moduli:
+        skip_unless_tier_runs(path, q)
+    a = np.stack([np.stack([random_coeffs(rng, q, n) for q in moduli]) for _ in range(2)])
+    for _ in range(2):
+        fwd = native.ntt_rns(a, moduli, tier=path)
+        assert fwd.shape == (2, 3, n)
+        for m in range(2):
+            for i, q in enumerate(moduli):
+                np.testing.assert_array_equal(fwd[m, i], native.ntt(a[m, i], q, tier=path))
+        np.testing.assert_array_equal(native.intt_rns(fwd, moduli, tier=path), a)
+
+
+def test_returned_arrays_never_share_a_pool_buffer(rng):
+    need_cpp()
+    with native.use_backend("cpp"):
+        n, q = 4096, prime(50, 4096)
+        a = random_coeffs(rng, q, (4, n))
+        results = [native.ntt(a, q) for _ in range(20)]  # all alive at once
+        snapshot = [r.copy() for r in results]
+        for i, r in enumerate(results):
+            for s in results[i + 1:]:
+                assert not np.shares_memory(r, s)
+        del results[::2]  # freed arrays go back to the pool ...
+        gc.collect()
+        fresh = [native.intt(native.ntt(a, q), q) for _ in range(10)]  # ... and are reused
+        for r, s in zip(results, snapshot[1::2]):
+            np.testing.assert_array_equal(r, s)  # live arrays untouched by the reuse
+        for f in fresh:
+            np.testing.assert_array_equal(f, a)
+
+
+def test_pool_is_bounded_and_can_be_disabled(rng):
+    need_cpp()
+    raw = native._cpp_module
+    with native.use_backend("cpp"):
+        n, q = 4096, prime(50, 4096)
+        a = random_coeffs(rng, q, (8, n))
+        arrays = [native.ntt(a, q) for _ in range(40)]
+        del arrays
+        gc.collect()
+        info = raw.output_pool_info()
+        assert info["bytes"] <= info["budget"] and info["buffers"] <= 16
+        raw.set_output_pool_budget(0)
+        try:
+            assert raw.output_pool_info()["bytes"] == 0
+            np.testing.assert_array_equal(native.intt(native.ntt(a, q), q), a)
+            assert raw.output_pool_info()["bytes"] == 0
+        finally:
+            raw.set_output_pool_budget(64 << 20)
+
+
+@pytest.mark.parametrize("n", [4, 16, 64])
+def test_polymul_and_pointwise_no_out(path, rng, n):
+    q = prime(40, n)
+    skip_unless_tier_runs(path, q)
+    a, b = random_coeffs(rng, q, (2, n)), random_coeffs(rng, q, (2, n))
+    for _ in range(2):
+        c = native.polymul(a, b, q, tier=path)
+        for r in range(2):
+            assert c[r].tolist() == _schoolbook(a[r].tolist(), b[r].tolist(), q)
+        out = np.empty_like(a)
+        np.testing.assert_array_equal(native.polymul(a, b, q, tier=path, out=out), c)
+    p = native.pointwise_mul(a, b, q)
+    assert p.tolist() == ((a.astype(object) * b.astype(object)) % q).tolist()
+    assert not np.shares_memory(p, a) and not np.shares_memory(p, b)
+
+
+def test_no_out_errors_are_parameter_errors(impl, rng):
+    n, q = 64, prime(50, 64)
+    a = random_coeffs(rng, q, (3, n))
+    native.ntt(a, q)  # validated: the next calls try the shortcut first
+    bad = a.copy()
+    bad[2, 5] = q
+    with pytest.raises(ParameterError, match="row 2, column 5"):
+        native.ntt(bad, q)
+    with pytest.raises(ParameterError, match="row 2, column 5"):
+        native.intt(bad, q)
+    np.testing.assert_array_equal(bad[:2], a[:2])  # the failed call wrote nothing
+    with pytest.raises(ParameterError, match="coefficients of b must be in"):
+        native.polymul(a, bad, q)
