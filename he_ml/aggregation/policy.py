@@ -222,10 +222,10 @@ class DecryptionPolicy:
     >>> policy = DecryptionPolicy(ctx, min_clients=3, max_value=1.0,
     ...                           identities={i: identity_public_key(k) for i, k in ids.items()})
     >>> ups = [PolicyClient(ctx.public_context(), i, k, key_holder_key=policy.public_key, max_value=1.0)
-    ...        .encrypt(np.full(2, 0.5 * i), round_id=1) for i, k in ids.items()]
+    ...        .encrypt(np.full(2, 0.25 * i), round_id=1) for i, k in ids.items()]
     >>> total = GradientAggregator(ctx.public_context()).sum(b for b, _ in ups)
     >>> policy.decrypt(total, round_id=1, receipts=[r for _, r in ups], average=False)
-    array([3., 3.])
+    array([1.5, 1.5])
     """
 
     def __init__(self, context: SchemeContext, *, min_clients: int, identities: Mapping[int, bytes],
