@@ -7,6 +7,7 @@ deviation raises `InvalidCiphertextError`.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import struct
@@ -119,6 +120,7 @@ def check_round(header: dict[str, Any], round_id: str, what: str) -> None:
                                    f"round (or a replay) is refused. Run each round with fresh client state.")
 
 
+@functools.lru_cache(maxsize=64)
 def round_hash(round_id: str) -> bytes:
     return hashlib.sha256(b"he_ml/masked-round/v1/" + round_id.encode()).digest()
 
