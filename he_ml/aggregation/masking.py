@@ -819,7 +819,7 @@ class MaskedUnmasker:
 def simulate_round(updates: Mapping[int, Any] | Sequence[Any], *, context: SchemeContext | None = None,
                    round_id: Any = "simulated", threshold: int | None = None, neighbors: int | None = None,
                    dropouts: Mapping[str, Iterable[int]] | None = None, max_value: float | None = None,
-                   precision_bits: int | None = None, dp: Any = None, identities: bool = False,
+                   precision_bits: int | None = None, dp: Any = None, identities: Any = False,
                    unmasker: MaskedUnmasker | None = None, timings: dict | None = None) -> MaskedResult:
     """Run a whole masked round in one process (tests, benchmarks, examples).
 
@@ -831,8 +831,9 @@ def simulate_round(updates: Mapping[int, Any] | Sequence[Any], *, context: Schem
     dropouts : mapping stage -> client ids, optional
         Clients that vanish *before* a stage: keys ``"advertise"``, ``"share_keys"``,
         ``"masked_input"``, ``"unmask"`` (a client dropped before ``"unmask"`` uploaded its input).
-    identities : bool, default False
-        Give every client an Ed25519 identity and every client the others' public keys.
+    identities : bool or mapping int -> Ed25519PrivateKey, default False
+        True: give every client a fresh Ed25519 identity; a mapping: use these identities (register
+        their public keys with the key holder's policy). Every client gets the others' public keys.
     unmasker : MaskedUnmasker, optional
         Seal the self-mask shares to this key holder (the result then carries ``evidence``).
     timings : dict, optional
@@ -863,7 +864,10 @@ def simulate_round(updates: Mapping[int, Any] | Sequence[Any], *, context: Schem
         raise ParameterError(f"dropouts keys must be stage names 'advertise', 'share_keys', 'masked_input', "
                              f"'unmask'; got {sorted(bad)}.")
     setup = RoundSetup.create(round_id, ids, threshold, neighbors)
-    keys = {i: new_identity() for i in ids} if identities else {}
+    if isinstance(identities, Mapping):
+        keys = {i: wire.as_identity(identities[i]) for i in ids}
+    else:
+        keys = {i: new_identity() for i in ids} if identities else {}
     pubs = {i: identity_public_key(k) for i, k in keys.items()} if identities else None
     opts = dict(max_value=max_value, precision_bits=precision_bits, dp=dp)
     t_client = 0.0

@@ -258,6 +258,11 @@ class DecryptionPolicy:
         self.last: Release | None = None
 
     @property
+    def unmasker(self) -> MaskedUnmasker | None:
+        """The :class:`MaskedUnmasker` sharing this policy's X25519 key (Paillier/BFV; None for CKKS)."""
+        return self._unmasker
+
+    @property
     def used_rounds(self) -> frozenset[str]:
         """Round ids already decrypted (refused from now on)."""
         return frozenset(self._used)
