@@ -207,10 +207,16 @@ class DecryptionPolicy:
 
     Raises
     ------
-    SecretKeyMissingError
-        If ``context`` has no secret key.
     ParameterError
-        If ``min_clients`` < 1 or ``identities`` is malformed.
+        If ``context`` is not a context, ``min_clients`` < 1 or ``identities`` is malformed.
+
+    Notes
+    -----
+    With a **public** context (e.g. a committee's, :class:`he_ml.aggregation.Committee`) the policy
+    can only :meth:`admit`: every member runs the same checks (sharing the X25519 ``key`` so that
+    any of them can remove the round masks, which reveals nothing: masks are removed under
+    encryption) and then calls ``partial_decrypt`` on the admitted total. :meth:`decrypt` needs the
+    secret context.
 
     Examples
     --------
@@ -232,10 +238,9 @@ class DecryptionPolicy:
                  security_bits: int = DEFAULT_SECURITY_BITS, dp: Any = None, max_value: float | None = None,
                  precision_bits: int | None = None, state_path: str | None = None,
                  key: X25519PrivateKey | None = None) -> None:
-        if not isinstance(context, SchemeContext) or not context.has_secret_key:
-            raise SecretKeyMissingError("DecryptionPolicy needs the context with the secret key (it is the key "
-                                        "holder); got " + (f"a public {context.name} context." if isinstance(
-                                            context, SchemeContext) else type(context).__name__ + "."))
+        if not isinstance(context, SchemeContext):
+            raise ParameterError(f"DecryptionPolicy needs an he_ml context (the key holder's secret context, or a "
+                                 f"committee's public context for admit()); got {type(context).__name__}.")
         if isinstance(min_clients, bool) or not isinstance(min_clients, int) or min_clients < 1:
             raise ParameterError(f"min_clients must be a positive int; got {min_clients!r}.")
         self.context = context
@@ -331,6 +336,25 @@ class DecryptionPolicy:
         ContextMismatchError
             Receipts or evidence of another round.
         """
+        if not self.context.has_secret_key:
+            raise SecretKeyMissingError(
+                f"this policy holds a public {self.context.name} context: it can admit() a total (e.g. before a "
+                f"committee's partial_decrypt) but not decrypt it. Create the key holder's policy with the secret "
+                f"context.")
+        total, clients, rid = self._admit(total, round_id, receipts, evidence, blobs)
+        return self._finish(total, rid, clients, release, average, details)
+
+    def admit(self, total: bytes | None, *, round_id: Any, receipts: Sequence[bytes] | None = None,
+              evidence: bytes | None = None, blobs: Sequence[bytes] | None = None) -> tuple[bytes, list[int]]:
+        """Run the policy's checks and remove the masks, without decrypting (committee members).
+
+        Consumes ``round_id``. Returns the total (still encrypted, round / self masks removed) and the
+        proven contributors; pass the total to ``partial_decrypt``. Raises as :meth:`decrypt`.
+        """
+        total, clients, _ = self._admit(total, round_id, receipts, evidence, blobs)
+        return total, clients
+
+    def _admit(self, total, round_id, receipts, evidence, blobs) -> tuple[bytes, list[int], str]:
         rid = _round_id(round_id)
         if rid in self._used:
             raise SecretKeyMissingError(
@@ -372,7 +396,7 @@ class DecryptionPolicy:
             self._consume(rid)
             if blobs is None:
                 total = self._remove_round_masks(total, infos, rid)
-        return self._finish(total, rid, clients, release, average, details)
+        return total, clients, rid
 
     def _check_count(self, total: bytes, count: int) -> None:
         declared = GradientAggregator.count_of(total)

@@ -148,8 +148,49 @@ def test_forged_repeated_and_missing_receipts(contexts, identities, tmp_path):
         again.decrypt(total, round_id="f", receipts=list(receipts.values()))
     with pytest.raises(ParameterError, match="min_clients"):
         DecryptionPolicy(ctx, min_clients=0, identities={})
-    with pytest.raises(SecretKeyMissingError, match="secret key"):
-        DecryptionPolicy(ctx.public_context(), min_clients=1, identities={})
+    with pytest.raises(ParameterError, match="needs an he_ml context"):
+        DecryptionPolicy("ctx", min_clients=1, identities={})
+
+
+@pytest.mark.parametrize("scheme", ["paillier", "bfv"])
+def test_public_policy_admits_for_a_committee_and_cannot_decrypt(contexts, identities, scheme):
+    """A committee member's policy holds only the public context: it checks and unmasks, then the
+    (here: single) secret key decrypts the admitted total. With he_ml.aggregation.Committee the
+    admitted total goes to partial_decrypt / combine instead (see the guarded test below)."""
+    ctx = contexts[scheme]
+    member = make_policy(ctx.public_context(), identities)
+    ups, blobs, receipts = upload(ctx, member, identities, "adm")
+    total = GradientAggregator(ctx.public_context()).sum(blobs.values())
+    with pytest.raises(SecretKeyMissingError, match="can admit"):
+        member.decrypt(total, round_id="adm", receipts=list(receipts.values()))
+    admitted, clients = member.admit(total, round_id="adm", receipts=list(receipts.values()))
+    assert clients == [1, 2, 3, 4, 5]
+    value = GradientAggregator(ctx, precision_bits=P).decrypt(admitted)
+    np.testing.assert_allclose(value, sum(ups.values()), rtol=0, atol=N * 2.0 ** -(P + 1))
+    with pytest.raises(SecretKeyMissingError, match="already decrypted"):
+        member.admit(total, round_id="adm", receipts=list(receipts.values()))
+
+
+@pytest.mark.parametrize("scheme", ["paillier", "bfv"])
+def test_masked_round_over_a_committee(identities, scheme):
+    agg_mod = pytest.importorskip("he_ml.aggregation")
+    if not hasattr(agg_mod, "Committee"):
+        pytest.skip("he_ml.aggregation.Committee is built on another branch")
+    committee = agg_mod.Committee.generate(scheme, members=3, threshold=2, max_clients=8, max_value=1.0)
+    pub = committee.public_context()
+    member = DecryptionPolicy(pub, min_clients=3, identities={i: identity_public_key(k) for i, k in identities.items()},
+                              max_value=1.0)
+    rng = np.random.default_rng(9)
+    ups = {i: rng.uniform(-1, 1, 50) for i in identities}
+    res = mk.simulate_round(ups, context=pub, max_value=1.0, round_id="cm", identities=identities,
+                            unmasker=member.unmasker, dropouts={"masked_input": [3]})
+    admitted, clients = member.admit(res.total, round_id="cm", evidence=res.evidence)
+    parts = [agg_mod.partial_decrypt(s, admitted) for s in committee.shares[:2]]
+    value = agg_mod.combine(pub, admitted, parts)
+    expected = sum(ups[i] for i in clients)
+    # committee decryption tolerance: the fixed-point quantization of each client (default
+    # precision of the committee's encoding is at least 20 bits) -> k * 2**-21
+    np.testing.assert_allclose(np.asarray(value), expected, rtol=0, atol=len(clients) * 2.0**-20)
 
 
 def test_ckks_needs_the_blobs_and_floods_releases(contexts, identities):
