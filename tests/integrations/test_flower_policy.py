@@ -78,6 +78,9 @@ def test_policy_key_holder_federated_run_matches_plain_fedavg(ctxs, scheme):
 
 def signed_replies(ctx, kh, round_no=1, d=6):
     """Three clients' replies to a train message of run 1, round ``round_no``."""
+    from flwr.supercore.task_identity import TaskIdentity
+
+    TaskIdentity.run_id, TaskIdentity.task_id, TaskIdentity.node_id = 1, 1, 0  # as LoopbackGrid does
     msg = Message(content=RecordDict({"arrays": ArrayRecord(), "config": ConfigRecord({"server-round": round_no})}),
                   dst_node_id=1, message_type="train")
     rng = np.random.default_rng(round_no)
@@ -154,3 +157,18 @@ def test_legacy_key_holder_decrypts_each_total_once_and_floods_ckks():
     assert abs(np.var(err) / sigma**2 - 1) < 6 * np.sqrt(2 / (d - 1))  # flooded release, stated variance
     with pytest.raises(SecretKeyMissingError, match="already decrypted"):
         kh(total)
+
+
+def test_ckks_policy_key_holder_gets_the_blobs_from_the_strategy():
+    ctx = aggregation_context("ckks", max_clients=4, max_value=1.0)
+    kh = KeyHolder(ctx, identities=PUBS, min_clients=NUM_CLIENTS, max_value=1.0)
+    assert kh.needs_blobs
+    msg, ups, replies = signed_replies(ctx, kh, d=500)
+    strategy = EncryptedFedAvg(ctx.public_context(), key_holder=kh)
+    arrays, _ = strategy.aggregate_train(1, list(replies.values()))
+    mean = arrays["w"].numpy()
+    sigma = kh.policy.release_sigma(500, NUM_CLIENTS) / NUM_CLIENTS
+    # flooded release of the mean: every value within 7 sigma (500 values: P(any beyond) < 2**-30)
+    assert np.max(np.abs(mean - sum(ups.values()) / NUM_CLIENTS)) < 7 * sigma
+    with pytest.raises(SecretKeyMissingError, match="already decrypted"):
+        strategy.aggregate_train(1, list(replies.values()))
