@@ -240,3 +240,43 @@ def test_ckks_masked_round_is_unsupported():
     ctx = aggregation_context("ckks", max_clients=4, max_value=1.0)
     with pytest.raises(UnsupportedOperationError, match="approximate"):
         mk.MaskedClient(ctx.public_context(), "c", 1, clients=[1, 2, 3], max_value=1.0)
+
+
+def test_secrets_never_appear_in_the_bytes_the_server_sees(he_contexts):
+    """Seeds, private keys and their Shamir shares travel only sealed (to holders or the key holder)."""
+    ctx = he_contexts["bfv"]
+    unmasker = mk.MaskedUnmasker(ctx, precision_bits=P)
+    ids = [1, 2, 3, 4]
+    setup = mk.RoundSetup.create("secrets", ids)
+    clients = {i: mk.MaskedClient(ctx.public_context(), setup, i, max_value=1.0, precision_bits=P,
+                                  unmasker_key=unmasker.public_key) for i in ids}
+    server = mk.MaskedServer(ctx.public_context(), setup, max_value=1.0, precision_bits=P)
+    seen = [c.advertise_keys() for c in clients.values()]
+    keys = server.receive_keys(seen)
+    seen += [c.share_keys(keys) for c in clients.values()]
+    bundles = server.receive_shares(seen[4:])
+    seen += list(bundles.values())
+    masked = [clients[i].masked_input(bundles[i], np.zeros(10)) for i in ids]
+    seen += masked
+    request = server.receive_masked_inputs(masked)
+    answers = [clients[i].unmask(request) for i in ids]
+    seen += answers
+    res = server.receive_unmask(answers)
+    seen.append(res.evidence)
+    wire_bytes = b"".join(seen)
+    for c in clients.values():
+        from he_ml.aggregation import _maskwire as wire
+
+        secrets_ = [c._b, c._s_sk.private_bytes(wire.RAW, wire.RAW_PRIV, wire.NOENC),
+                    c._c_sk.private_bytes(wire.RAW, wire.RAW_PRIV, wire.NOENC)]
+        secrets_ += [shamir.share_to_bytes(v) for pair in c._shares.values() for v in pair]
+        for s in secrets_:
+            assert s not in wire_bytes
+
+
+def test_a_tampered_share_ciphertext_is_refused():
+    setup, clients, server, bundles = run_to_masked(4, round_id="tamper")
+    bad = bytearray(bundles[2])
+    bad[-5] ^= 1  # flip a bit inside the last sealed share
+    with pytest.raises(InvalidCiphertextError, match="authentication failed"):
+        clients[2].masked_input(bytes(bad), np.zeros(3))
