@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import statistics
 import subprocess
@@ -155,7 +154,7 @@ def run_flower(ups, neighbors, threshold, drops):
     import importlib
 
     fm = importlib.import_module("flwr.client.mod.secure_aggregation.secaggplus_mod")
-    from flwr.common import ndarray_to_bytes, bytes_to_ndarray, ndarrays_to_parameters
+    from flwr.common import bytes_to_ndarray, ndarrays_to_parameters
     from flwr.common.secure_aggregation.crypto.shamir import combine_shares
     from flwr.common.secure_aggregation.crypto.symmetric_encryption import generate_shared_key
     from flwr.common.secure_aggregation.ndarrays_arithmetic import (
