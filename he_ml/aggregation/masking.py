@@ -805,7 +805,7 @@ class MaskedUnmasker:
             shares[owner][holder] = shamir.share_from_bytes(
                 wire.open_sealed(key, data, aad, f"sealed share of client {owner} from {holder}"))
         public = self.context.public_context() if self.context.has_secret_key else self.context
-        backend = make_backend(public, max_clients=len(header["clients"]), **self._opts)
+        backend = make_backend(public, max_clients=None, **self._opts)
         dom = backend.domain(backend.domain_size(total))
         correction = dom.zero()
         for u in survivors:
