@@ -730,8 +730,12 @@ class MaskedUnmasker:
         self._key = key or X25519PrivateKey.generate()
         self.public_key = wire.pub_bytes(self._key)
 
-    def verify(self, evidence: bytes, round_id: Any) -> tuple[dict[str, Any], list[bytes]]:
+    def verify(self, evidence: bytes, round_id: Any, min_signers: int = 0) -> tuple[dict[str, Any], list[bytes]]:
         """Parse and check the evidence of ``round_id``; returns its header and sections.
+
+        At least ``max(threshold, min_signers)`` survivors must have signed the survivor list; the
+        ``threshold`` in the evidence is the server's claim, so a key holder that knows the agreed
+        threshold passes it as ``min_signers``.
 
         Raises
         ------
@@ -772,12 +776,14 @@ class MaskedUnmasker:
             signed = valid
         else:
             signed = len(signers)
-        if signed < threshold:
+        need = max(threshold, int(min_signers))
+        if signed < need:
             raise SecretKeyMissingError(f"round evidence: only {signed} survivors signed the survivor list, fewer "
-                                        f"than the round threshold {threshold}; refused.")
+                                        f"than the {need} required (round threshold {threshold}, min_signers "
+                                        f"{min_signers}); refused.")
         return header, sections
 
-    def unmask(self, total: bytes, evidence: bytes, round_id: Any) -> tuple[bytes, list[int]]:
+    def unmask(self, total: bytes, evidence: bytes, round_id: Any, min_signers: int = 0) -> tuple[bytes, list[int]]:
         """The total with the survivors' self masks removed, and the survivor list.
 
         Raises
@@ -786,7 +792,7 @@ class MaskedUnmasker:
             If a survivor's seed has fewer than ``threshold`` valid sealed shares.
         """
         rid = _round_id(round_id)
-        header, sections = self.verify(evidence, rid)
+        header, sections = self.verify(evidence, rid, min_signers)
         survivors, adverts = header["survivors"], header["adverts"]
         threshold = header["threshold"]
         c_pks = {cid: sections[3 * i] for i, cid in enumerate(adverts)}

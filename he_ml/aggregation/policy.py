@@ -204,6 +204,9 @@ class DecryptionPolicy:
         File recording decrypted round ids (one per line), read at start and appended to.
     key : X25519PrivateKey, optional
         The key holder's X25519 key for round masks and masked-round self masks (generated if omitted).
+    min_signers : int, default 0
+        Masked-round evidence: fewest survivor signatures accepted, on top of the threshold the
+        evidence states (the server's claim) -- set it to the threshold agreed with the clients.
 
     Raises
     ------
@@ -237,7 +240,7 @@ class DecryptionPolicy:
     def __init__(self, context: SchemeContext, *, min_clients: int, identities: Mapping[int, bytes],
                  security_bits: int = DEFAULT_SECURITY_BITS, dp: Any = None, max_value: float | None = None,
                  precision_bits: int | None = None, state_path: str | None = None,
-                 key: X25519PrivateKey | None = None) -> None:
+                 key: X25519PrivateKey | None = None, min_signers: int = 0) -> None:
         if not isinstance(context, SchemeContext):
             raise ParameterError(f"DecryptionPolicy needs an he_ml context (the key holder's secret context, or a "
                                  f"committee's public context for admit()); got {type(context).__name__}.")
@@ -245,6 +248,9 @@ class DecryptionPolicy:
             raise ParameterError(f"min_clients must be a positive int; got {min_clients!r}.")
         self.context = context
         self.min_clients = min_clients
+        if isinstance(min_signers, bool) or not isinstance(min_signers, int) or min_signers < 0:
+            raise ParameterError(f"min_signers must be a non-negative int; got {min_signers!r}.")
+        self.min_signers = min_signers
         self.identities = wire.as_public_registry(identities, "identities") or {}
         flooding_sigma(1.0, 1, security_bits=security_bits)  # validates security_bits
         self.security_bits = security_bits
@@ -368,12 +374,12 @@ class DecryptionPolicy:
             if self._unmasker is None:
                 raise ParameterError(f"masked-round evidence needs a Paillier or BFV context; this is "
                                      f"{self.context.name}.")
-            header, _ = self._unmasker.verify(evidence, rid)
+            header, _ = self._unmasker.verify(evidence, rid, self.min_signers)
             clients = list(header["survivors"])
             self._refuse_small(len(clients), rid)
             self._check_count(total, len(clients))
             self._consume(rid)
-            total, _ = self._unmasker.unmask(total, evidence, rid)
+            total, _ = self._unmasker.unmask(total, evidence, rid, self.min_signers)
         else:
             infos = self._verify_receipts(receipts, rid)
             clients = sorted(infos)

@@ -257,3 +257,16 @@ def test_masked_round_evidence_through_the_policy(contexts, identities, scheme):
     np.testing.assert_allclose(mean, sum(ups[i] for i in (1, 2, 3, 4)) / 4, rtol=0, atol=2.0 ** -(P + 1))
     with pytest.raises(SecretKeyMissingError, match="already decrypted"):
         policy.decrypt(res.total, round_id="m1", evidence=res.evidence)
+
+
+def test_evidence_needs_the_agreed_number_of_survivor_signatures(contexts, identities):
+    ctx = contexts["bfv"]
+    pubs = {i: identity_public_key(k) for i, k in identities.items()}
+    strict = DecryptionPolicy(ctx, min_clients=3, identities=pubs, max_value=1.0, min_signers=5)
+    ups = {i: np.full(4, 0.1) for i in identities}
+    res = mk.simulate_round(ups, context=ctx.public_context(), max_value=1.0, round_id="sig", identities=identities,
+                            unmasker=strict.unmasker, dropouts={"unmask": [5]})  # 4 survivors sign
+    with pytest.raises(SecretKeyMissingError, match="only 4 survivors signed"):
+        strict.decrypt(res.total, round_id="sig", evidence=res.evidence)
+    with pytest.raises(ParameterError, match="min_signers"):
+        DecryptionPolicy(ctx, min_clients=3, identities=pubs, min_signers=-1)
