@@ -25,7 +25,7 @@ from ..errors import ContextMismatchError, InvalidCiphertextError, ParameterErro
 MAGIC = b"HEMR"
 VERSION = 1
 TYPES = {"advertise": 1, "keys": 2, "shares": 3, "routed": 4, "masked": 5, "unmask_request": 6,
-         "unmask": 7, "evidence": 8, "receipt": 9}
+         "unmask": 7, "evidence": 8, "receipt": 9, "client_state": 10}
 _TYPE_NAMES = {v: k for k, v in TYPES.items()}
 MAX_HEADER = 1 << 24
 MAX_SECTIONS = 1 << 22

@@ -303,6 +303,60 @@ class MaskedClient(_Party):
             self._c_shared[v] = wire.agree(self._c_sk, self._keys[v][0], what)
         return self._c_shared[v]
 
+    def state_bytes(self) -> bytes:
+        """This client's private round state as bytes (to keep between stages, e.g. in a Flower
+        ``Context.state``). It holds private keys and shares: store it only where the client's own
+        secrets may live, never send it."""
+        keys = sorted(self._keys)
+        owners = sorted(self._shares)
+        header = {"round": self.setup.round_id, "id": self.id, "stage": self.stage, "keys": keys,
+                  "owners": owners, "sharers": sorted(self._sharers), "has_b": hasattr(self, "_b")}
+        sections = [self._c_sk.private_bytes(wire.RAW, wire.RAW_PRIV, wire.NOENC),
+                    self._s_sk.private_bytes(wire.RAW, wire.RAW_PRIV, wire.NOENC),
+                    getattr(self, "_b", b"")]
+        sections += [b for k in keys for b in self._keys[k]]
+        sections += [shamir.share_to_bytes(v) for o in owners for v in self._shares[o]]
+        return wire.pack("client_state", header, sections)
+
+    def restore_state(self, data: bytes) -> "MaskedClient":
+        """Load :meth:`state_bytes` of this client and round into this object (returns it).
+
+        Raises
+        ------
+        ContextMismatchError
+            If the state belongs to another round or client.
+        InvalidCiphertextError
+            If it is malformed.
+        """
+        header, sections = wire.unpack(data, "client_state", "masked client state")
+        wire.check_round(header, self.setup.round_id, "masked client state")
+        if header.get("id") != self.id:
+            raise ContextMismatchError(f"masked client state belongs to client {header.get('id')!r}, not {self.id}.")
+        keys = wire.id_list(header, "keys", "masked client state")
+        owners = wire.id_list(header, "owners", "masked client state")
+        sharers = wire.id_list(header, "sharers", "masked client state")
+        stage = wire.field(header, "stage", int, "masked client state")
+        if len(sections) != 3 + 2 * len(keys) + 2 * len(owners) or not 0 <= stage <= 4 \
+                or len(sections[0]) != 32 or len(sections[1]) != 32:
+            raise InvalidCiphertextError("masked client state is inconsistent; it was corrupted.")
+        self._c_sk = X25519PrivateKey.from_private_bytes(sections[0])
+        self._s_sk = X25519PrivateKey.from_private_bytes(sections[1])
+        if header.get("has_b") is True:
+            self._b = sections[2]
+        pos = 3
+        self._keys = {}
+        for k in keys:
+            self._keys[k] = (sections[pos], sections[pos + 1])
+            pos += 2
+        self._shares = {}
+        for o in owners:
+            self._shares[o] = (shamir.share_from_bytes(sections[pos]), shamir.share_from_bytes(sections[pos + 1]))
+            pos += 2
+        self._sharers = set(sharers)
+        self._c_shared = {}
+        self.stage = stage
+        return self
+
     def _advance(self, expected: int, name: str) -> None:
         if self.stage != expected:
             raise ParameterError(f"client {self.id}: {name} is stage {expected} but this client is at stage "

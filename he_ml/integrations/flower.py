@@ -10,6 +10,11 @@
 * :class:`KeyHolder` -- the party that holds the secret key and turns an encrypted total
   into the averaged model, under a :class:`he_ml.aggregation.policy.DecryptionPolicy` when
   it knows the clients' identities.
+* :func:`run_masked_round` / :func:`masked_client_step` -- a masked round
+  (:mod:`he_ml.aggregation.masking`, SecAgg with dropout recovery, HE-free or over BFV/Paillier)
+  carried by Flower messages: four exchanges per round, client state in ``context.state``; the
+  policy key holder unmasks the total with ``KeyHolder.release(total, round_id=..., evidence=...)``.
+  Use it from your own ServerApp loop (``EncryptedFedAvg`` runs the one-exchange receipt path).
 
 Trust model (two deployments, one strategy)
 -------------------------------------------
@@ -79,7 +84,8 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "extra with `pip install 'he_ml[flower]'` (flwr>=1.20,<2)."
     ) from e
 
-__all__ = ["EncryptedFedAvg", "EncryptedClient", "KeyHolder", "UPDATE_RECORD", "ENCRYPTED_MODEL_KEY", "round_id_of"]
+__all__ = ["EncryptedFedAvg", "EncryptedClient", "KeyHolder", "UPDATE_RECORD", "ENCRYPTED_MODEL_KEY", "round_id_of",
+           "MASKED_RECORD", "masked_client_step", "run_masked_round"]
 
 #: ConfigRecord key (in the reply's RecordDict) under which a client sends its blob.
 UPDATE_RECORD = "he_ml"
@@ -436,3 +442,137 @@ class EncryptedFedAvg(FedAvg):
         else:
             mean = self.key_holder(total)
         return arrays_to_record(mean), metrics
+
+
+# ---------------------------------------------------------------------------- masked rounds over Flower
+#: ConfigRecord key of masked-round stage messages (both directions).
+MASKED_RECORD = "he_ml.masked"
+_STAGES = ("advertise", "share_keys", "masked_input", "unmask")
+
+
+def masked_client_step(message: Message, state: RecordDict, *, context: SchemeContext | bytes | None,
+                       client_id: int, update: Any = None, **client_options: Any) -> Message:
+    """ClientApp side of a masked round (:mod:`he_ml.aggregation.masking`): run the stage the message names.
+
+    The client's private round state (keys, shares) is kept in ``state`` (the ClientApp's
+    ``context.state``) between the four messages of a round, and removed after the last one (or,
+    for a round the client dropped out of, when its next round starts).
+
+    Parameters
+    ----------
+    message : Message
+        A message from :func:`run_masked_round` (content ``MASKED_RECORD``).
+    state : RecordDict
+        The ClientApp's ``context.state``.
+    context : SchemeContext, bytes or None
+        The public Paillier/BFV context, or None for the HE-free backend.
+    client_id : int
+        This client's id in the round.
+    update : array or dict of arrays, optional
+        Required for the ``masked_input`` stage (train first, then pass the update).
+    **client_options
+        ``max_value``, ``precision_bits``, ``dp``, ``identity``, ``peer_identities``,
+        ``unmasker_key`` as for :class:`~he_ml.aggregation.masking.MaskedClient`.
+
+    Returns
+    -------
+    Message
+        The reply, carrying this stage's bytes.
+
+    Raises
+    ------
+    ParameterError
+        If the stage is unknown, or ``update`` is missing at the ``masked_input`` stage.
+    """
+    from ..aggregation.masking import MaskedClient, RoundSetup
+
+    cfg = message.content[MASKED_RECORD]
+    stage = cfg["stage"]
+    if stage not in _STAGES:
+        raise ParameterError(f"unknown masked-round stage {stage!r}; expected one of {_STAGES}.")
+    neighbors = int(cfg["neighbors"]) or None
+    setup = RoundSetup.create(str(cfg["round"]), [int(c) for c in cfg["clients"]], int(cfg["threshold"]), neighbors)
+    if isinstance(context, (bytes, bytearray)):
+        context = load_context(bytes(context))
+    client = MaskedClient(context, setup, client_id, **client_options)
+    key = f"{MASKED_RECORD}/{setup.round_id}"
+    if stage != "advertise":
+        if key not in state:
+            raise ParameterError(f"masked round {setup.round_id!r}: no state for stage {stage!r}; the client missed "
+                                 f"an earlier stage (it counts as dropped).")
+        client.restore_state(state[key]["state"])
+    payload = cfg.get("payload", b"")
+    if stage == "advertise":
+        for stale in [k for k in state if k.startswith(MASKED_RECORD + "/")]:
+            del state[stale]  # a round this client dropped out of: its secrets are no longer needed
+        out = client.advertise_keys()
+    elif stage == "share_keys":
+        out = client.share_keys(payload)
+    elif stage == "masked_input":
+        if update is None:
+            raise ParameterError("the masked_input stage needs the client's update (train, then pass update=...).")
+        out = client.masked_input(payload, update)
+    else:
+        out = client.unmask(payload)
+    if stage == "unmask":
+        del state[key]
+    else:
+        state[key] = ConfigRecord({"state": client.state_bytes()})
+    return Message(content=RecordDict({MASKED_RECORD: ConfigRecord({"payload": out})}), reply_to=message)
+
+
+def run_masked_round(grid: Any, nodes: Mapping[int, int], server: Any, *,
+                     train_content: RecordDict | None = None, timeout: float | None = None) -> Any:
+    """ServerApp side: run the four stages of a masked round over a Flower ``Grid``.
+
+    Parameters
+    ----------
+    grid : flwr.serverapp.Grid
+    nodes : mapping client id -> node id
+        The round's clients (the ids of ``server.setup.clients``) and their Flower nodes.
+    server : he_ml.aggregation.masking.MaskedServer
+        Fresh server state for this round.
+    train_content : RecordDict, optional
+        Extra content (e.g. the global model under ``"arrays"``) sent with the ``masked_input``
+        stage, where clients train.
+    timeout : float, optional
+        Per-stage timeout passed to ``grid.send_and_receive``; clients that do not answer (or
+        answer with an error) count as dropped.
+
+    Returns
+    -------
+    MaskedResult
+        ``result.value`` (HE-free) or ``result.total`` / ``result.evidence`` for the key holder
+        (``KeyHolder.release(total, round_id=..., evidence=...)``).
+    """
+    from flwr.app.message_type import MessageType
+
+    setup = server.setup
+    node_to_client = {int(n): int(c) for c, n in nodes.items()}
+    base = {"round": setup.round_id, "clients": list(setup.clients), "threshold": setup.threshold,
+            "neighbors": setup.neighbors or 0}
+
+    def exchange(stage: str, payloads: Mapping[int, bytes]) -> dict[int, bytes]:
+        msgs = []
+        for cid, payload in payloads.items():
+            content = RecordDict({MASKED_RECORD: ConfigRecord(dict(base, stage=stage, payload=payload))})
+            if stage == "masked_input" and train_content is not None:
+                for k, v in train_content.items():
+                    content[k] = v
+            msgs.append(Message(content=content, dst_node_id=int(nodes[cid]), message_type=MessageType.TRAIN,
+                                group_id=setup.round_id))
+        out = {}
+        for reply in grid.send_and_receive(msgs, timeout=timeout):
+            if reply.has_error() or MASKED_RECORD not in reply.content:
+                continue
+            out[node_to_client[reply.metadata.src_node_id]] = reply.content[MASKED_RECORD]["payload"]
+        return out
+
+    adverts = exchange("advertise", {c: b"" for c in setup.clients})
+    keys = server.receive_keys(adverts.values())
+    shares = exchange("share_keys", {c: keys for c in adverts})
+    bundles = server.receive_shares(shares.values())
+    masked = exchange("masked_input", bundles)
+    request = server.receive_masked_inputs(masked.values())
+    answers = exchange("unmask", {c: request for c in masked})
+    return server.receive_unmask(answers.values())

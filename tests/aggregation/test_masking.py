@@ -280,3 +280,17 @@ def test_a_tampered_share_ciphertext_is_refused():
     bad[-5] ^= 1  # flip a bit inside the last sealed share
     with pytest.raises(InvalidCiphertextError, match="authentication failed"):
         clients[2].masked_input(bytes(bad), np.zeros(3))
+
+
+def test_client_state_round_trips_and_is_bound_to_its_client():
+    setup, clients, server, bundles = run_to_masked(4, round_id="state")
+    saved = clients[1].state_bytes()
+    fresh = mk.MaskedClient(None, setup, 1, max_value=1.0, precision_bits=P).restore_state(saved)
+    assert fresh.stage == 2
+    masked = [fresh.masked_input(bundles[1], np.full(3, 0.5))] + \
+        [clients[i].masked_input(bundles[i], np.full(3, 0.5)) for i in (2, 3, 4)]
+    request = server.receive_masked_inputs(masked)
+    res = server.receive_unmask([fresh.unmask(request)] + [clients[i].unmask(request) for i in (2, 3, 4)])
+    np.testing.assert_allclose(res.value, np.full(3, 2.0), rtol=0, atol=tol(4))
+    with pytest.raises(ContextMismatchError, match="belongs to client 1, not 2"):
+        mk.MaskedClient(None, setup, 2, max_value=1.0).restore_state(saved)
