@@ -7,6 +7,11 @@
   :func:`combine` by anyone (Paillier, BFV, CKKS); see ``docs/committee.md``.
 * :mod:`he_ml.aggregation.dp` -- L2 clipping, exact discrete-Gaussian noise (distributed or
   central) and privacy accounting with Google's dp-accounting.
+* :mod:`he_ml.aggregation.masking` -- masked rounds (SecAgg / SecAgg+) with dropout recovery:
+  HE-free or as a layer over Paillier / BFV (:class:`MaskedClient`, :class:`MaskedServer`,
+  :func:`simulate_round`).
+* :mod:`he_ml.aggregation.policy` -- the key holder's decryption policy: one decryption per
+  round id, contribution count bound to signed receipts, noise-flooded CKKS releases.
 """
 from __future__ import annotations
 
@@ -26,6 +31,16 @@ from .committee import (
     combine,
     insecure_tiny_committee,
     partial_decrypt,
+)
+from .masking import (
+    MaskedClient,
+    MaskedResult,
+    MaskedServer,
+    MaskedUnmasker,
+    RoundSetup,
+    identity_public_key,
+    new_identity,
+    simulate_round,
 )
 from .dp import (
     DPConfig,
@@ -62,4 +77,12 @@ __all__ = [
     "add_central_noise",
     "epsilon",
     "noise_multiplier_for",
+    "MaskedClient",
+    "MaskedServer",
+    "MaskedUnmasker",
+    "MaskedResult",
+    "RoundSetup",
+    "simulate_round",
+    "new_identity",
+    "identity_public_key",
 ]
