@@ -54,9 +54,14 @@ def upload(ctx, policy, identities, round_id, seed=0, d=200):
 
 
 def with_count(blob: bytes, count: int) -> bytes:
-    """The attacker's edit: same payload, count field changed, container checksum recomputed."""
+    """The attacker's edit: same payload, count field changed, container checksum recomputed.
+
+    Every public field that must agree with the count is edited too (Paillier's ``terms``, which
+    the aggregator checks against ``count``), so the forgery reaches the policy's own check."""
     b = unpack_blob(blob)
     meta = dict(b.metadata, count=count)
+    if isinstance(meta.get("meta"), dict) and "terms" in meta["meta"]:
+        meta["meta"] = dict(meta["meta"], terms=count)
     return pack_blob(Kind.AGGREGATE, b.scheme, b.fingerprint, meta, b.sections)
 
 

@@ -93,7 +93,10 @@ def signed_replies(ctx, kh, round_no=1, d=6):
 
 def edited_count(blob: bytes, count: int) -> bytes:
     b = unpack_blob(blob)
-    return pack_blob(Kind.AGGREGATE, b.scheme, b.fingerprint, dict(b.metadata, count=count), b.sections)
+    meta = dict(b.metadata, count=count)
+    if isinstance(meta.get("meta"), dict) and "terms" in meta["meta"]:  # keep Paillier's terms consistent
+        meta["meta"] = dict(meta["meta"], terms=count)
+    return pack_blob(Kind.AGGREGATE, b.scheme, b.fingerprint, meta, b.sections)
 
 
 def test_attacks_by_the_server_are_refused(ctxs):
@@ -161,7 +164,8 @@ def test_legacy_key_holder_decrypts_each_total_once_and_floods_ckks():
 
 def test_ckks_policy_key_holder_gets_the_blobs_from_the_strategy():
     ctx = aggregation_context("ckks", max_clients=4, max_value=1.0)
-    kh = KeyHolder(ctx, identities=PUBS, min_clients=NUM_CLIENTS, max_value=1.0)
+    # the key holder admits the bound the clients declare (signed_replies: example.MAX_VALUE)
+    kh = KeyHolder(ctx, identities=PUBS, min_clients=NUM_CLIENTS, max_value=example.MAX_VALUE)
     assert kh.needs_blobs
     msg, ups, replies = signed_replies(ctx, kh, d=500)
     strategy = EncryptedFedAvg(ctx.public_context(), key_holder=kh)
