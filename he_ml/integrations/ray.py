@@ -254,9 +254,24 @@ def _context(ctx_bytes: bytes) -> SchemeContext:
 
 def _read_limited(path: str, limit: int) -> bytes:
     """A file's bytes, refusing files larger than ``limit`` before reading them whole."""
+    import stat
+
     with open(path, "rb") as f:
-        data = f.read(limit + 1)
-    if len(data) > limit:
+        st = os.fstat(f.fileno())
+        if stat.S_ISREG(st.st_mode):
+            too_big = st.st_size > limit  # refused below, before anything is read
+            data = b"" if too_big else f.read()
+        else:  # a pipe or device: read in chunks, never more than limit + 1 bytes
+            parts, n = [], 0
+            while n <= limit:
+                chunk = f.read(min(1 << 20, limit + 1 - n))
+                if not chunk:
+                    break
+                parts.append(chunk)
+                n += len(chunk)
+            data = b"".join(parts)
+            too_big = n > limit
+    if too_big:
         raise ParameterError(
             f"blob file {path!r} is larger than max_blob_bytes={limit}; raise max_blob_bytes if it is "
             f"a genuine blob, or remove the file.")
