@@ -92,7 +92,7 @@ install-docs: $(BIN)/python
 	$(BIN)/pip install --quiet ".[docs]"
 
 docs: install-docs
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## bench: every benchmark script, results saved in benchmarks/results/
 bench: install-test
