@@ -34,6 +34,10 @@ from ._format import Blob, Kind, pack_blob, unpack_blob
 
 #: Largest number of values one EncryptedVector blob may declare (a sanity bound for parsers).
 MAX_VECTOR_VALUES = 1 << 40
+#: Largest vector `EncryptedVector.__getitem__` indexes (it builds an int64 index of every value: 128 MiB).
+MAX_INDEX_VALUES = 1 << 24
+#: Most rotations one CKKS selection may use (one per distinct shift; each costs a key switch).
+MAX_GATHER_SHIFTS = 256
 
 __all__ = ["SchemeContext", "EncryptedVector", "fingerprint_of", "as_plain_operand", "check_values"]
 
@@ -481,9 +485,210 @@ class EncryptedVector:
         return self.context._op_mul_plain(self, 1.0 / np.asarray(plain, dtype=np.float64)
                                           if isinstance(plain, np.ndarray) else 1.0 / plain)
 
-    def sum(self) -> "EncryptedVector":
-        """Encrypted sum of all values: an EncryptedVector of shape (1,)."""
-        return self.context._op_sum(self)
+    def sum(self, axis: int | None = None) -> "EncryptedVector":
+        """Encrypted sum of all values (shape (1,)), or along one axis like ``numpy.sum``.
+
+        Parameters
+        ----------
+        axis : int, optional
+            ``None``: every value, an EncryptedVector of shape (1,). An axis of a vector with
+            ``ndim >= 2``: the sum along it, of the remaining shape (e.g. ``(n, d)`` with
+            ``axis=0`` -> ``(d,)``, the column sums). See :meth:`__getitem__` for which schemes
+            can do what: every scheme when the slices along ``axis`` are whole ciphertexts,
+            CKKS (rotations) otherwise.
+
+        Raises
+        ------
+        ShapeMismatchError
+            If ``axis`` is out of range for ``shape``.
+        UnsupportedOperationError
+            If the scheme cannot move values between slots for this layout (BFV, Paillier).
+        """
+        if axis is None or (self.ndim <= 1 and axis in (0, -1)):
+            return self.context._op_sum(self)
+        k = self._normalize_axis(axis)
+        fast = self._sum_axis0_rotations() if k == 0 else None
+        if fast is not None:
+            return fast
+        index: list[Any] = [slice(None)] * self.ndim
+        acc = None
+        for i in range(self.shape[k]):
+            index[k] = i
+            part = self[tuple(index)]
+            acc = part if acc is None else acc + part
+        return acc
+
+    # ------------------------------------------------------------------ numpy conventions
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions of ``shape`` (like ``numpy.ndarray.ndim``)."""
+        return len(self.shape)
+
+    def __iter__(self):
+        """Iterate over the first axis (``for row in enc``), like a numpy array."""
+        for i in range(len(self)):
+            yield self[i]
+
+    def _normalize_axis(self, axis: Any) -> int:
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ParameterError(f"{self.scheme}: axis must be an int or None; got {axis!r}.")
+        if not -self.ndim <= int(axis) < self.ndim:
+            raise ShapeMismatchError(
+                f"{self.scheme}: axis {axis} is out of bounds for an encrypted array of shape {self.shape} "
+                f"(ndim {self.ndim}); use an axis in [{-self.ndim}, {self.ndim - 1}] or None.")
+        return int(axis) % self.ndim
+
+    def __getitem__(self, key: Any) -> "EncryptedVector":
+        """Select values like numpy indexing: ``e[3]``, ``e[2:5]``, ``e[i, j]``, ``e[:, j]``, masks.
+
+        The result is a new EncryptedVector of the selected values, shaped like
+        ``numpy.arange(e.size).reshape(e.shape)[key]`` (an integer index on a 1-D vector gives
+        shape ``()``).
+
+        What each scheme can select (values are packed ``slot_count`` to a ciphertext, in
+        row-major order):
+
+        * **every scheme**: selections made of whole ciphertexts -- flat ranges that start at
+          a multiple of ``slot_count`` and end at one (or at the end of the vector). Free: the
+          ciphertexts are reused, nothing is computed.
+        * **CKKS**: any selection, by rotating each source ciphertext and masking (one
+          rotation and one plaintext multiplication per distinct shift; the mask uses one
+          level). Contiguous ranges need at most two shifts per output ciphertext; a column
+          ``e[:, j]`` of an ``(n, d)`` vector needs one per row, so at most
+          ``MAX_GATHER_SHIFTS`` rows.
+        * **BFV, Paillier**: only whole ciphertexts (BFV here has no rotation keys wired;
+          Paillier cannot move a value between the slots of a packed plaintext).
+
+        Raises
+        ------
+        ShapeMismatchError
+            An index out of range, an empty selection.
+        ParameterError
+            An index numpy cannot apply (e.g. a float), or a vector too large to index
+            (more than ``MAX_INDEX_VALUES`` values: slice a reshaped view instead).
+        UnsupportedOperationError
+            A selection the scheme cannot make for this packing; the message says which
+            selections work.
+        """
+        positions = self._positions(key)
+        return self._select(positions.reshape(-1), positions.shape)
+
+    def _positions(self, key: Any) -> np.ndarray:
+        if self.size > MAX_INDEX_VALUES:
+            raise ParameterError(
+                f"{self.scheme}: indexing builds an index of every value; this vector has {self.size} "
+                f"(limit {MAX_INDEX_VALUES}). Encrypt the parts you need as separate vectors.")
+        grid = np.arange(self.size, dtype=np.int64).reshape(self.shape)
+        try:
+            sel = np.asarray(grid[key])
+        except IndexError as e:
+            if "out of bounds" in str(e) or "too many indices" in str(e):
+                raise ShapeMismatchError(f"{self.scheme}: index {key!r} does not fit an encrypted array of "
+                                         f"shape {self.shape}: {e}.") from e
+            raise ParameterError(f"{self.scheme}: cannot index an encrypted array with {key!r} ({e}).") from e
+        except (TypeError, ValueError) as e:
+            raise ParameterError(f"{self.scheme}: cannot index an encrypted array with {key!r} ({e}); use "
+                                 f"ints, slices, lists of ints or boolean masks, as with numpy.") from e
+        if sel.size == 0:
+            raise ShapeMismatchError(f"{self.scheme}: index {key!r} selects no value of shape {self.shape}; "
+                                     f"an encrypted vector holds at least one value.")
+        return sel
+
+    def _whole_chunks(self, positions: np.ndarray) -> list[Any] | None:
+        """The chunks that hold exactly ``positions`` in order, or None if they are not whole chunks."""
+        s = int(self.context.slot_count)
+        if s < 1 or len(self.chunks) != -(-self.size // s):
+            return None  # not the plain row-major packing (e.g. a reduced Paillier sum)
+        last = len(self.chunks) - 1
+        last_len = self.size - last * s
+        out = []
+        for start in range(0, positions.size, s):
+            seg = positions[start:start + s]
+            first = int(seg[0])
+            c = first // s
+            if first % s or seg.size != (s if c < last else last_len):
+                return None
+            if seg[-1] - first != seg.size - 1 or not np.array_equal(seg, np.arange(first, first + seg.size)):
+                return None
+            out.append(self.chunks[c])
+        return out
+
+    def _select(self, positions: np.ndarray, shape: tuple[int, ...]) -> "EncryptedVector":
+        if positions.size == self.size and np.array_equal(positions, np.arange(self.size)):
+            return EncryptedVector(self.context, self.chunks, shape, self.meta)
+        chunks = self._whole_chunks(positions)
+        if chunks is not None:
+            return EncryptedVector(self.context, chunks, shape, self.meta)
+        if "rotate" in self.context.capabilities and not self.meta.get("columns"):
+            return self._gather(positions, shape)
+        s = self.context.slot_count
+        raise self.context._unsupported(
+            f"this selection ({positions.size} of {self.size} values, not whole ciphertexts)",
+            f"It packs {s} values per ciphertext and cannot move values between slots, so it can select "
+            f"whole ciphertexts only: flat ranges that start at a multiple of {s} and end at one or at the "
+            f"end, e.g. e.reshape(-1)[{s}:{min(2 * s, self.size)}]. Otherwise decrypt and re-encrypt the "
+            f"part you need, encrypt columns as separate vectors (he_ml.ml.encrypt_features), or use "
+            f"CKKS, which selects anything with rotations.")
+
+    def _gather(self, positions: np.ndarray, shape: tuple[int, ...]) -> "EncryptedVector":
+        """CKKS: move each selected value to its slot with one rotation per distinct shift, then mask."""
+        ctx = self.context
+        s = int(ctx.slot_count)
+        k = np.arange(positions.size, dtype=np.int64)
+        src_chunk, src_slot = positions // s, positions % s
+        dst_chunk, dst_slot = k // s, k % s
+        shift = (src_slot - dst_slot) % s  # rotating left by `shift` moves src_slot to dst_slot
+        keys = np.stack([dst_chunk, src_chunk, shift], axis=1)
+        groups = np.unique(keys, axis=0)
+        if len(groups) > MAX_GATHER_SHIFTS:
+            raise ctx._unsupported(
+                f"this selection: it needs {len(groups)} rotations (one per distinct shift; limit "
+                f"{MAX_GATHER_SHIFTS})",
+                "Select contiguous ranges (e[i], e[a:b]) or fewer rows, or lay the data out so that the "
+                "values you select together are contiguous (e.g. encrypt the transpose, or encrypt each "
+                "column separately with he_ml.ml.encrypt_features).")
+        out_chunks: list[Any] = []
+        meta: dict[str, Any] = dict(self.meta)
+        for o in range(int(dst_chunk[-1]) + 1):
+            acc = None
+            for _, c, r in groups[groups[:, 0] == o]:
+                hit = (dst_chunk == o) & (src_chunk == c) & (shift == r)
+                part = EncryptedVector(ctx, [self.chunks[int(c)]], (s,), dict(self.meta))
+                if r:
+                    part = ctx._op_rotate(part, int(r))
+                mask = np.zeros(s)
+                mask[dst_slot[hit]] = 1.0
+                part = ctx._op_mul_plain(part, mask)
+                acc = part if acc is None else ctx._op_add(acc, part)
+            out_chunks.append(acc.chunks[0])
+            meta = acc.meta
+        return EncryptedVector(ctx, out_chunks, shape, meta)
+
+    def _sum_axis0_rotations(self) -> "EncryptedVector | None":
+        """CKKS fast path of ``sum(axis=0)`` in one ciphertext: log2(rows) rotate-and-add steps.
+
+        Rows are blocks of ``inner`` consecutive slots and the slots past ``size`` are zero, so
+        after adding the vector rotated by ``inner``, ``2 inner``, ``4 inner``, ... the first
+        ``inner`` slots hold the column sums as long as no rotation wraps a row back in
+        (``next_pow2(rows) * inner <= slot_count``); a mask keeps those slots (one level).
+        Returns None when it does not apply.
+        """
+        ctx = self.context
+        s = int(ctx.slot_count)
+        rows = self.shape[0]
+        inner = self.size // rows
+        if ("rotate" not in ctx.capabilities or self.meta.get("columns") or len(self.chunks) != 1
+                or (1 << max(rows - 1, 0).bit_length()) * inner > s):
+            return None
+        acc = EncryptedVector(ctx, self.chunks, (s,), dict(self.meta))
+        step = inner
+        while step < rows * inner:
+            acc = ctx._op_add(acc, ctx._op_rotate(acc, step))
+            step *= 2
+        mask = np.zeros(s)
+        mask[:inner] = 1.0
+        acc = ctx._op_mul_plain(acc, mask)
+        return EncryptedVector(ctx, acc.chunks, self.shape[1:], acc.meta)
 
     def dot(self, weights: Any) -> "EncryptedVector":
         """Encrypted inner product with a plaintext vector of the same size: shape (1,)."""
