@@ -507,16 +507,99 @@ class EncryptedVector:
         if axis is None or (self.ndim <= 1 and axis in (0, -1)):
             return self.context._op_sum(self)
         k = self._normalize_axis(axis)
-        fast = self._sum_axis0_rotations() if k == 0 else None
-        if fast is not None:
-            return fast
-        index: list[Any] = [slice(None)] * self.ndim
-        acc = None
-        for i in range(self.shape[k]):
-            index[k] = i
-            part = self[tuple(index)]
-            acc = part if acc is None else acc + part
+        acc = self._sum_axis0_rotations() if k == 0 else None
+        if acc is None:
+            index: list[Any] = [slice(None)] * self.ndim
+            for i in range(self.shape[k]):
+                index[k] = i
+                part = self[tuple(index)]
+                acc = part if acc is None else acc + part
+        if self.labels is not None and self.labels["kind"] == "frame":
+            # like DataFrame.sum(axis): a Series indexed by the other axis
+            acc.labels = {"kind": "series", "index": self.labels["columns" if k == 0 else "index"], "name": None}
         return acc
+
+    # ------------------------------------------------------------------ pandas
+    #: pandas labels of a vector made by `from_pandas` (kept locally, never serialized).
+    labels: dict[str, Any] | None = None
+
+    @classmethod
+    def from_pandas(cls, context: "SchemeContext", obj: Any) -> "EncryptedVector":
+        """Encrypt a pandas DataFrame or Series and remember its index and columns.
+
+        The labels stay with this Python object (and its row selections and axis sums); they
+        are **not** part of ``to_bytes()``, so a server never learns column names or the index.
+        :meth:`to_pandas` rebuilds the DataFrame/Series after decryption.
+
+        Parameters
+        ----------
+        context : SchemeContext
+            Any context (a public one is enough to encrypt).
+        obj : pandas.DataFrame or pandas.Series
+            Numeric values (cast with ``df.astype(float)`` first if needed).
+
+        Raises
+        ------
+        ParameterError
+            If ``obj`` is not a DataFrame/Series, or has non-numeric values.
+        """
+        kind = _pandas_kind(obj)
+        if kind is None:
+            raise ParameterError(f"from_pandas expects a pandas DataFrame or Series; got {type(obj).__name__}. "
+                                 f"Use ctx.encrypt(array) for numpy data.")
+        vec = context.encrypt(obj.to_numpy())
+        vec.labels = ({"kind": "frame", "index": obj.index, "columns": obj.columns} if kind == "frame"
+                      else {"kind": "series", "index": obj.index, "name": obj.name})
+        return vec
+
+    def to_pandas(self, context: "SchemeContext", like: Any = None) -> Any:
+        """Decrypt with ``context`` into a DataFrame/Series with the original index and columns.
+
+        Parameters
+        ----------
+        context : SchemeContext
+            The key holder's context.
+        like : pandas.DataFrame or pandas.Series, optional
+            Take the labels from this object instead (e.g. for ``enc * 2``, computed from a
+            vector made by `from_pandas`: operators return plain vectors).
+
+        Raises
+        ------
+        ParameterError
+            If there are no labels (neither `from_pandas` nor ``like``).
+        ShapeMismatchError
+            If the labels do not match the decrypted shape.
+        SecretKeyMissingError
+            If ``context`` cannot decrypt.
+        """
+        import pandas as pd
+
+        labels = self.labels
+        if like is not None:
+            kind = _pandas_kind(like)
+            if kind is None:
+                raise ParameterError(f"like must be a pandas DataFrame or Series; got {type(like).__name__}.")
+            labels = ({"kind": "frame", "index": like.index, "columns": like.columns} if kind == "frame"
+                      else {"kind": "series", "index": like.index, "name": like.name})
+        if labels is None:
+            raise ParameterError(
+                "this encrypted vector has no pandas labels (it was not made by EncryptedVector.from_pandas, "
+                "or an operator produced it); pass like=<the original DataFrame/Series>, or use "
+                "ctx.decrypt(vector) for a numpy array.")
+        values = context.decrypt(self)
+        if labels["kind"] == "frame":
+            want = (len(labels["index"]), len(labels["columns"]))
+            if values.shape != want:
+                raise ShapeMismatchError(f"the labels describe a {want} frame but the vector decrypts to shape "
+                                         f"{values.shape}; pass like= with matching labels.")
+            return pd.DataFrame(values, index=labels["index"], columns=labels["columns"])
+        if values.shape == () and labels["kind"] == "scalar":  # pragma: no cover - not produced
+            return values
+        flat = values.reshape(-1)
+        if flat.size != len(labels["index"]):
+            raise ShapeMismatchError(f"the labels describe {len(labels['index'])} values but the vector decrypts "
+                                     f"to shape {values.shape}; pass like= with matching labels.")
+        return pd.Series(flat, index=labels["index"], name=labels["name"])
 
     # ------------------------------------------------------------------ numpy conventions
     @property
@@ -571,7 +654,10 @@ class EncryptedVector:
             selections work.
         """
         positions = self._positions(key)
-        return self._select(positions.reshape(-1), positions.shape)
+        out = self._select(positions.reshape(-1), positions.shape)
+        if self.labels is not None and not isinstance(key, tuple):
+            out.labels = _select_labels(self.labels, key)
+        return out
 
     def _positions(self, key: Any) -> np.ndarray:
         if self.size > MAX_INDEX_VALUES:
@@ -728,3 +814,33 @@ class EncryptedVector:
 
     def __bool__(self) -> bool:
         raise TypeError("the truth value of an EncryptedVector is unknown without decrypting it")
+
+
+def _pandas_kind(obj: Any) -> str | None:
+    """"frame", "series" or None, without importing pandas unless it is already loaded."""
+    import sys
+
+    pd = sys.modules.get("pandas")
+    if pd is None:
+        return None
+    if isinstance(obj, pd.DataFrame):
+        return "frame"
+    if isinstance(obj, pd.Series):
+        return "series"
+    return None
+
+
+def _select_labels(labels: dict[str, Any], key: Any) -> dict[str, Any] | None:
+    """The labels of ``vector[key]`` for a key on the first axis (rows); None when unknown."""
+    index = labels["index"]
+    try:
+        picked = index[key]
+    except Exception:  # noqa: BLE001 - any key pandas cannot apply: drop the labels
+        return None
+    if labels["kind"] == "frame":
+        if isinstance(key, (int, np.integer)):  # one row -> a Series over the columns
+            return {"kind": "series", "index": labels["columns"], "name": picked}
+        return {"kind": "frame", "index": picked, "columns": labels["columns"]}
+    if isinstance(key, (int, np.integer)):
+        return None
+    return {"kind": "series", "index": picked, "name": labels["name"]}
