@@ -189,8 +189,10 @@ def main(argv=None) -> int:
         })
 
     cpu = cpu_name()
+    load = os.getloadavg() if hasattr(os, "getloadavg") else (float("nan"),) * 3
     print()
-    print(f"CPU: {cpu}; {os.cpu_count()} logical CPUs; cluster nodes alive at the end: {alive}")
+    print(f"CPU: {cpu}; {os.cpu_count()} logical CPUs; cluster nodes alive at the end: {alive}; "
+          f"load average {load[0]:.1f} (other jobs on the machine slow the 2-node run most)")
     print(f"{args.blobs} blobs x {args.values} values (packed Paillier 3072, {blob_bytes} bytes per blob), "
           f"median of {args.repeats}")
     print()
@@ -218,6 +220,7 @@ def main(argv=None) -> int:
             "target_speedup": TARGET_SPEEDUP, "model": {"c_seconds_per_value": c, "t0_seconds": t0,
                                                         "fan_in": args.fan_in},
             "projection": {"clients": args.project_clients, "values": args.project_values, "rows": projection},
+            "load_average_at_end": list(load),
             "note": "shared machine (other jobs running); wall-clock medians",
         }, indent=2))
         print(f"\nwrote {out}")
