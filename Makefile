@@ -18,7 +18,7 @@ PY_VERSIONS ?= 3.13
 PYENV_ROOT ?= $(shell pyenv root 2>/dev/null || echo $(HOME)/.pyenv)
 
 .PHONY: demo test install install-test test-python test-native fuzz fuzz-short bench clean \
-        test-flower test-distributed docs install-docs test-versions
+        test-flower test-distributed docs install-docs build-docs test-versions
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,15 +33,15 @@ demo: install
 	$(BIN)/he-ml info
 	$(BIN)/he-ml demo
 
-## install-test: he_ml plus test, torch (CPU), Flower, Ray and pandas extras
+## install-test: he_ml plus test, torch (CPU), Flower, Ray, pandas and docs extras
 install-test: $(BIN)/python
 	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" cmake ninja
-	$(BIN)/pip install --quiet ".[test,torch,flower,ray,pandas]"
+	$(BIN)/pip install --quiet ".[test,torch,flower,ray,pandas,docs]"
 
 ## test: the whole suite — native tests under ASan/UBSan, short fuzz runs, Flower (simulation and
 ## real processes), a real two-node Ray cluster, the docs build, the fast Python suite on the
 ## main interpreter and on the other versions in PY_VERSIONS.
-test: install-test test-native fuzz-short test-flower test-distributed docs test-python test-versions
+test: install-test test-native fuzz-short test-flower test-distributed build-docs test-python test-versions
 
 test-python:
 	HE_ML_REQUIRE_NATIVE=1 $(BIN)/pytest $(PYTEST_ARGS)
@@ -91,7 +91,9 @@ test-py%:
 install-docs: $(BIN)/python
 	$(BIN)/pip install --quiet ".[docs]"
 
-docs: install-docs
+docs: install-docs build-docs
+
+build-docs:
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 ## bench: every benchmark script, results saved in benchmarks/results/
