@@ -128,6 +128,26 @@ def test_tree_sum_of_object_refs_and_partial_totals(cluster, paillier_round):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["bfv", "ckks"])
+def test_tree_sum_of_lattice_blobs(cluster, scheme):
+    ctx = aggregation_context(scheme, max_clients=16, max_value=1.0, precision_bits=20)
+    pub = ctx.public_context()
+    client = GradientAggregator(pub, max_value=1.0, precision_bits=20)
+    rng = np.random.default_rng(3)
+    grads = [{"w": rng.uniform(-1, 1, size=(3, 4)), "b": rng.uniform(-1, 1, size=2)} for _ in range(9)]
+    refs = [ray.put(client.encrypt(g)) for g in grads]
+    result = tree_sum(pub, refs, batch_size=2, fan_in=2, max_value=1.0, precision_bits=20)
+    assert result.ids == IdRanges([(0, 9)]) and result.count == 9
+    mean = GradientAggregator(ctx, max_value=1.0, precision_bits=20).decrypt(result.blob, count=9)
+    # BFV: 20 fractional bits, each value off by <= 2^-21, the mean too (exact integer sum).
+    # CKKS: fresh error 12 n/6 / 2^scale per blob (tests/schemes/test_ckks.py), 9 blobs summed
+    # then divided by 9: at most that bound again.
+    tol = 2.0 ** -21 if scheme == "bfv" else 12 * (ctx.poly_modulus_degree / 6) / 2.0 ** ctx.scale_bits
+    for key in ("w", "b"):
+        np.testing.assert_allclose(mean[key], np.mean([g[key] for g in grads], axis=0), rtol=0, atol=tol)
+
+
+@pytest.mark.slow
 def test_tree_sum_of_a_dataset_uses_both_nodes(cluster, paillier_round):
     ctx, pub, grads, blobs, _ = paillier_round
     ds = ray.data.from_items([{"id": 100 + i, "blob": b} for i, b in enumerate(blobs)], override_num_blocks=6)
