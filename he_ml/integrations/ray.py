@@ -215,6 +215,10 @@ class TreeSumResult:
         Ray tasks submitted (leaves + combines), not counting Ray's own retries.
     nodes : int
         Distinct nodes on which leaf tasks ran.
+    cpu_seconds : float
+        CPU time the leaf and combine tasks spent summing (process time inside the tasks,
+        excluding Ray's scheduling and transfers): the work a cluster must provide, whatever
+        the wall-clock time on a loaded machine.
     """
 
     blob: bytes = field(repr=False)
@@ -223,6 +227,7 @@ class TreeSumResult:
     n_blobs: int
     tasks: int
     nodes: int
+    cpu_seconds: float = 0.0
 
 
 # ---------------------------------------------------------------------------- worker side
@@ -278,8 +283,14 @@ def _read_limited(path: str, limit: int) -> bytes:
     return data
 
 
-def _leaf(ctx_bytes: bytes, kind: str, items: list, options: dict) -> tuple[bytes, tuple, int, tuple]:
-    """Sum one batch of inputs, one blob in memory at a time -> (partial blob, id ranges, count, nodes)."""
+def _leaf(ctx_bytes: bytes, kind: str, items: list, options: dict) -> tuple[bytes, tuple, int, tuple, float]:
+    """Sum one batch of inputs, one blob in memory at a time.
+
+    Returns (partial blob, id ranges, update count, node ids, CPU seconds).
+    """
+    import time
+
+    cpu0 = time.process_time()
     agg = GradientAggregator(_context(ctx_bytes), **options["aggregator"])
     limit = options["max_blob_bytes"]
     ids: list[int] = []
@@ -302,7 +313,8 @@ def _leaf(ctx_bytes: bytes, kind: str, items: list, options: dict) -> tuple[byte
         ids.append(int(i))
         del blob
     node = ray.get_runtime_context().get_node_id()
-    return agg.result(), IdRanges.from_ids(ids).ranges, agg.count, (node,)
+    blob = agg.result()
+    return blob, IdRanges.from_ids(ids).ranges, agg.count, (node,), time.process_time() - cpu0
 
 
 def _absorb(agg: GradientAggregator, blob: Any, i: int, limit: int) -> None:
@@ -316,20 +328,26 @@ def _absorb(agg: GradientAggregator, blob: Any, i: int, limit: int) -> None:
         raise type(e)(f"blob id {i}: {e}") from None
 
 
-def _combine(ctx_bytes: bytes, options: dict, *partials: tuple) -> tuple[bytes, tuple, int, tuple]:
-    """Add partial totals whose id sets must be disjoint."""
+def _combine(ctx_bytes: bytes, options: dict, *partials: tuple) -> tuple[bytes, tuple, int, tuple, float]:
+    """Add partial totals whose id sets must be disjoint (same tuple layout as `_leaf`)."""
+    import time
+
+    cpu0 = time.process_time()
+    cpu = 0.0
     agg = GradientAggregator(_context(ctx_bytes), **options["aggregator"])
     ids = IdRanges()
     count = 0
     nodes: set[str] = set()
-    for blob, ranges, c, where in partials:
+    for blob, ranges, c, where, seconds in partials:
         ids = ids.disjoint_union(IdRanges(ranges))
         agg.add(blob)
         count += c
         nodes.update(where)
+        cpu += seconds
     if agg.count != count:  # pragma: no cover - GradientAggregator keeps counts itself
         raise ParameterError(f"partial counts disagree: blobs hold {agg.count} updates, accounting says {count}.")
-    return agg.result(), ids.ranges, count, tuple(sorted(nodes))
+    blob = agg.result()
+    return blob, ids.ranges, count, tuple(sorted(nodes)), cpu + time.process_time() - cpu0
 
 
 _REMOTES: dict[str, Any] = {}
@@ -501,7 +519,7 @@ def tree_sum(public_context: SchemeContext | bytes, source: Any, *, batch_size: 
             group = [ready.popleft() for _ in range(min(fan_in, len(ready)))]
             in_flight.append(combine.remote(ctx_ref, options, *group))
             tasks += 1
-    blob, ranges, count, nodes = _get(ready.popleft())
+    blob, ranges, count, nodes, cpu_seconds = _get(ready.popleft())
     ids = IdRanges(ranges)
     if expected is None:
         expected_n = source.count()
@@ -514,7 +532,8 @@ def tree_sum(public_context: SchemeContext | bytes, source: Any, *, batch_size: 
     if GradientAggregator.count_of(blob) != count:
         raise ClusterError(f"the total blob holds {GradientAggregator.count_of(blob)} updates but the partials "
                            f"account for {count}; retry the sum.")
-    return TreeSumResult(blob=blob, ids=ids, count=count, n_blobs=len(ids), tasks=tasks, nodes=len(nodes))
+    return TreeSumResult(blob=blob, ids=ids, count=count, n_blobs=len(ids), tasks=tasks, nodes=len(nodes),
+                         cpu_seconds=cpu_seconds)
 
 
 

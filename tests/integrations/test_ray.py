@@ -109,6 +109,7 @@ def test_tree_sum_of_files_matches_the_plaintext_mean(cluster, paillier_round):
     assert result.ids == IdRanges([(0, N_BLOBS)])
     assert result.count == N_BLOBS == GradientAggregator.count_of(result.blob)
     assert result.tasks > N_BLOBS // 4  # leaves plus combines: a real tree
+    assert result.cpu_seconds > 0
     _check_mean(ctx, result, grads)
 
 
