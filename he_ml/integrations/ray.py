@@ -406,7 +406,7 @@ def _sources(source: Any, column: str, id_column: str) -> tuple[str, list, IdRan
             raise ShapeMismatchError(
                 f"the dataset needs columns {column!r} (blob bytes) and {id_column!r} (unique int ids); missing "
                 f"{missing}, has {names}. Pass column=/id_column= or add them (ds.add_column).")
-        return "block", list(source.to_arrow_refs()), None
+        return "block", list(source.to_arrow_refs()), None  # callers pass a materialized dataset
     if isinstance(source, (bytes, bytearray, str, os.PathLike)) or not isinstance(source, Sequence):
         raise ParameterError(
             f"source must be a list of blob file paths, a list of Ray ObjectRefs of blobs, or a ray.data.Dataset; "
@@ -489,6 +489,8 @@ def tree_sum(public_context: SchemeContext | bytes, source: Any, *, batch_size: 
         max_in_flight = 2 * max(1, int(ray.cluster_resources().get("CPU", 1))) + fan_in
     max_in_flight = _check_int(max_in_flight, "max_in_flight", fan_in)
 
+    if hasattr(source, "to_arrow_refs") and hasattr(source, "materialize"):
+        source = source.materialize()  # run the pipeline once: blocks and row count from the same run
     kind, items, expected = _sources(source, column, id_column)
     options = {"aggregator": aggregator_options, "max_blob_bytes": max_blob_bytes, "column": column,
                "id_column": id_column}
