@@ -30,14 +30,11 @@ from ..errors import (
     ShapeMismatchError,
     UnsupportedOperationError,
 )
+from . import _vector_numpy
 from ._format import Blob, Kind, pack_blob, unpack_blob
 
 #: Largest number of values one EncryptedVector blob may declare (a sanity bound for parsers).
 MAX_VECTOR_VALUES = 1 << 40
-#: Largest vector `EncryptedVector.__getitem__` indexes (it builds an int64 index of every value: 128 MiB).
-MAX_INDEX_VALUES = 1 << 24
-#: Most rotations one CKKS selection may use (one per distinct shift; each costs a key switch).
-MAX_GATHER_SHIFTS = 256
 
 __all__ = ["SchemeContext", "EncryptedVector", "fingerprint_of", "as_plain_operand", "check_values"]
 
@@ -507,7 +504,7 @@ class EncryptedVector:
         if axis is None or (self.ndim <= 1 and axis in (0, -1)):
             return self.context._op_sum(self)
         k = self._normalize_axis(axis)
-        acc = self._sum_axis0_rotations() if k == 0 else None
+        acc = _vector_numpy.sum_axis0_rotations(self) if k == 0 else None
         if acc is None:
             index: list[Any] = [slice(None)] * self.ndim
             for i in range(self.shape[k]):
@@ -518,6 +515,32 @@ class EncryptedVector:
             # like DataFrame.sum(axis): a Series indexed by the other axis
             acc.labels = {"kind": "series", "index": self.labels["columns" if k == 0 else "index"], "name": None}
         return acc
+
+    def dot(self, weights: Any) -> "EncryptedVector":
+        """Encrypted inner product with a plaintext vector of the same size: shape (1,)."""
+        w = self._plain(weights, "dot")
+        if not isinstance(w, np.ndarray):
+            w = np.full(self.size, w)
+        return self.context._op_dot(self, w)
+
+    def rotate(self, steps: int) -> "EncryptedVector":
+        """Cyclic left rotation by ``steps`` slots (negative: right).
+
+        Defined for a vector that fills exactly one ciphertext (``size == context.slot_count``),
+        where it is one Galois automorphism; CKKS and BFV only.
+        """
+        if not isinstance(steps, (int, np.integer)):
+            raise ParameterError(f"{self.scheme}: rotate steps must be an int; got {type(steps).__name__}.")
+        if self.size != self.context.slot_count or len(self.chunks) != 1:
+            raise ShapeMismatchError(
+                f"{self.scheme}: rotate needs a vector of exactly slot_count={self.context.slot_count} "
+                f"values in one ciphertext; got {self.size} values in {len(self.chunks)} ciphertexts. "
+                f"Pad the data to slot_count before encrypting."
+            )
+        steps = int(steps) % self.size
+        if steps == 0:
+            return self
+        return self.context._op_rotate(self, steps)
 
     # ------------------------------------------------------------------ pandas
     #: pandas labels of a vector made by `from_pandas` (kept locally, never serialized).
@@ -543,7 +566,7 @@ class EncryptedVector:
         ParameterError
             If ``obj`` is not a DataFrame/Series, or has non-numeric values.
         """
-        kind = _pandas_kind(obj)
+        kind = _vector_numpy.pandas_kind(obj)
         if kind is None:
             raise ParameterError(f"from_pandas expects a pandas DataFrame or Series; got {type(obj).__name__}. "
                                  f"Use ctx.encrypt(array) for numpy data.")
@@ -572,34 +595,7 @@ class EncryptedVector:
         SecretKeyMissingError
             If ``context`` cannot decrypt.
         """
-        import pandas as pd
-
-        labels = self.labels
-        if like is not None:
-            kind = _pandas_kind(like)
-            if kind is None:
-                raise ParameterError(f"like must be a pandas DataFrame or Series; got {type(like).__name__}.")
-            labels = ({"kind": "frame", "index": like.index, "columns": like.columns} if kind == "frame"
-                      else {"kind": "series", "index": like.index, "name": like.name})
-        if labels is None:
-            raise ParameterError(
-                "this encrypted vector has no pandas labels (it was not made by EncryptedVector.from_pandas, "
-                "or an operator produced it); pass like=<the original DataFrame/Series>, or use "
-                "ctx.decrypt(vector) for a numpy array.")
-        values = context.decrypt(self)
-        if labels["kind"] == "frame":
-            want = (len(labels["index"]), len(labels["columns"]))
-            if values.shape != want:
-                raise ShapeMismatchError(f"the labels describe a {want} frame but the vector decrypts to shape "
-                                         f"{values.shape}; pass like= with matching labels.")
-            return pd.DataFrame(values, index=labels["index"], columns=labels["columns"])
-        if values.shape == () and labels["kind"] == "scalar":  # pragma: no cover - not produced
-            return values
-        flat = values.reshape(-1)
-        if flat.size != len(labels["index"]):
-            raise ShapeMismatchError(f"the labels describe {len(labels['index'])} values but the vector decrypts "
-                                     f"to shape {values.shape}; pass like= with matching labels.")
-        return pd.Series(flat, index=labels["index"], name=labels["name"])
+        return _vector_numpy.to_pandas(self, context, like)
 
     # ------------------------------------------------------------------ numpy conventions
     @property
@@ -638,7 +634,7 @@ class EncryptedVector:
           rotation and one plaintext multiplication per distinct shift; the mask uses one
           level). Contiguous ranges need at most two shifts per output ciphertext; a column
           ``e[:, j]`` of an ``(n, d)`` vector needs one per row, so at most
-          ``MAX_GATHER_SHIFTS`` rows.
+          ``he_ml.schemes._vector_numpy.MAX_GATHER_SHIFTS`` (256) rows.
         * **BFV, Paillier**: only whole ciphertexts (BFV here has no rotation keys wired;
           Paillier cannot move a value between the slots of a packed plaintext).
 
@@ -648,159 +644,16 @@ class EncryptedVector:
             An index out of range, an empty selection.
         ParameterError
             An index numpy cannot apply (e.g. a float), or a vector too large to index
-            (more than ``MAX_INDEX_VALUES`` values: slice a reshaped view instead).
+            (more than 2^24 values: encrypt the parts you need separately).
         UnsupportedOperationError
             A selection the scheme cannot make for this packing; the message says which
             selections work.
         """
-        positions = self._positions(key)
-        out = self._select(positions.reshape(-1), positions.shape)
+        positions = _vector_numpy.positions(self, key)
+        out = _vector_numpy.select(self, positions.reshape(-1), positions.shape)
         if self.labels is not None and not isinstance(key, tuple):
-            out.labels = _select_labels(self.labels, key)
+            out.labels = _vector_numpy.select_labels(self.labels, key)
         return out
-
-    def _positions(self, key: Any) -> np.ndarray:
-        if self.size > MAX_INDEX_VALUES:
-            raise ParameterError(
-                f"{self.scheme}: indexing builds an index of every value; this vector has {self.size} "
-                f"(limit {MAX_INDEX_VALUES}). Encrypt the parts you need as separate vectors.")
-        grid = np.arange(self.size, dtype=np.int64).reshape(self.shape)
-        try:
-            sel = np.asarray(grid[key])
-        except IndexError as e:
-            if "out of bounds" in str(e) or "too many indices" in str(e):
-                raise ShapeMismatchError(f"{self.scheme}: index {key!r} does not fit an encrypted array of "
-                                         f"shape {self.shape}: {e}.") from e
-            raise ParameterError(f"{self.scheme}: cannot index an encrypted array with {key!r} ({e}).") from e
-        except (TypeError, ValueError) as e:
-            raise ParameterError(f"{self.scheme}: cannot index an encrypted array with {key!r} ({e}); use "
-                                 f"ints, slices, lists of ints or boolean masks, as with numpy.") from e
-        if sel.size == 0:
-            raise ShapeMismatchError(f"{self.scheme}: index {key!r} selects no value of shape {self.shape}; "
-                                     f"an encrypted vector holds at least one value.")
-        return sel
-
-    def _whole_chunks(self, positions: np.ndarray) -> list[Any] | None:
-        """The chunks that hold exactly ``positions`` in order, or None if they are not whole chunks."""
-        s = int(self.context.slot_count)
-        if s < 1 or len(self.chunks) != -(-self.size // s):
-            return None  # not the plain row-major packing (e.g. a reduced Paillier sum)
-        last = len(self.chunks) - 1
-        last_len = self.size - last * s
-        out = []
-        for start in range(0, positions.size, s):
-            seg = positions[start:start + s]
-            first = int(seg[0])
-            c = first // s
-            if first % s or seg.size != (s if c < last else last_len):
-                return None
-            if seg[-1] - first != seg.size - 1 or not np.array_equal(seg, np.arange(first, first + seg.size)):
-                return None
-            out.append(self.chunks[c])
-        return out
-
-    def _select(self, positions: np.ndarray, shape: tuple[int, ...]) -> "EncryptedVector":
-        if positions.size == self.size and np.array_equal(positions, np.arange(self.size)):
-            return EncryptedVector(self.context, self.chunks, shape, self.meta)
-        chunks = self._whole_chunks(positions)
-        if chunks is not None:
-            return EncryptedVector(self.context, chunks, shape, self.meta)
-        if "rotate" in self.context.capabilities and not self.meta.get("columns"):
-            return self._gather(positions, shape)
-        s = self.context.slot_count
-        raise self.context._unsupported(
-            f"this selection ({positions.size} of {self.size} values, not whole ciphertexts)",
-            f"It packs {s} values per ciphertext and cannot move values between slots, so it can select "
-            f"whole ciphertexts only: flat ranges that start at a multiple of {s} and end at one or at the "
-            f"end, e.g. e.reshape(-1)[{s}:{min(2 * s, self.size)}]. Otherwise decrypt and re-encrypt the "
-            f"part you need, encrypt columns as separate vectors (he_ml.ml.encrypt_features), or use "
-            f"CKKS, which selects anything with rotations.")
-
-    def _gather(self, positions: np.ndarray, shape: tuple[int, ...]) -> "EncryptedVector":
-        """CKKS: move each selected value to its slot with one rotation per distinct shift, then mask."""
-        ctx = self.context
-        s = int(ctx.slot_count)
-        k = np.arange(positions.size, dtype=np.int64)
-        src_chunk, src_slot = positions // s, positions % s
-        dst_chunk, dst_slot = k // s, k % s
-        shift = (src_slot - dst_slot) % s  # rotating left by `shift` moves src_slot to dst_slot
-        keys = np.stack([dst_chunk, src_chunk, shift], axis=1)
-        groups = np.unique(keys, axis=0)
-        if len(groups) > MAX_GATHER_SHIFTS:
-            raise ctx._unsupported(
-                f"this selection: it needs {len(groups)} rotations (one per distinct shift; limit "
-                f"{MAX_GATHER_SHIFTS})",
-                "Select contiguous ranges (e[i], e[a:b]) or fewer rows, or lay the data out so that the "
-                "values you select together are contiguous (e.g. encrypt the transpose, or encrypt each "
-                "column separately with he_ml.ml.encrypt_features).")
-        out_chunks: list[Any] = []
-        meta: dict[str, Any] = dict(self.meta)
-        for o in range(int(dst_chunk[-1]) + 1):
-            acc = None
-            for _, c, r in groups[groups[:, 0] == o]:
-                hit = (dst_chunk == o) & (src_chunk == c) & (shift == r)
-                part = EncryptedVector(ctx, [self.chunks[int(c)]], (s,), dict(self.meta))
-                if r:
-                    part = ctx._op_rotate(part, int(r))
-                mask = np.zeros(s)
-                mask[dst_slot[hit]] = 1.0
-                part = ctx._op_mul_plain(part, mask)
-                acc = part if acc is None else ctx._op_add(acc, part)
-            out_chunks.append(acc.chunks[0])
-            meta = acc.meta
-        return EncryptedVector(ctx, out_chunks, shape, meta)
-
-    def _sum_axis0_rotations(self) -> "EncryptedVector | None":
-        """CKKS fast path of ``sum(axis=0)`` in one ciphertext: log2(rows) rotate-and-add steps.
-
-        Rows are blocks of ``inner`` consecutive slots and the slots past ``size`` are zero, so
-        after adding the vector rotated by ``inner``, ``2 inner``, ``4 inner``, ... the first
-        ``inner`` slots hold the column sums as long as no rotation wraps a row back in
-        (``next_pow2(rows) * inner <= slot_count``); a mask keeps those slots (one level).
-        Returns None when it does not apply.
-        """
-        ctx = self.context
-        s = int(ctx.slot_count)
-        rows = self.shape[0]
-        inner = self.size // rows
-        if ("rotate" not in ctx.capabilities or self.meta.get("columns") or len(self.chunks) != 1
-                or (1 << max(rows - 1, 0).bit_length()) * inner > s):
-            return None
-        acc = EncryptedVector(ctx, self.chunks, (s,), dict(self.meta))
-        step = inner
-        while step < rows * inner:
-            acc = ctx._op_add(acc, ctx._op_rotate(acc, step))
-            step *= 2
-        mask = np.zeros(s)
-        mask[:inner] = 1.0
-        acc = ctx._op_mul_plain(acc, mask)
-        return EncryptedVector(ctx, acc.chunks, self.shape[1:], acc.meta)
-
-    def dot(self, weights: Any) -> "EncryptedVector":
-        """Encrypted inner product with a plaintext vector of the same size: shape (1,)."""
-        w = self._plain(weights, "dot")
-        if not isinstance(w, np.ndarray):
-            w = np.full(self.size, w)
-        return self.context._op_dot(self, w)
-
-    def rotate(self, steps: int) -> "EncryptedVector":
-        """Cyclic left rotation by ``steps`` slots (negative: right).
-
-        Defined for a vector that fills exactly one ciphertext (``size == context.slot_count``),
-        where it is one Galois automorphism; CKKS and BFV only.
-        """
-        if not isinstance(steps, (int, np.integer)):
-            raise ParameterError(f"{self.scheme}: rotate steps must be an int; got {type(steps).__name__}.")
-        if self.size != self.context.slot_count or len(self.chunks) != 1:
-            raise ShapeMismatchError(
-                f"{self.scheme}: rotate needs a vector of exactly slot_count={self.context.slot_count} "
-                f"values in one ciphertext; got {self.size} values in {len(self.chunks)} ciphertexts. "
-                f"Pad the data to slot_count before encrypting."
-            )
-        steps = int(steps) % self.size
-        if steps == 0:
-            return self
-        return self.context._op_rotate(self, steps)
 
     # ------------------------------------------------------------------ bytes and pickling
     def to_bytes(self) -> bytes:
@@ -814,33 +667,3 @@ class EncryptedVector:
 
     def __bool__(self) -> bool:
         raise TypeError("the truth value of an EncryptedVector is unknown without decrypting it")
-
-
-def _pandas_kind(obj: Any) -> str | None:
-    """"frame", "series" or None, without importing pandas unless it is already loaded."""
-    import sys
-
-    pd = sys.modules.get("pandas")
-    if pd is None:
-        return None
-    if isinstance(obj, pd.DataFrame):
-        return "frame"
-    if isinstance(obj, pd.Series):
-        return "series"
-    return None
-
-
-def _select_labels(labels: dict[str, Any], key: Any) -> dict[str, Any] | None:
-    """The labels of ``vector[key]`` for a key on the first axis (rows); None when unknown."""
-    index = labels["index"]
-    try:
-        picked = index[key]
-    except Exception:  # noqa: BLE001 - any key pandas cannot apply: drop the labels
-        return None
-    if labels["kind"] == "frame":
-        if isinstance(key, (int, np.integer)):  # one row -> a Series over the columns
-            return {"kind": "series", "index": labels["columns"], "name": picked}
-        return {"kind": "frame", "index": picked, "columns": labels["columns"]}
-    if isinstance(key, (int, np.integer)):
-        return None
-    return {"kind": "series", "index": picked, "name": labels["name"]}
