@@ -70,6 +70,8 @@ def select(vec: Any, positions: np.ndarray, shape: tuple[int, ...]) -> Any:
     """The vector of the values at flat ``positions`` (whole chunks, else CKKS rotations)."""
     if positions.size == vec.size and np.array_equal(positions, np.arange(vec.size)):
         return type(vec)(vec.context, vec.chunks, shape, vec.meta)
+    if vec.meta.get("columns"):
+        return select_column(vec, positions, shape)
     chunks = whole_chunks(vec, positions)
     if chunks is not None:
         return type(vec)(vec.context, chunks, shape, vec.meta)
@@ -83,6 +85,26 @@ def select(vec: Any, positions: np.ndarray, shape: tuple[int, ...]) -> Any:
         f"end, e.g. e.reshape(-1)[{s}:{min(2 * s, vec.size)}]. Otherwise decrypt and re-encrypt the "
         f"part you need, encrypt columns as separate vectors (he_ml.ml.encrypt_features), or use "
         f"CKKS, which selects anything with rotations.")
+
+
+def select_column(vec: Any, positions: np.ndarray, shape: tuple[int, ...]) -> Any:
+    """A whole column of a column-stacked vector (``meta["columns"] = k``, shape ``(n, k)``).
+
+    Such a vector (e.g. per-class scores of a batched model) keeps each column in its own block
+    of ciphertexts, so ``e[:, j]`` is free: the block of column j, an ordinary vector of ``n``
+    values. Other selections raise.
+    """
+    k = int(vec.meta["columns"])
+    n = vec.shape[0]
+    per = len(vec.chunks) // k
+    col = int(positions[0] % k)
+    if positions.size == n and np.array_equal(positions, np.arange(n) * k + col):
+        meta = {key: v for key, v in vec.meta.items() if key != "columns"}
+        return type(vec)(vec.context, vec.chunks[col * per:(col + 1) * per], shape, meta)
+    raise vec.context._unsupported(
+        "this selection of a column-stacked vector",
+        f"Its {k} columns live in separate ciphertexts: select one whole column (e[:, j]) and work on "
+        f"that vector.")
 
 
 def gather(vec: Any, positions: np.ndarray, shape: tuple[int, ...]) -> Any:

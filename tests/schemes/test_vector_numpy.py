@@ -142,3 +142,23 @@ def test_index_errors_are_named_with_a_hint(ckks):
         e.sum(axis=2)
     with pytest.raises(ParameterError, match="axis must be an int"):
         e.sum(axis="rows")
+
+
+def test_column_of_a_column_stacked_vector_is_its_block(ckks, paillier):
+    """Vectors whose meta records ``columns = k`` keep column j in its own ciphertexts (the layout
+    of per-class scores of a batched model): e[:, j] returns that block, no computation."""
+    for ctx in (ckks, paillier):
+        cols = [rng.uniform(-1, 1, size=7) for _ in range(3)]
+        encs = [ctx.encrypt(c) for c in cols]
+        meta = dict(encs[0].meta, columns=3)
+        stacked = he_ml.EncryptedVector(ctx, [ct for e in encs for ct in e.chunks], (7, 3), meta)
+        for j in range(3):
+            col = stacked[:, j]
+            assert col.shape == (7,) and "columns" not in col.meta
+            assert col.chunks == encs[j].chunks
+            # the block is the column's own fresh ciphertexts: Paillier 2^-25 (24 fractional bits),
+            # CKKS one fresh error 12 n/6 / 2^scale
+            tol = 2.0 ** -25 if ctx.name == "paillier" else 12 * (ctx.poly_modulus_degree / 6) / 2.0 ** ctx.scale_bits
+            np.testing.assert_allclose(ctx.decrypt(col), cols[j], atol=tol)
+        with pytest.raises(UnsupportedOperationError, match="select one whole column"):
+            stacked[1:3, 0]
