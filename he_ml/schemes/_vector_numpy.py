@@ -14,13 +14,29 @@ import numpy as np
 
 from ..errors import ParameterError, ShapeMismatchError
 
-__all__ = ["MAX_INDEX_VALUES", "MAX_GATHER_SHIFTS", "positions", "select", "sum_axis0_rotations",
-           "pandas_kind", "select_labels", "to_pandas"]
+__all__ = ["MAX_INDEX_VALUES", "MAX_GATHER_SHIFTS", "NUMPY_HINTS", "positions", "select",
+           "sum_axis0_rotations", "pandas_kind", "select_labels", "to_pandas"]
 
 #: Largest vector `EncryptedVector.__getitem__` indexes (it builds an int64 index of every value: 128 MiB).
 MAX_INDEX_VALUES = 1 << 24
 #: Most rotations one CKKS selection may use (one per distinct shift; each costs a key switch).
 MAX_GATHER_SHIFTS = 256
+
+_COMPARE = ("comparisons are not defined on ciphertexts (the server would learn the order); decrypt "
+            "first, or approximate the function with a polynomial (he_ml.ml.approximate)")
+#: numpy attributes an encrypted array does not have -> what to do instead.
+NUMPY_HINTS = {
+    "T": "transpose the data before encrypting (values are packed row-major), or select columns with e[:, j]",
+    "transpose": "transpose the data before encrypting (values are packed row-major), or select columns "
+                 "with e[:, j]",
+    "max": _COMPARE, "min": _COMPARE, "argmax": _COMPARE, "argmin": _COMPARE, "sort": _COMPARE,
+    "argsort": _COMPARE, "clip": _COMPARE,
+    "std": "compute sum(x) and sum(x * x) encrypted (CKKS/BFV) and finish on the key holder",
+    "var": "compute sum(x) and sum(x * x) encrypted (CKKS/BFV) and finish on the key holder",
+    "astype": "the scheme fixes the encoding: CKKS encrypts floats, BFV integers, Paillier fixed point",
+    "tolist": "decrypt first: ctx.decrypt(e).tolist()",
+    "item": "decrypt first: ctx.decrypt(e).item()",
+}
 
 
 def positions(vec: Any, key: Any) -> np.ndarray:

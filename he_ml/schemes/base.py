@@ -598,6 +598,24 @@ class EncryptedVector:
         return _vector_numpy.to_pandas(self, context, like)
 
     # ------------------------------------------------------------------ numpy conventions
+    def mean(self, axis: int | None = None) -> "EncryptedVector":
+        """Encrypted mean: ``sum(axis)`` times the plaintext ``1 / count`` (see :meth:`sum`).
+
+        On CKKS the product uses one level; on BFV it needs ``1 / count`` to be an integer
+        (it is not, unless count is 1), so BFV raises and the key holder divides instead.
+        """
+        total = self.sum(axis)
+        count = self.size if axis is None else self.shape[self._normalize_axis(axis)] if self.ndim > 1 else self.size
+        out = total * (1.0 / count)
+        out.labels = total.labels
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        hint = _vector_numpy.NUMPY_HINTS.get(name)
+        if hint is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise UnsupportedOperationError(f"{self.scheme}: an encrypted array has no {name!r}: {hint}.")
+
     @property
     def ndim(self) -> int:
         """Number of dimensions of ``shape`` (like ``numpy.ndarray.ndim``)."""

@@ -33,6 +33,18 @@ def ckks_bound(ctx, groups: int, terms: int = 1) -> float:
     return terms * (3 * e + 400 * ks + 2 * e * groups)
 
 
+def sum_bound(ctx) -> float:
+    """Error of sum() over all slots (tests/schemes/test_ckks.py, sum_error_bound): sqrt(slots) fresh
+    errors (padding slots encrypt zeros with noise) plus 20 std of sqrt(slots) key-switching noise."""
+    n = ctx.poly_modulus_degree
+    primes = list(ctx._primes)
+    data, special = primes[:-1], primes[-1]
+    e = 12 * (n / 6) / 2.0 ** ctx.scale_bits
+    ks = math.sqrt(n / 2) * math.sqrt(len(data) * n) * 3.2 * (max(data) / special) / math.sqrt(12) \
+        / 2.0 ** ctx.scale_bits
+    return (e + 20 * ks) * math.sqrt(ctx.slot_count)
+
+
 @pytest.fixture(scope="module")
 def ckks():
     """Depth 2 (a mask after a mask, e.g. sum(axis=1) of a selection): n = 8192, [60, 40, 40, 60]."""
@@ -97,8 +109,7 @@ def test_ckks_sum_axis_matches_numpy(ckks, shape, axis):
     terms = shape[axis]
     # the sum of rows/columns adds `terms` selections, each with up to max(shape) shifts; the
     # sum of a 1-D vector is sum() (rotate-and-add over all slots, 20 std of sqrt(slots) ks noise)
-    tol = ckks_bound(ckks, groups=max(shape), terms=terms) + 20 * math.sqrt(ckks.slot_count) * \
-        ckks_bound(ckks, 0) / 12
+    tol = ckks_bound(ckks, groups=max(shape), terms=terms) + sum_bound(ckks)
     np.testing.assert_allclose(ckks.decrypt(got).reshape(np.shape(want)), want, rtol=0, atol=tol)
 
 
@@ -162,3 +173,26 @@ def test_column_of_a_column_stacked_vector_is_its_block(ckks, paillier):
             np.testing.assert_allclose(ctx.decrypt(col), cols[j], atol=tol)
         with pytest.raises(UnsupportedOperationError, match="select one whole column"):
             stacked[1:3, 0]
+
+
+def test_mean_and_numpy_names_without_an_encrypted_meaning(ckks, paillier):
+    x = rng.uniform(-1, 1, size=(4, 3))
+    e = ckks.encrypt(x)
+    tol = ckks_bound(ckks, groups=4, terms=4) + sum_bound(ckks)  # axis path, or the all-slot sum()
+    np.testing.assert_allclose(ckks.decrypt(e.mean(axis=0)), x.mean(axis=0), atol=tol)
+    np.testing.assert_allclose(ckks.decrypt(e.mean()), [x.mean()], atol=tol)
+    k = paillier.slot_count
+    xp = rng.uniform(-1, 1, size=(2, k))
+    ep = paillier.encrypt(xp)
+    np.testing.assert_allclose(paillier.decrypt(ep.mean(axis=0)), xp.mean(axis=0), atol=2.0 ** -20)
+    for name, fragment in (("max", "comparisons are not defined"), ("T", "transpose the data"),
+                           ("tolist", "decrypt first")):
+        with pytest.raises(UnsupportedOperationError, match=fragment):
+            getattr(e, name)
+    with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
+        e.nonsense
+    import copy
+    import pickle
+
+    assert copy.copy(e).shape == e.shape  # dunder lookups still fall through to AttributeError
+    assert pickle.loads(pickle.dumps(e)).shape == e.shape
