@@ -12,15 +12,20 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError, ShapeMismatchError
+from ..errors import ParameterError, ShapeMismatchError, UnsupportedOperationError
 
-__all__ = ["MAX_INDEX_VALUES", "MAX_GATHER_SHIFTS", "NUMPY_HINTS", "positions", "select",
+__all__ = ["MAX_INDEX_VALUES", "MAX_GATHER_SHIFTS", "NUMPY_HINTS", "NoEncryptedAttributeError", "positions", "select",
            "sum_axis0_rotations", "pandas_kind", "select_labels", "to_pandas"]
 
 #: Largest vector `EncryptedVector.__getitem__` indexes (it builds an int64 index of every value: 128 MiB).
 MAX_INDEX_VALUES = 1 << 24
 #: Most rotations one CKKS selection may use (one per distinct shift; each costs a key switch).
 MAX_GATHER_SHIFTS = 256
+
+class NoEncryptedAttributeError(UnsupportedOperationError, AttributeError):
+    """A numpy attribute with no encrypted counterpart (also an AttributeError, so that
+    ``hasattr`` / ``getattr(obj, name, default)`` in other libraries keep working)."""
+
 
 _COMPARE = ("comparisons are not defined on ciphertexts (the server would learn the order); decrypt "
             "first, or approximate the function with a polynomial (he_ml.ml.approximate)")

@@ -614,7 +614,7 @@ class EncryptedVector:
         hint = _vector_numpy.NUMPY_HINTS.get(name)
         if hint is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        raise UnsupportedOperationError(f"{self.scheme}: an encrypted array has no {name!r}: {hint}.")
+        raise _vector_numpy.NoEncryptedAttributeError(f"{self.scheme}: an encrypted array has no {name!r}: {hint}.")
 
     @property
     def ndim(self) -> int:

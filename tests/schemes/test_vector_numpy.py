@@ -189,6 +189,7 @@ def test_mean_and_numpy_names_without_an_encrypted_meaning(ckks, paillier):
                            ("tolist", "decrypt first")):
         with pytest.raises(UnsupportedOperationError, match=fragment):
             getattr(e, name)
+    assert not hasattr(e, "tolist") and getattr(e, "max", None) is None  # still an AttributeError
     with pytest.raises(AttributeError, match="no attribute 'nonsense'"):
         e.nonsense
     import copy
