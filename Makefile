@@ -98,7 +98,10 @@ build-docs:
 
 ## bench: every benchmark script, results saved in benchmarks/results/
 bench: install-test
-	for s in benchmarks/bench_*.py; do $(BIN)/python $$s --save || exit 1; done
+	for s in benchmarks/bench_*.py; do \
+	  if $(BIN)/python $$s --help | grep -q -- --save; then $(BIN)/python $$s --save || exit 1; \
+	  else $(BIN)/python $$s || exit 1; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) $(addprefix .venv-,$(PY_VERSIONS)) build site
