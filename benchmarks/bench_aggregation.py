@@ -33,7 +33,7 @@ Usage::
     python benchmarks/bench_aggregation.py           # 100 x 1000 (a few minutes)
     python benchmarks/bench_aggregation.py --quick   # 20 x 1000, smaller baseline sample
 
-Writes ``benchmarks/results/bench_aggregation.json`` and ``.png``.
+With ``--save``, writes ``benchmarks/results/bench_aggregation.json`` and ``.png``.
 """
 from __future__ import annotations
 
@@ -163,6 +163,7 @@ def main(argv=None):
     ap.add_argument("--values", type=int, default=1000)
     ap.add_argument("--phe-sample", type=int, default=200)
     ap.add_argument("--quick", action="store_true", help="20 clients, 40-value baseline sample (not the target)")
+    ap.add_argument("--save", action="store_true", help="write JSON (and PNG) to benchmarks/results/ (default: write nothing)")
     args = ap.parse_args(argv)
     if args.quick:
         args.clients, args.phe_sample = 20, 40
@@ -226,7 +227,6 @@ def main(argv=None):
         print(f"{int(size):>10}  {fb[:36] + ' (' + format(e[fb]['blob_bytes'], ',.0f') + ')':<52}"
               f"{fc[:36] + ' (' + format(e[fc]['client_encrypt_s'] * 1e3, '.2f') + ')':<50}")
 
-    RESULTS.mkdir(exist_ok=True)
     out = {
         "name": NAME, "quick": args.quick, "clients": args.clients, "values": args.values, "baseline": phe_row,
         "rows": rows, "keygen_s": keygen, "sizes": sizes,
@@ -237,6 +237,9 @@ def main(argv=None):
         "platform": platform.platform(), "cpu_count": os.cpu_count(),
         "command": "python benchmarks/bench_aggregation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
+    if not args.save:
+        return out
+    RESULTS.mkdir(exist_ok=True)
     stem = NAME + ("_quick" if args.quick else "")
     (RESULTS / f"{stem}.json").write_text(json.dumps(out, indent=1, default=str))
     plot(rows, phe_row, RESULTS / f"{stem}.png")

@@ -10,7 +10,7 @@ Usage::
 
     python benchmarks/bench_approximation.py [--quick]
 
-Writes benchmarks/results/bench_approximation.json and bench_approximation.png.
+With --save, writes benchmarks/results/bench_approximation.json and bench_approximation.png.
 """
 from __future__ import annotations
 
@@ -199,6 +199,7 @@ def plot(rows, path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer degrees, repeats and values")
+    ap.add_argument("--save", action="store_true", help="write JSON (and PNG) to benchmarks/results/ (default: write nothing)")
     args = ap.parse_args()
     degrees = (3, 7, 15) if args.quick else (3, 5, 7, 9, 15)
     repeats = 3 if args.quick else 7
@@ -240,6 +241,8 @@ def main():
                     console.print(f"speed-up he_ml ({label}) vs TenSEAL polyval at the same parameters: "
                                   f"{cross['tenseal_polyval_seconds'] / cross[key]:.2f}x")
 
+    if not args.save:
+        return
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "bench_approximation.json").write_text(json.dumps(result, indent=2))
     plot(rows, RESULTS / "bench_approximation.png")

@@ -32,7 +32,7 @@ Usage::
     python benchmarks/bench_inference.py            # 8192 samples, 20 baseline samples
     python benchmarks/bench_inference.py --quick     # 4096 samples, 5 baseline samples
 
-Writes ``benchmarks/results/bench_inference.json`` and ``.png``.
+With ``--save``, writes ``benchmarks/results/bench_inference.json`` and ``.png``.
 """
 from __future__ import annotations
 
@@ -199,6 +199,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=None)
     ap.add_argument("--baseline-samples", type=int, default=None)
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--save", action="store_true", help="write JSON (and PNG) to benchmarks/results/ (default: write nothing)")
     args = ap.parse_args()
     n = args.samples or (4096 if args.quick else 8192)
     nb = args.baseline_samples or (5 if args.quick else 20)
@@ -267,7 +268,6 @@ def main() -> None:
                   f"{he['max_error_vs_polynomial']:.2e}; polynomial max error {he['sigmoid_max_error']:.3f}; "
                   f"key generation he_ml {he['keygen_cpu_s']:.2f} s, TenSEAL {base['keygen_cpu_s']:.2f} s CPU")
 
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = {"benchmark": NAME, "quick": bool(args.quick), "timing": "CPU seconds (process_time); wall also given",
            "scenario": {"samples": n, "distinct_samples": int(len(y_te)), "features": int(X.shape[1])},
            "machine": {"python": platform.python_version(), "platform": platform.platform(),
@@ -275,6 +275,9 @@ def main() -> None:
                        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
            "plaintext_accuracy": plain_acc, "he_ml_ckks": he, "tenseal": base, "paillier": pai,
            "checks": [{"metric": c[0], "value": c[1], "target": c[3], "pass": c[4]} for c in checks]}
+    if not args.save:
+        return
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / f"{NAME}.json").write_text(json.dumps(out, indent=2, default=float))
     plot(out, RESULTS_DIR / f"{NAME}.png")
     console.print(f"wrote {RESULTS_DIR / (NAME + '.json')} and .png")

@@ -34,7 +34,7 @@ Usage::
     python benchmarks/bench_paillier_packing.py --also-2048 # add a 2048-bit (112-bit) run
     python benchmarks/bench_paillier_packing.py --quick     # 2048-bit, 10 x 1000, QUICK: not the target
 
-Writes ``benchmarks/results/bench_paillier_packing.json`` and ``.png``.
+With ``--save``, writes ``benchmarks/results/bench_paillier_packing.json`` and ``.png``.
 """
 from __future__ import annotations
 
@@ -305,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=None)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--out", type=Path, default=RESULTS_DIR)
+    ap.add_argument("--save", action="store_true", help="write JSON and PNG to --out (default "
+                    "benchmarks/results/); without it nothing is written")
     args = ap.parse_args(argv)
 
     quick = args.quick
@@ -329,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"key_bits": kb, "he_ml": he, "phe": ph, "comparison": compare(he, ph, quick)})
 
     print_table(results, clients, args.values, quick)
+    if not args.save:
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     doc = {
         "benchmark": NAME,

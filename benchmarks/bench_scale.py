@@ -36,7 +36,7 @@ Usage::
     python benchmarks/bench_scale.py --clients 10000    # quick check
     python benchmarks/bench_scale.py --quick            # same as --clients 10000 --distinct 500
 
-Writes ``benchmarks/results/bench_scale.json`` (and ``bench_scale_quick.json`` for small runs).
+With ``--save``, writes ``benchmarks/results/bench_scale.json`` (and ``bench_scale_quick.json`` for small runs).
 """
 from __future__ import annotations
 
@@ -188,6 +188,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--quick", action="store_true", help="10,000 clients, 500 real encryptions")
     ap.add_argument("--server-only", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--save", action="store_true", help="write JSON (and PNG) to benchmarks/results/ (default: write nothing)")
     args = ap.parse_args(argv)
     if args.server_only:
         server_main(args.server_only, args.processes)
@@ -248,6 +249,8 @@ def main(argv=None) -> dict:
     print(f"{'server + workers, upper bound (MiB)':<44}{peak_total:>16.0f}{'< 2048':>12}")
     print(f"{'updates counted in the total':<44}{count:>16,}{info['clients']:>12,}")
     print(f"{'decrypted sum == plaintext sum (exact)':<44}{str(exact):>16}{'True':>12}")
+    if not args.save:
+        return res
     RESULTS.mkdir(exist_ok=True)
     name = "bench_scale.json" if info["clients"] >= 250_000 else "bench_scale_quick.json"
     (RESULTS / name).write_text(json.dumps(res, indent=1))

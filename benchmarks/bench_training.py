@@ -23,7 +23,7 @@ Usage::
     python benchmarks/bench_training.py            # 10 he_ml epochs, 1 full TenSEAL epoch
     python benchmarks/bench_training.py --quick    # 5 epochs, TenSEAL epoch on 20 samples
 
-Writes ``benchmarks/results/bench_training.json`` and ``.png``.
+With ``--save``, writes ``benchmarks/results/bench_training.json`` and ``.png``.
 """
 from __future__ import annotations
 
@@ -153,6 +153,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="5 epochs; TenSEAL epoch on 20 samples")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--learning-rate", type=float, default=0.3)
+    ap.add_argument("--save", action="store_true", help="write JSON (and PNG) to benchmarks/results/ (default: write nothing)")
     args = ap.parse_args()
     epochs = args.epochs or (5 if args.quick else 10)
 
@@ -190,12 +191,14 @@ def main() -> None:
     console.print("loss per epoch: " + ", ".join(f"{v:.4f}" for v in he["loss_curve"]))
     console.print(f"max |w - plaintext polynomial twin| = {he['max_weight_difference_vs_twin']:.2e}; "
                   f"{he['refreshes']} client-aided refreshes")
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     out = {"benchmark": NAME, "quick": bool(args.quick), "timing": "CPU seconds (process_time)",
            "machine": {"python": platform.python_version(), "platform": platform.platform(),
                        "tenseal": version("tenseal"), "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
            "he_ml": he, "tenseal": base,
            "checks": [{"metric": c[0], "value": c[1], "target": c[2], "pass": c[3]} for c in checks]}
+    if not args.save:
+        return
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     (RESULTS_DIR / f"{NAME}.json").write_text(json.dumps(out, indent=2, default=float))
     import matplotlib
 

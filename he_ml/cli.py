@@ -277,8 +277,8 @@ def bench(
     ok = [m for m in results if not m.error]
     if ok:
         title = "he-ml bench --quick" if quick else "he-ml bench"
-        table = report.results_table(ok, title=title)
-        console.print(table)
+        for table in report.results_tables(ok, title=title, width=console.width):
+            console.print(table)
         problems = [(m.label, op, msg) for m in ok for op, msg in m.failures.items()]
         problems += [(m.label, op, "result did not match numpy") for m in ok
                      for op, good in m.checks.items() if not good]
@@ -287,7 +287,7 @@ def bench(
 
     rec = recommend(job, ok) if job else None
     if rec is not None:
-        console.print(report.recommendation_table(rec))
+        console.print(report.recommendation_table(rec, width=console.width))
         lines = []
         for what, pick in (("Fastest", rec.fastest), ("Smallest", rec.smallest)):
             if pick is not None:
@@ -358,10 +358,27 @@ def demo(
         rows = run_demo(names, seed=seed, progress=on_step)
         progress.update(task, description="finished", completed=steps_per_scheme * len(names))
 
+    console.print(demo_table(rows))
+    console.print("[dim]time per sample = client encryption + server scoring (+ polynomial sigmoid on CKKS) + "
+                  "client decryption, divided by the number of samples; the server works from bytes only "
+                  "(public context + uploaded ciphertexts). The 171 test samples fill only a few percent of "
+                  "each ciphertext's slots; at full batches (benchmarks/bench_inference.py, 8192 samples) CKKS "
+                  "needs ~0.1 ms and ~2.7 KB per sample.[/dim]")
+    if json_path:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(rows_as_dicts(rows), indent=2), encoding="utf-8")
+        console.print(f"JSON written to {json_path}")
+
+
+def demo_table(rows: List[Any]) -> Table:
+    """The demo's results (rows: `he_ml.demo.DemoRow`), one column per scheme.
+
+    Cells wrap at spaces and fold long tokens, so nothing is cut at 80 columns.
+    """
     table = Table(title="Encrypted inference, breast cancer (30 % test split)")
-    table.add_column("")
+    table.add_column("", overflow="fold")
     for r in rows:
-        table.add_column(r.scheme, justify="right")
+        table.add_column(r.scheme, justify="right", overflow="fold")
     metrics = [
         ("parameters", lambda r: r.parameters.replace("; ", "\n")),
         ("security", lambda r: f"{r.security_bits}-bit"),
@@ -376,16 +393,7 @@ def demo(
     ]
     for label, fmt in metrics:
         table.add_row(label, *[fmt(r) for r in rows])
-    console.print(table)
-    console.print("[dim]time per sample = client encryption + server scoring (+ polynomial sigmoid on CKKS) + "
-                  "client decryption, divided by the number of samples; the server works from bytes only "
-                  "(public context + uploaded ciphertexts). The 171 test samples fill only a few percent of "
-                  "each ciphertext's slots; at full batches (benchmarks/bench_inference.py, 8192 samples) CKKS "
-                  "needs ~0.1 ms and ~2.7 KB per sample.[/dim]")
-    if json_path:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(rows_as_dicts(rows), indent=2), encoding="utf-8")
-        console.print(f"JSON written to {json_path}")
+    return table
 
 
 if __name__ == "__main__":  # python -m he_ml.cli

@@ -104,7 +104,8 @@ def run_scheme(name: str, X_train, X_test, y_test, clf, params: dict[str, Any] |
     ctx_params = ctx.parameters
     labels = {"preset": "preset", "poly_modulus_degree": "n", "coeff_mod_bit_sizes": "q bits",
               "key_bits": "key bits", "plain_modulus_bits": "t bits", "precision_bits": "fraction bits"}
-    desc = "; ".join(f"{labels[k]}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+    # ", " between primes so that a narrow table can wrap the chain instead of cutting it
+    desc = "; ".join(f"{labels[k]}={', '.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
                      for k, v in ctx_params.items() if v is not None and k in labels)
     n = len(X_test)
     return DemoRow(

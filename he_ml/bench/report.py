@@ -88,7 +88,7 @@ def _facts(m: Measurement) -> list[tuple[str, str]]:
         ("ciphertext bytes / value", "—" if m.ciphertext_bytes_per_value is None
          else f"{m.ciphertext_bytes_per_value:,.1f}"),
         ("public context", format_bytes(m.public_context_bytes)),
-        ("  … with rotation keys", rot),
+        ("  with rotation keys", rot),
         ("peak memory", format_bytes(m.peak_memory_bytes)),
     ]
 
@@ -100,16 +100,22 @@ def _shown_ops(measurements: Sequence[Measurement]):
                    for m in measurements)] or list(OPERATIONS)
 
 
+#: Narrowest a configuration column may get: "195 ms (1 run)" / "10.3 µs/value" stay on one line.
+CONFIG_COLUMN_WIDTH = 14
+#: Width of the operation column on narrow terminals (longer labels fold onto two lines).
+NARROW_LABEL_WIDTH = 22
+
+
 def results_table(measurements: Sequence[Measurement], title: str = "he-ml bench") -> Table:
     """Rows = operations and sizes, columns = scheme/preset. Operations nobody measured are left out."""
     table = Table(title=title, title_style="bold", show_lines=False, header_style="bold cyan",
                   caption="median per ciphertext ±½ IQR, then per value · n/a: unsupported · "
                           "⚠: wrong result",
                   caption_style="dim")
-    table.add_column("operation", style="bold", no_wrap=True)
+    table.add_column("operation", style="bold", overflow="fold")
     for m in measurements:
-        table.add_column(m.label.replace(" (", "\n("), justify="right",
-                         style="red" if m.config.insecure else None)
+        table.add_column(m.label.replace(" (", "\n("), justify="right", min_width=CONFIG_COLUMN_WIDTH,
+                         overflow="fold", style="red" if m.config.insecure else None)
     for op in _shown_ops(measurements):
         unit = "per context" if op.per == "context" else "per ciphertext"
         table.add_row(f"{op.title}\n[dim]{unit}[/dim]", *[_timing_text(m, op.key) for m in measurements])
@@ -118,6 +124,32 @@ def results_table(measurements: Sequence[Measurement], title: str = "he-ml bench
     for i, (name, _) in enumerate(facts[0] if facts else []):
         table.add_row(name, *[f[i][1] for f in facts])
     return table
+
+
+def results_tables(measurements: Sequence[Measurement], title: str = "he-ml bench",
+                   width: int | None = None) -> list[Table]:
+    """`results_table`, split into several tables when the terminal is too narrow for all columns.
+
+    Parameters
+    ----------
+    width : int, optional
+        Terminal width in columns; ``None`` gives one table. Each table holds as many
+        configurations as fit with columns of at least ``CONFIG_COLUMN_WIDTH`` characters,
+        so no cell is truncated at 80 columns.
+    """
+    if width is None or not measurements:
+        return [results_table(measurements, title)]
+    # one table: | label | c1 | c2 | ... | -> 1 + (label + 3) + k * (column + 3)
+    per_table = max(1, (width - 1 - (NARROW_LABEL_WIDTH + 3)) // (CONFIG_COLUMN_WIDTH + 3))
+    if per_table >= len(measurements):
+        return [results_table(measurements, title)]
+    chunks = [list(measurements[i:i + per_table]) for i in range(0, len(measurements), per_table)]
+    tables = []
+    for k, chunk in enumerate(chunks, 1):
+        t = results_table(chunk, f"{title} ({k}/{len(chunks)})")
+        t.columns[0].max_width = NARROW_LABEL_WIDTH
+        tables.append(t)
+    return tables
 
 
 def markdown_table(measurements: Sequence[Measurement]) -> str:
@@ -154,13 +186,65 @@ def _cost_lines(e: Estimate, top: int = 3) -> str:
     return "\n".join(lines)
 
 
-def _first_sentence(text: str, limit: int = 160) -> str:
-    head = text.split(". ")[0].rstrip(".")
-    return head if len(head) <= limit else head[: limit - 1] + "…"
+def _first_sentence(text: str) -> str:
+    """The first sentence, whole (the table folds long text rather than cutting it)."""
+    return text.split(". ")[0].rstrip(".")
 
 
-def recommendation_table(rec: Recommendation) -> Table:
-    """One row per candidate (and layout) with the numbers behind the recommendation."""
+def _candidate_name(rec: Recommendation, e: Estimate) -> Text:
+    tags = []
+    if rec.fastest is e:
+        tags.append("fastest")
+    if rec.smallest is e:
+        tags.append("smallest")
+    name = Text(e.name, style="bold green" if tags else None)
+    if tags:
+        name.append(f"\n← {' & '.join(tags)}", style="green")
+    return name
+
+
+def _notes(e: Estimate) -> list[str]:
+    notes = list(e.notes)
+    if (e.security_level or 0) < 128:
+        notes.insert(0, f"only {e.security_level}-bit security")
+    return notes
+
+
+#: Below this terminal width the recommendation is shown as one block per candidate.
+WIDE_RECOMMENDATION = 140
+
+
+def recommendation_table(rec: Recommendation, width: int | None = None) -> Table:
+    """One row per candidate (and layout) with the numbers behind the recommendation.
+
+    Parameters
+    ----------
+    width : int, optional
+        Terminal width; below ``WIDE_RECOMMENDATION`` columns each candidate's figures are
+        stacked in one cell (two columns in all) so that nothing is cut at 80 columns.
+    """
+    estimates = sorted(rec.estimates, key=lambda e: (not e.feasible, e.total_seconds))
+    if width is not None and width < WIDE_RECOMMENDATION:
+        table = Table(title=f"Workload: {rec.workload.describe()}", title_style="bold",
+                      header_style="bold cyan", caption=EXTRAPOLATION_NOTE, caption_style="dim",
+                      show_lines=True)
+        table.add_column("candidate", overflow="fold", max_width=24)
+        table.add_column("estimate (largest costs: count × measured time per op)", overflow="fold")
+        for e in estimates:
+            if not e.feasible:
+                table.add_row(_candidate_name(rec, e),
+                              Text(f"cannot run: {_first_sentence(e.reason)}", style="yellow"))
+                continue
+            body = Text(f"{format_seconds(e.total_seconds)}", style="bold")
+            body.append(f" · {format_bytes(e.total_bytes)}", style="bold")
+            body.append(f" = {format_bytes(e.ciphertext_bytes)} traffic + {format_bytes(e.context_bytes)} "
+                        f"context · {format_count(e.ciphertexts)} ciphertexts\n")
+            body.append(_cost_lines(e), style="dim")
+            notes = _notes(e)
+            if notes:
+                body.append("\n" + "\n".join(notes))
+            table.add_row(_candidate_name(rec, e), body)
+        return table
     table = Table(title=f"Workload: {rec.workload.describe()}", title_style="bold",
                   header_style="bold cyan", caption=EXTRAPOLATION_NOTE, caption_style="dim")
     table.add_column("candidate", no_wrap=True)
@@ -169,26 +253,16 @@ def recommendation_table(rec: Recommendation) -> Table:
     table.add_column("bytes: total\n= traffic + context", justify="right", no_wrap=True)
     table.add_column("largest costs\n(count × measured time per op)", no_wrap=True)
     table.add_column("notes", min_width=24, overflow="fold")
-    for e in sorted(rec.estimates, key=lambda e: (not e.feasible, e.total_seconds)):
-        tags = []
-        if rec.fastest is e:
-            tags.append("fastest")
-        if rec.smallest is e:
-            tags.append("smallest")
-        name = Text(e.name, style="bold green" if tags else None)
-        if tags:
-            name.append(f"\n← {' & '.join(tags)}", style="green")
+    for e in estimates:
+        name = _candidate_name(rec, e)
         if not e.feasible:
             table.add_row(name, "—", "—", "—", "—",
                           Text(f"cannot run: {_first_sentence(e.reason)}", style="yellow"))
             continue
-        notes = list(e.notes)
-        if (e.security_level or 0) < 128:
-            notes.insert(0, f"only {e.security_level}-bit security")
         size = Text(format_bytes(e.total_bytes), style="bold")
         size.append(f"\n{format_bytes(e.ciphertext_bytes)} + {format_bytes(e.context_bytes)}", style="dim")
         table.add_row(name, format_count(e.ciphertexts), Text(format_seconds(e.total_seconds), style="bold"),
-                      size, _cost_lines(e), Text("\n".join(notes)))
+                      size, _cost_lines(e), Text("\n".join(_notes(e))))
     return table
 
 

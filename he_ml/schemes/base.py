@@ -30,6 +30,7 @@ from ..errors import (
     ShapeMismatchError,
     UnsupportedOperationError,
 )
+from . import _vector_numpy
 from ._format import Blob, Kind, pack_blob, unpack_blob
 from .limits import limit, shape_product
 from .signing import open_blob
@@ -579,9 +580,39 @@ class EncryptedVector:
         return self.context._op_mul_plain(self, 1.0 / np.asarray(plain, dtype=np.float64)
                                           if isinstance(plain, np.ndarray) else 1.0 / plain)
 
-    def sum(self) -> "EncryptedVector":
-        """Encrypted sum of all values: an EncryptedVector of shape (1,)."""
-        return self.context._op_sum(self)
+    def sum(self, axis: int | None = None) -> "EncryptedVector":
+        """Encrypted sum of all values (shape (1,)), or along one axis like ``numpy.sum``.
+
+        Parameters
+        ----------
+        axis : int, optional
+            ``None``: every value, an EncryptedVector of shape (1,). An axis of a vector with
+            ``ndim >= 2``: the sum along it, of the remaining shape (e.g. ``(n, d)`` with
+            ``axis=0`` -> ``(d,)``, the column sums). See :meth:`__getitem__` for which schemes
+            can do what: every scheme when the slices along ``axis`` are whole ciphertexts,
+            CKKS (rotations) otherwise.
+
+        Raises
+        ------
+        ShapeMismatchError
+            If ``axis`` is out of range for ``shape``.
+        UnsupportedOperationError
+            If the scheme cannot move values between slots for this layout (BFV, Paillier).
+        """
+        if axis is None or (self.ndim <= 1 and axis in (0, -1)):
+            return self.context._op_sum(self)
+        k = self._normalize_axis(axis)
+        acc = _vector_numpy.sum_axis0_rotations(self) if k == 0 else None
+        if acc is None:
+            index: list[Any] = [slice(None)] * self.ndim
+            for i in range(self.shape[k]):
+                index[k] = i
+                part = self[tuple(index)]
+                acc = part if acc is None else acc + part
+        if self.labels is not None and self.labels["kind"] == "frame":
+            # like DataFrame.sum(axis): a Series indexed by the other axis
+            acc.labels = {"kind": "series", "index": self.labels["columns" if k == 0 else "index"], "name": None}
+        return acc
 
     def dot(self, weights: Any) -> "EncryptedVector":
         """Encrypted inner product with a plaintext vector of the same size: shape (1,)."""
@@ -608,6 +639,137 @@ class EncryptedVector:
         if steps == 0:
             return self
         return self.context._op_rotate(self, steps)
+
+    # ------------------------------------------------------------------ pandas
+    #: pandas labels of a vector made by `from_pandas` (kept locally, never serialized).
+    labels: dict[str, Any] | None = None
+
+    @classmethod
+    def from_pandas(cls, context: "SchemeContext", obj: Any) -> "EncryptedVector":
+        """Encrypt a pandas DataFrame or Series and remember its index and columns.
+
+        The labels stay with this Python object (and its row selections and axis sums); they
+        are **not** part of ``to_bytes()``, so a server never learns column names or the index.
+        :meth:`to_pandas` rebuilds the DataFrame/Series after decryption.
+
+        Parameters
+        ----------
+        context : SchemeContext
+            Any context (a public one is enough to encrypt).
+        obj : pandas.DataFrame or pandas.Series
+            Numeric values (cast with ``df.astype(float)`` first if needed).
+
+        Raises
+        ------
+        ParameterError
+            If ``obj`` is not a DataFrame/Series, or has non-numeric values.
+        """
+        kind = _vector_numpy.pandas_kind(obj)
+        if kind is None:
+            raise ParameterError(f"from_pandas expects a pandas DataFrame or Series; got {type(obj).__name__}. "
+                                 f"Use ctx.encrypt(array) for numpy data.")
+        vec = context.encrypt(obj.to_numpy())
+        vec.labels = ({"kind": "frame", "index": obj.index, "columns": obj.columns} if kind == "frame"
+                      else {"kind": "series", "index": obj.index, "name": obj.name})
+        return vec
+
+    def to_pandas(self, context: "SchemeContext", like: Any = None) -> Any:
+        """Decrypt with ``context`` into a DataFrame/Series with the original index and columns.
+
+        Parameters
+        ----------
+        context : SchemeContext
+            The key holder's context.
+        like : pandas.DataFrame or pandas.Series, optional
+            Take the labels from this object instead (e.g. for ``enc * 2``, computed from a
+            vector made by `from_pandas`: operators return plain vectors).
+
+        Raises
+        ------
+        ParameterError
+            If there are no labels (neither `from_pandas` nor ``like``).
+        ShapeMismatchError
+            If the labels do not match the decrypted shape.
+        SecretKeyMissingError
+            If ``context`` cannot decrypt.
+        """
+        return _vector_numpy.to_pandas(self, context, like)
+
+    # ------------------------------------------------------------------ numpy conventions
+    def mean(self, axis: int | None = None) -> "EncryptedVector":
+        """Encrypted mean: ``sum(axis)`` times the plaintext ``1 / count`` (see :meth:`sum`).
+
+        On CKKS the product uses one level; on BFV it needs ``1 / count`` to be an integer
+        (it is not, unless count is 1), so BFV raises and the key holder divides instead.
+        """
+        total = self.sum(axis)
+        count = self.size if axis is None else self.shape[self._normalize_axis(axis)] if self.ndim > 1 else self.size
+        out = total * (1.0 / count)
+        out.labels = total.labels
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        hint = _vector_numpy.NUMPY_HINTS.get(name)
+        if hint is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise _vector_numpy.NoEncryptedAttributeError(f"{self.scheme}: an encrypted array has no {name!r}: {hint}.")
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions of ``shape`` (like ``numpy.ndarray.ndim``)."""
+        return len(self.shape)
+
+    def __iter__(self):
+        """Iterate over the first axis (``for row in enc``), like a numpy array."""
+        for i in range(len(self)):
+            yield self[i]
+
+    def _normalize_axis(self, axis: Any) -> int:
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise ParameterError(f"{self.scheme}: axis must be an int or None; got {axis!r}.")
+        if not -self.ndim <= int(axis) < self.ndim:
+            raise ShapeMismatchError(
+                f"{self.scheme}: axis {axis} is out of bounds for an encrypted array of shape {self.shape} "
+                f"(ndim {self.ndim}); use an axis in [{-self.ndim}, {self.ndim - 1}] or None.")
+        return int(axis) % self.ndim
+
+    def __getitem__(self, key: Any) -> "EncryptedVector":
+        """Select values like numpy indexing: ``e[3]``, ``e[2:5]``, ``e[i, j]``, ``e[:, j]``, masks.
+
+        The result is a new EncryptedVector of the selected values, shaped like
+        ``numpy.arange(e.size).reshape(e.shape)[key]`` (an integer index on a 1-D vector gives
+        shape ``()``).
+
+        What each scheme can select (values are packed ``slot_count`` to a ciphertext, in
+        row-major order):
+
+        * **every scheme**: selections made of whole ciphertexts -- flat ranges that start at
+          a multiple of ``slot_count`` and end at one (or at the end of the vector). Free: the
+          ciphertexts are reused, nothing is computed.
+        * **CKKS**: any selection, by rotating each source ciphertext and masking (one
+          rotation and one plaintext multiplication per distinct shift; the mask uses one
+          level). Contiguous ranges need at most two shifts per output ciphertext; a column
+          ``e[:, j]`` of an ``(n, d)`` vector needs one per row, so at most
+          ``he_ml.schemes._vector_numpy.MAX_GATHER_SHIFTS`` (256) rows.
+        * **BFV, Paillier**: only whole ciphertexts (BFV here has no rotation keys wired;
+          Paillier cannot move a value between the slots of a packed plaintext).
+
+        Raises
+        ------
+        ShapeMismatchError
+            An index out of range, an empty selection.
+        ParameterError
+            An index numpy cannot apply (e.g. a float), or a vector too large to index
+            (more than 2^24 values: encrypt the parts you need separately).
+        UnsupportedOperationError
+            A selection the scheme cannot make for this packing; the message says which
+            selections work.
+        """
+        positions = _vector_numpy.positions(self, key)
+        out = _vector_numpy.select(self, positions.reshape(-1), positions.shape)
+        if self.labels is not None and not isinstance(key, tuple):
+            out.labels = _vector_numpy.select_labels(self.labels, key)
+        return out
 
     # ------------------------------------------------------------------ bytes and pickling
     def to_bytes(self, *, sign_with: Any = None) -> bytes:

@@ -1,0 +1,1 @@
+"""he_ml + Flower deployment example: encrypted FedAvg on real SuperLink/SuperNode processes."""
