@@ -64,10 +64,12 @@ test-native:
 # fuzzer) as further lines here, with a fixed seed and an iteration count that keeps it < 2 min.
 fuzz-short:
 	$(BIN)/python fuzz/fuzz_blobs.py --iterations 2000 --seed 1
+	$(BIN)/python fuzz/fuzz_structured.py --iterations 300 --seed 1
 
 ## fuzz: the long, repeatable fuzz run (one million inputs per parser)
 fuzz: install-test
 	$(BIN)/python fuzz/fuzz_blobs.py --iterations 1000000 --seed 1
+	$(BIN)/python fuzz/fuzz_structured.py --iterations 1000000 --seed 1
 
 ## test-versions: the fast suite on every Python in PY_VERSIONS, each in its own .venv-<version>
 ## (fails with a clear message if pyenv has no such interpreter)
