@@ -62,13 +62,7 @@ updates = [(_rng.uniform(-1, 1, size=(30,)), _rng.uniform(-1, 1, size=(1,))) for
 #: Blocks of the current README that cannot run as printed in the fast suite, found by a
 #: distinctive snippet, until README.md carries the marker comments itself (then delete the
 #: entry). Each is an explicit skip with its reason, visible in ``pytest -ra``.
-PENDING_MARKERS = {
-    "training_context(": "encrypted training: several minutes and > 3 GB of keys; mark the block "
-                         "'# readme-test: slow' (or skip) in README.md",
-    "p.evaluate(ctx.encrypt(x))": "uses a `ctx` with >= 4 levels that the README does not define in "
-                                  "this block (the previous block's CKKS context has 3); define ctx "
-                                  "in the block, e.g. ctx = he_ml.CKKS('inference')",
-}
+PENDING_MARKERS: dict[str, str] = {}
 
 BLOCKS = readme_blocks()
 _NAMESPACE: dict = {}
