@@ -51,6 +51,7 @@ __all__ = [
     "Dense", "Conv2d", "AvgPool2d", "Flatten", "Activation", "Layer", "ModelIR",
     "LINEAR_LAYERS", "TASKS", "run_plain", "to_dense", "output_shape", "layer_shapes",
     "ACTIVATION_KINDS", "apply_linear_plain", "conv2d_plain", "avgpool2d_plain", "fuse_linear",
+    "to_sparse", "MAX_LAYER_NONZEROS",
 ]
 
 #: Model tasks: what the outputs mean and how the client maps them to predictions.
@@ -236,10 +237,15 @@ class Activation:
         ``he_ml.ml.torch.PolyActivation``) or a registry name of :mod:`he_ml.ml.activations`
         ("relu", "tanh", "sigmoid", "gelu") for "approximated".
     poly : PolynomialApproximation or None
-        What the encrypted interpreter evaluates ("polynomial" and "approximated"); None for
-        "identity" and "square" (``x * x``, one level).
+        What the encrypted interpreter evaluates; None for "identity" and "square" (``x * x``,
+        one level). "polynomial": ``poly`` is a polynomial in ``x`` on ``interval``.
+        "approximated": ``poly`` is fitted on the **normalized** variable
+        ``t = (x - mid) / half`` in [-1, 1] (``mid``, ``half`` = `normalization`), i.e. it
+        approximates ``t -> f(mid + half * t)``; an interpreter folds ``(x - mid) / half`` into
+        the previous linear layer (free) so the polynomial runs at minimal depth with no noise
+        amplification.
     interval : (float, float) or None
-        Calibrated input interval (with margin) the polynomial is valid on.
+        Calibrated input interval ``[a, b]`` (with margin) the polynomial is valid on.
     coefficients : ndarray or None
         "polynomial": the exact power-basis coefficients, lowest degree first.
     """
@@ -261,7 +267,19 @@ class Activation:
             object.__setattr__(self, "coefficients", _f64(self.coefficients, 1, "polynomial coefficients"))
         if self.interval is not None:
             lo, hi = (float(v) for v in self.interval)
+            if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+                raise ParameterError(f"Activation interval must be finite with a < b; got {self.interval!r}.")
             object.__setattr__(self, "interval", (lo, hi))
+        elif self.kind == "approximated":
+            raise ParameterError("an 'approximated' Activation needs its calibrated interval.")
+
+    @property
+    def normalization(self) -> tuple[float, float]:
+        """``(mid, half)`` of `interval`: an "approximated" poly reads ``t = (x - mid) / half``."""
+        if self.interval is None:
+            return 0.0, 1.0
+        lo, hi = self.interval
+        return 0.5 * (lo + hi), 0.5 * (hi - lo)
 
     @classmethod
     def identity(cls) -> "Activation":
@@ -302,6 +320,9 @@ class Activation:
             return x
         if self.kind == "square":
             return x * x
+        if self.kind == "approximated":
+            mid, half = self.normalization
+            x = (x - mid) / half
         return np.asarray(self.poly(x), dtype=np.float64)
 
 
@@ -326,6 +347,9 @@ class ModelIR:
         Class labels (classifiers), in output order.
     source : str
         Human-readable origin, e.g. "sklearn Pipeline(StandardScaler, LogisticRegression)".
+    proba : {"sigmoid", "softmax", "ovr"} or None
+        How the client turns decrypted scores into probabilities (scikit-learn's rule for the
+        source estimator); None if the source model has no probabilities.
     calibration : dict
         Converter-recorded facts about the calibration data, e.g. ``"input_abs_max"`` and per-layer
         ``"abs_max"`` (largest magnitude after every layer, from the float twin).
@@ -336,6 +360,7 @@ class ModelIR:
     task: str
     classes_: np.ndarray | None = None
     source: str = ""
+    proba: str | None = None
     calibration: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -486,6 +511,68 @@ def run_plain(ir: ModelIR, X: Any, *, exact: bool = False,
     return x.reshape(x.shape[0], -1)
 
 
+#: Largest number of non-zero weights `to_sparse` builds for one layer (about 1.6 GB of COO data).
+MAX_LAYER_NONZEROS = 100_000_000
+
+
+def _window_entries(out_shape: tuple[int, int, int], in_shape: tuple[int, int, int],
+                    kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int]):
+    """Index arrays (i, j, u, v, r, s) of every kernel tap that lands inside the input."""
+    _, oh, ow = out_shape
+    _, h, w = in_shape
+    (kh, kw), (sh, sw), (ph, pw) = kernel, stride, padding
+    i, j, u, v = np.meshgrid(np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), indexing="ij")
+    r, s = i * sh - ph + u, j * sw - pw + v
+    ok = (r >= 0) & (r < h) & (s >= 0) & (s < w)
+    return i[ok], j[ok], u[ok], v[ok], r[ok], s[ok]
+
+
+def to_sparse(layer: Layer):
+    """Like `to_dense`, as a ``scipy.sparse.csr_matrix`` (only the non-zero taps are stored).
+
+    Raises
+    ------
+    ParameterError
+        For an Activation, or a layer with more than `MAX_LAYER_NONZEROS` weights.
+    """
+    from scipy import sparse
+    if isinstance(layer, Dense):
+        return sparse.csr_matrix(layer.weight), np.array(layer.bias)
+    if isinstance(layer, Flatten):
+        n = int(np.prod(layer.input_shape))
+        return sparse.identity(n, format="csr"), np.zeros(n)
+    if isinstance(layer, (Conv2d, AvgPool2d)):
+        c, h, w = layer.input_shape
+        oc, oh, ow = layer.output_shape
+        i, j, u, v, r, s = _window_entries(layer.output_shape, layer.input_shape, layer.kernel,
+                                           layer.stride, layer.padding)
+        taps = i.size
+        if isinstance(layer, Conv2d):
+            nnz = taps * oc * c
+            if nnz > MAX_LAYER_NONZEROS:
+                raise ParameterError(f"Conv2d with {nnz} weight taps exceeds the limit {MAX_LAYER_NONZEROS}.")
+            o_idx, ch = np.meshgrid(np.arange(oc), np.arange(c), indexing="ij")
+            o_idx, ch = o_idx.reshape(-1, 1), ch.reshape(-1, 1)
+            rows = (o_idx * oh + i) * ow + j
+            cols = (ch * h + r) * w + s
+            vals = layer.weight[o_idx, ch, u, v]
+            b = np.repeat(layer.bias, oh * ow)
+        else:
+            nnz = taps * c
+            if nnz > MAX_LAYER_NONZEROS:
+                raise ParameterError(f"AvgPool2d with {nnz} taps exceeds the limit {MAX_LAYER_NONZEROS}.")
+            ch = np.arange(c).reshape(-1, 1)
+            rows = (ch * oh + i) * ow + j
+            cols = (ch * h + r) * w + s
+            vals = np.broadcast_to(1.0 / _pool_divisors(layer)[i, j], rows.shape)
+            b = np.zeros(c * oh * ow)
+        m = sparse.csr_matrix((np.ravel(vals), (np.ravel(rows), np.ravel(cols))),
+                              shape=(oc * oh * ow, c * h * w))
+        return m, b
+    raise ParameterError(f"to_sparse needs a linear layer (Dense, Conv2d, AvgPool2d, Flatten); "
+                         f"got {type(layer).__name__}.")
+
+
 def to_dense(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     """The equivalent dense matrix of a linear layer on C-order flattened inputs.
 
@@ -500,46 +587,16 @@ def to_dense(layer: Layer) -> tuple[np.ndarray, np.ndarray]:
     ParameterError
         If ``layer`` is an Activation (not linear).
     """
-    if isinstance(layer, Dense):
-        return np.array(layer.weight), np.array(layer.bias)
-    if isinstance(layer, Flatten):
-        n = int(np.prod(layer.input_shape))
-        return np.eye(n), np.zeros(n)
-    if isinstance(layer, Conv2d):
-        c, h, w = layer.input_shape
-        oc, oh, ow = layer.output_shape
-        (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
-        W = np.zeros((oc, oh, ow, c, h, w))
-        for i in range(oh):
-            for j in range(ow):
-                for u in range(kh):
-                    r = i * sh - ph + u
-                    if not 0 <= r < h:
-                        continue
-                    for v in range(kw):
-                        s = j * sw - pw + v
-                        if 0 <= s < w:
-                            W[:, i, j, :, r, s] = layer.weight[:, :, u, v]
-        b = np.repeat(layer.bias, oh * ow)
-        return W.reshape(oc * oh * ow, c * h * w), b
-    if isinstance(layer, AvgPool2d):
-        c, h, w = layer.input_shape
-        _, oh, ow = layer.output_shape
-        (kh, kw), (sh, sw), (ph, pw) = layer.kernel, layer.stride, layer.padding
-        div = _pool_divisors(layer)
-        W = np.zeros((c, oh, ow, c, h, w))
-        for i in range(oh):
-            for j in range(ow):
-                for u in range(kh):
-                    r = i * sh - ph + u
-                    if not 0 <= r < h:
-                        continue
-                    for v in range(kw):
-                        s = j * sw - pw + v
-                        if 0 <= s < w:
-                            for ch in range(c):
-                                W[ch, i, j, ch, r, s] = 1.0 / div[i, j]
-        return W.reshape(c * oh * ow, c * h * w), np.zeros(c * oh * ow)
+    if isinstance(layer, Activation):
+        raise ParameterError("to_dense needs a linear layer (Dense, Conv2d, AvgPool2d, Flatten); "
+                             "got Activation.")
+    if isinstance(layer, (Conv2d, AvgPool2d)):
+        rows, cols = int(np.prod(layer.output_shape)), int(np.prod(layer.input_shape))
+        if rows * cols > MAX_LAYER_NONZEROS:
+            raise ParameterError(f"the dense form of this {type(layer).__name__} has {rows} x {cols} "
+                                 f"entries (> {MAX_LAYER_NONZEROS}); use to_sparse.")
+    m, b = to_sparse(layer)
+    return m.toarray(), b
     raise ParameterError(f"to_dense needs a linear layer (Dense, Conv2d, AvgPool2d, Flatten); "
                          f"got {type(layer).__name__}.")
 
