@@ -67,7 +67,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..schemes.base import EncryptedVector, SchemeContext, stack_columns
-from .ir import Activation, ModelIR, run_plain, to_sparse, LINEAR_LAYERS
+from .ir import Activation, Flatten, ModelIR, run_plain, to_sparse, LINEAR_LAYERS
 from .layout import DEFAULT_BFV_FEATURE_BITS, EncryptedFeatures, encrypt_features
 
 __all__ = ["EncryptedModel", "INTERVAL_MARGIN", "VALUE_MARGIN", "DEFAULT_ACTIVATION_DEGREE",
@@ -117,7 +117,7 @@ def calibrate_layers(layers: Sequence[Any], input_shape: tuple[int, ...], X: np.
     Walks the layers in order on the float twin of ``X``, so each interval is measured on what the
     encrypted model will actually feed the polynomial (earlier activations already approximated).
     """
-    needs = [l for l in layers if isinstance(l, tuple)]
+    needs = [l for l in layers if isinstance(l, tuple) and l[0] == "approximate"]
     if needs and X is None:
         names = sorted({l[1] for l in needs})
         raise ParameterError(
@@ -127,7 +127,9 @@ def calibrate_layers(layers: Sequence[Any], input_shape: tuple[int, ...], X: np.
     out: list[Any] = []
     x = None if X is None else np.asarray(X, dtype=np.float64).reshape((len(X),) + tuple(input_shape))
     for layer in layers:
-        if isinstance(layer, tuple):
+        if isinstance(layer, tuple) and layer[0] == "polynomial":
+            layer = _polynomial_activation(np.asarray(layer[1], dtype=np.float64), x)
+        elif isinstance(layer, tuple):
             name = layer[1]
             d = degree.get(name) if isinstance(degree, dict) else degree
             layer = build_activation(name, x, d)
@@ -136,6 +138,20 @@ def calibrate_layers(layers: Sequence[Any], input_shape: tuple[int, ...], X: np.
             x = (layer.twin(x) if isinstance(layer, Activation)
                  else _apply_linear(layer, x))
     return out
+
+
+def _polynomial_activation(c: np.ndarray, x: np.ndarray | None) -> Activation:
+    """An exact trained polynomial (e.g. PolyActivation) with its interval measured on ``x``."""
+    from .polynomial import PolynomialApproximation
+    if c.size < 2 or not np.any(c[1:]):
+        raise ParameterError(f"a polynomial activation needs a non-constant polynomial; got coefficients {c}.")
+    R = max(INTERVAL_MARGIN * float(np.max(np.abs(x))), 1e-3) if x is not None and x.size else 1.0
+
+    def f(v, c=c):
+        return np.polynomial.polynomial.polyval(np.asarray(v, dtype=np.float64), c)
+    f.__name__ = "polynomial"
+    poly = PolynomialApproximation.from_coefficients(c, (-R, R), f)
+    return Activation("polynomial", "polynomial", poly=poly, interval=(-R, R), coefficients=c)
 
 
 def _apply_linear(layer, x):
@@ -164,41 +180,69 @@ class _ActivationStage:
 
 
 def _lower(ir: ModelIR, final_scale: float = 1.0) -> list[Any]:
-    """Fuse affine runs into sparse matrices and fold activation normalizations into them."""
+    """Lower the IR to the program the encrypted interpreter runs.
+
+    * maximal runs of affine layers become one sparse matrix (one level);
+    * an approximated activation's normalization ``(x - mid) / half`` is folded into the run
+      before it;
+    * a quadratic polynomial activation ``a x^2 + b x + c`` becomes ``a (x + s)^2 + k`` with
+      ``s = b / 2a``, ``k = c - b^2 / 4a``: ``+ s`` folds into the run before, ``a`` and ``k`` into
+      the run after, so it costs one level like ``x * x``; a degree-1 polynomial is affine.
+    """
     from scipy import sparse
+    from .ir import layer_shapes
     stages: list[Any] = []
     pending: tuple[Any, np.ndarray] | None = None
     identity_pending = True
-    for layer in ir.layers:
-        if isinstance(layer, LINEAR_LAYERS) or (isinstance(layer, Activation) and layer.kind == "identity"):
-            if isinstance(layer, Activation):
-                continue
-            M, b = to_sparse(layer)
-            if pending is None:
-                pending = (M, b)
-            else:
-                pending = (M @ pending[0], M @ pending[1] + b)
-            identity_pending = identity_pending and type(layer).__name__ == "Flatten"
-            continue
-        if layer.kind == "approximated":
-            mid, half = layer.normalization
-            if pending is None:
-                n = ir.n_inputs if not stages else _stage_width(stages)
-                pending = (sparse.identity(n, format="csr"), np.zeros(n))
-            pending = (pending[0] / half, (pending[1] - mid) / half)
-            identity_pending = False
+    widths = [int(np.prod(o)) for _, o in layer_shapes(ir)]
+    width = ir.n_inputs
+
+    def ensure_pending():
+        nonlocal pending
+        if pending is None:
+            pending = (sparse.identity(width, format="csr"), np.zeros(width))
+
+    def flush():
+        nonlocal pending, identity_pending
         if pending is not None and not identity_pending:
             stages.append(_LinearStage(sparse.csr_matrix(pending[0]), np.asarray(pending[1], dtype=np.float64)))
         pending, identity_pending = None, True
-        stages.append(_ActivationStage(layer))
+
+    for li, layer in enumerate(ir.layers):
+        if isinstance(layer, LINEAR_LAYERS):
+            M, b = to_sparse(layer)
+            pending = (M, b) if pending is None else (M @ pending[0], M @ pending[1] + b)
+            identity_pending = identity_pending and isinstance(layer, Flatten)
+        elif layer.kind == "identity":
+            pass
+        elif layer.kind == "polynomial" and np.flatnonzero(layer.coefficients).max(initial=0) <= 2:
+            c = np.pad(layer.coefficients, (0, 3))[:3]
+            ensure_pending()
+            identity_pending = False
+            if c[2] == 0.0:  # affine
+                pending = (pending[0] * c[1], pending[1] * c[1] + c[0])
+            else:
+                shift, const = c[1] / (2 * c[2]), c[0] - c[1] ** 2 / (4 * c[2])
+                pending = (pending[0], pending[1] + shift)
+                flush()
+                stages.append(_ActivationStage(Activation.square()))
+                n = widths[li]
+                pending = (sparse.identity(n, format="csr") * c[2], np.full(n, const))
+                identity_pending = False
+        else:
+            if layer.kind == "approximated":
+                mid, half = layer.normalization
+                ensure_pending()
+                pending = (pending[0] / half, (pending[1] - mid) / half)
+                identity_pending = False
+            flush()
+            stages.append(_ActivationStage(layer))
+        width = widths[li]
     if final_scale != 1.0:
-        if pending is None:
-            n = _stage_width(stages) if stages else ir.n_inputs
-            pending = (sparse.identity(n, format="csr"), np.zeros(n))
+        ensure_pending()
         pending = (pending[0] * final_scale, pending[1] * final_scale)
         identity_pending = False
-    if pending is not None and not identity_pending:
-        stages.append(_LinearStage(sparse.csr_matrix(pending[0]), np.asarray(pending[1], dtype=np.float64)))
+    flush()
     for s in stages:
         if isinstance(s, _LinearStage):
             s.matrix.eliminate_zeros()
