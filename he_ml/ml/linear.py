@@ -57,7 +57,7 @@ from ..errors import (
     ShapeMismatchError,
     UnsupportedOperationError,
 )
-from ..schemes.base import EncryptedVector, SchemeContext, check_values
+from ..schemes.base import EncryptedVector, SchemeContext, check_values, stack_columns
 from .layout import EncryptedFeatures, block_batch_size, blocks_needed
 
 __all__ = ["EncryptedLinearRegression", "EncryptedLogisticRegression", "ClientAidedRefresh",
@@ -844,8 +844,9 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
 
         Returns
         -------
-        EncryptedVector of shape (n_samples,)
-            Note: one column (the positive class), unlike scikit-learn's (n, 2).
+        EncryptedVector of shape (n_samples, 2)
+            Like scikit-learn: column 1 is P(``classes_[1]``), column 0 is ``1 - column 1``
+            (one subtraction from a plaintext constant, no level).
 
         Raises
         ------
@@ -872,7 +873,8 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
                 f"have {levels}. Encrypt with he_ml.plan(depth={self.predict_proba_depth}).context() "
                 f"(or preset 'inference'), or lower sigmoid_degree.")
         t = self._score(enc, scale=1.0 / self.logit_range_)
-        return self.sigmoid_.evaluate(t)
+        p = self.sigmoid_.evaluate(t)
+        return stack_columns([1.0 - p, p])
 
     def predict(self, enc: EncryptedFeatures) -> np.ndarray:
         """Class labels; decrypts, so it runs where the secret key is (the client).
