@@ -829,11 +829,15 @@ class EncryptedModel:
             wb -= 1
         self.bfv_weight_bits_ = wb
         p = plan_params(depth=0, scheme="bfv", max_value=ints)
-        kw = p.parameters()
-        kw["relin_keys"] = False
-        kw.pop("rotations", None)
+        # Plaintext products grow the noise by ~ log2(n * |w_int| * terms) bits on top of the fresh
+        # noise, which the depth-0 plan does not count: take the ring-8192 BFV default modulus
+        # (174 data bits, 128-bit secure), leaving > 60 bits of budget for t <= 60 bits and 2^30 weights.
+        from ..schemes.params import BFV_PRESETS
+        base = BFV_PRESETS["sum"]
         self.plan_ = p
-        return schemes.BFV(preset=None, **kw)
+        return schemes.BFV(preset=None, poly_modulus_degree=base.poly_modulus_degree,
+                           coeff_mod_bit_sizes=list(base.coeff_mod_bit_sizes),
+                           plain_modulus_bits=max(p.plain_modulus_bits, 17), relin_keys=False)
 
     def _context_paillier(self) -> SchemeContext:
         from .. import schemes

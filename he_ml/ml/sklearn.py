@@ -5,7 +5,8 @@ Supported (anything else raises `UnsupportedOperationError` naming the estimator
 ============================================  ===============================================
 Estimator                                     Lowered to
 ============================================  ===============================================
-LogisticRegression (binary, multinomial, OvR)  Dense; binary: 1 score, else 1 logit per class
+LogisticRegression (binary, multinomial)       Dense; binary: 1 score, else 1 logit per class
+OneVsRestClassifier(LogisticRegression, ...)  Dense, one score per class (one-vs-rest)
 LinearSVC, SGDClassifier, RidgeClassifier     Dense (decision scores)
 LinearRegression, Ridge, Lasso, ElasticNet    Dense (single or multi-output)
 MLPClassifier, MLPRegressor                   Dense + activation per hidden layer: identity
@@ -30,7 +31,8 @@ from .model import EncryptedModel, calibrate_layers
 __all__ = ["from_sklearn", "SUPPORTED_ESTIMATORS", "SUPPORTED_SCALERS"]
 
 SUPPORTED_ESTIMATORS = ("LogisticRegression", "LinearSVC", "SGDClassifier", "RidgeClassifier",
-                        "LinearRegression", "Ridge", "Lasso", "ElasticNet", "MLPClassifier", "MLPRegressor")
+                        "LinearRegression", "Ridge", "Lasso", "ElasticNet", "MLPClassifier", "MLPRegressor",
+                        "OneVsRestClassifier")
 SUPPORTED_SCALERS = ("StandardScaler", "MinMaxScaler", "MaxAbsScaler", "RobustScaler")
 _CLASSIFIERS = ("LogisticRegression", "LinearSVC", "SGDClassifier", "RidgeClassifier")
 _REGRESSORS = ("LinearRegression", "Ridge", "Lasso", "ElasticNet")
@@ -136,6 +138,25 @@ def _mlp_layers(est: Any, name: str) -> tuple[list[Any], str, np.ndarray | None,
     raise _unsupported(f"{name} with output activation {out!r} (multi-label targets)")
 
 
+def _ovr_layers(est: Any) -> tuple[list[Any], str, np.ndarray | None, str | None]:
+    """OneVsRestClassifier over binary linear classifiers: one score row per class."""
+    inner = [type(e).__name__ for e in est.estimators_]
+    bad = sorted({n for n in inner if n not in _CLASSIFIERS})
+    if bad:
+        raise _unsupported(f"OneVsRestClassifier({bad[0]})", f"the one-vs-rest members must be one of {_CLASSIFIERS}")
+    classes = np.asarray(est.classes_)
+    rows, bias = [], []
+    for e in est.estimators_:
+        W = np.asarray(e.coef_, dtype=float).reshape(1, -1)
+        rows.append(W[0])
+        bias.append(float(np.ravel(e.intercept_)[0]))
+    if len(classes) == 2:  # sklearn keeps one estimator for two classes
+        return [Dense(np.array(rows[:1]), np.array(bias[:1]))], "binary", classes, \
+            ("sigmoid" if inner[0] == "LogisticRegression" else None)
+    proba = "ovr" if all(n == "LogisticRegression" for n in inner) else None
+    return [Dense(np.array(rows), np.array(bias))], "multiclass", classes, proba
+
+
 def from_sklearn(est: Any, X_calibration: Any = None, *, degree: int | dict | None = None) -> EncryptedModel:
     """Lower a fitted scikit-learn estimator or Pipeline to an :class:`EncryptedModel`.
 
@@ -183,6 +204,8 @@ def from_sklearn(est: Any, X_calibration: Any = None, *, degree: int | dict | No
     _check_fitted(final, name)
     if name.startswith("MLP"):
         layers, task, classes, proba = _mlp_layers(final, name)
+    elif name == "OneVsRestClassifier":
+        layers, task, classes, proba = _ovr_layers(final)
     else:
         layers, task, classes, proba = _linear_layers(final, name)
     d = layers[0].in_features

@@ -579,13 +579,22 @@ def stack_columns(columns: list[EncryptedVector]) -> EncryptedVector:
         raise ShapeMismatchError("stack_columns needs at least one column; got none.")
     first = columns[0]
     n = first.size
+    meta = dict(first.meta)
     for c in columns[1:]:
         first.context._check_same_key(c.context, "stack_columns")
-        if c.size != n or len(c.chunks) != len(first.chunks) or c.meta != first.meta:
+        if c.size != n or len(c.chunks) != len(first.chunks) or set(c.meta) != set(meta):
             raise ShapeMismatchError(
                 f"stack_columns needs columns of the same length and encoding; got sizes {n} and {c.size}.")
+        for key, value in c.meta.items():
+            if value == meta[key]:
+                continue
+            # worst-case trackers (BFV/Paillier "bound", "depth", "terms") combine by max; the encoding
+            # itself (scale, fixed-point bits) must agree
+            if key in ("scale", "fixed_point_bits") or not isinstance(value, int) or isinstance(value, bool):
+                raise ShapeMismatchError(
+                    f"stack_columns needs columns with the same encoding; {key!r} differs ({meta[key]!r} vs {value!r}).")
+            meta[key] = max(meta[key], value)
     if "columns" in first.meta:
         raise ShapeMismatchError("stack_columns: a column is itself column-stacked; stack plain vectors.")
-    meta = dict(first.meta)
     meta["columns"] = len(columns)
     return EncryptedVector(first.context, [ct for c in columns for ct in c.chunks], (n, len(columns)), meta)
