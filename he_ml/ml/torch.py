@@ -457,13 +457,14 @@ def make_he_friendly(model: nn.Module, X: Any, y: Any, *, epochs: int = 5, activ
             opt.zero_grad()
             out = new(Xt[idx])
             l = loss_fn(out, yt[idx])
-            if not torch.isfinite(l):
+            value = float(l.detach())
+            if not math.isfinite(value):
                 raise ParameterError(
-                    f"make_he_friendly: the loss became {float(l)} in epoch {epoch + 1}; polynomial activations "
+                    f"make_he_friendly: the loss became {value} in epoch {epoch + 1}; polynomial activations "
                     f"can explode during training. Lower lr (got {lr}) or use activation='quadratic'.")
             l.backward()
             opt.step()
-            total += float(l) * len(idx)
+            total += value * len(idx)
         if verbose:
             print(f"make_he_friendly epoch {epoch + 1}/{epochs}: loss {total / len(Xt):.4f}")
     new.eval()
