@@ -81,6 +81,9 @@ VALUE_MARGIN = 2.0
 DEFAULT_ACTIVATION_DEGREE = {"relu": 7, "tanh": 7, "sigmoid": 7, "gelu": 7}
 #: CKKS precision target of the planner: absolute error ~2^-precision on unit-size values.
 DEFAULT_PRECISION_BITS = 20
+#: Largest memory the encrypted interpreter may need for one stage's neurons (ciphertexts of the
+#: widest stage); a model beyond it is refused before computing (use the latency layout).
+MAX_STAGE_BYTES = 8 << 30
 #: Degree of the sigmoid polynomial of a binary predict_proba.
 PROBA_SIGMOID_DEGREE = 15
 
@@ -512,6 +515,15 @@ class EncryptedModel:
                 f"{op} needs {need} multiplicative levels; the encrypted features have {have}. Build the "
                 f"key holder's context with model.context() (it plans exactly this depth), or pass "
                 f"refresh=ClientAidedRefresh(ctx) to refresh between layers (interactive).")
+        widest = max([enc.n_features] + [s.matrix.shape[0] for s in stages if isinstance(s, _LinearStage)])
+        ct_bytes = 2 * ctx.poly_modulus_degree * 8 * (len(ctx.coeff_mod_bit_sizes) - 1)
+        need_bytes = widest * len(enc.vectors[0].chunks) * ct_bytes
+        if need_bytes > MAX_STAGE_BYTES:
+            raise ParameterError(
+                f"{op}: the widest stage has {widest} neurons x {len(enc.vectors[0].chunks)} ciphertext(s) of "
+                f"{ct_bytes / 1e6:.1f} MB = {need_bytes / 2**30:.1f} GiB, above the {MAX_STAGE_BYTES / 2**30:.0f} GiB "
+                f"limit of the throughput layout. Encrypt fewer samples per call (at most slot_count="
+                f"{ctx.slot_count} per ciphertext) or use the latency layout (he_ml.ml.latency).")
         from ..schemes.ckks import linear_map
         vectors = list(enc.vectors)
         for s in stages:

@@ -367,3 +367,36 @@ def test_error_report_measures_every_stage(digits_mlp, mlp_run, ckks_error_bound
         np.max(np.abs(ctx.decrypt(model.decision_function(encrypt_features(ctx, X_te[:40])))
                       - model.plain_scores(X_te[:40], exact=True))), abs=2 * rep.encrypted_vs_twin)
     assert "relu" in str(rep) and "agreement" in str(rep)
+
+
+def test_batches_over_several_ciphertexts_keep_padding_slots_zero(ckks_error_bound):
+    """4100 samples span two ciphertexts (4096 slots each); the second is mostly padding."""
+    rng = np.random.default_rng(21)
+    X = rng.normal(size=(4100, 3)) * [1.0, 10.0, 100.0]
+    y = (X @ [1.0, 0.1, -0.01] > 0).astype(int)
+    est = LogisticRegression().fit(X, y)
+    model = from_sklearn(est, X_calibration=X)
+    ctx = model.context()
+    assert ctx.slot_count == 4096
+    enc = encrypt_features(ctx, X)
+    assert len(enc.vectors[0].chunks) == 2
+    out = model.decision_function(enc)
+    scores = ctx.decrypt(out)
+    assert np.max(np.abs(scores - est.decision_function(X))) <= ckks_error_bound(model, X, ctx)
+    # the bias went to the samples' slots only: summing the whole ciphertexts (padding included) gives
+    # the sum of the 4100 scores; the rotations of sum() add key-switching noise of a few 1e-9 per slot
+    # (he_ml.CKKS docs), summed over 2 x 4096 slots
+    total = float(ctx.decrypt(out.sum())[0])
+    n_slots = 2 * ctx.slot_count
+    tol = n_slots * ckks_error_bound(model, X, ctx) + n_slots * 12 * 4 * ctx.poly_modulus_degree / 2.0 ** ctx.scale_bits
+    assert abs(total - est.decision_function(X).sum()) <= tol
+
+
+def test_oversized_stage_is_refused_before_computing(monkeypatch):
+    import he_ml.ml.model as model_module
+    X_tr, X_te, y_tr, _ = _split(load_iris)
+    model = from_sklearn(_fit(LogisticRegression(max_iter=2000), X_tr, y_tr), X_calibration=X_tr)
+    ctx = model.context()
+    monkeypatch.setattr(model_module, "MAX_STAGE_BYTES", 1 << 16)
+    with pytest.raises(ParameterError, match="latency layout"):
+        model.decision_function(encrypt_features(ctx, X_te))
