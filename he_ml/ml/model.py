@@ -45,9 +45,14 @@ Calibration and margins
 Parallelism
 -----------
 TenSEAL's ``sealapi`` binding keeps Python's GIL during SEAL calls (measured: 400 plaintext
-products take the same 0.07 s on one thread and on two), so threads cannot use a second core;
-the interpreter runs single-threaded. Split a large batch over processes (each loads the public
-context) to use more cores.
+products take the same 0.07 s on one thread and on two), so threads cannot use a second core.
+``decision_function(enc, n_jobs=2)`` instead splits every linear stage with many products per
+output neuron (``PARALLEL_MIN_PRODUCTS_PER_OUTPUT``) by output neuron between this process and
+forked workers, which read the input ciphertexts copy-on-write and send their outputs back as
+bytes (results are bit-identical). Measured on a 400 -> 40 -> 10 network: the CPU time of the
+process drops from 4.6 s to 2.4 s, the worker takes 2.3 s; on an idle 2-core machine that
+halves the wall time of such stages (on our shared, fully loaded test machine the wall time did
+not improve: no core was free).
 """
 from __future__ import annotations
 
@@ -276,6 +281,53 @@ def _run_stages_plain(stages: list[Any], x: np.ndarray, observe: Callable | None
     return x
 
 
+# ---------------------------------------------------------------------------- process parallelism
+#: A linear stage is split over processes only when each output neuron costs at least this many
+#: plaintext products per ciphertext (serializing and loading an output ciphertext costs about as
+#: much as ~50 products; a 5x5 convolution's 25 products per output do not pay for it).
+PARALLEL_MIN_PRODUCTS_PER_OUTPUT = 128
+_FORK_JOB: tuple | None = None
+
+
+def _linear_stage(ctx: SchemeContext, vectors: list[EncryptedVector], stage: "_LinearStage",
+                  n_jobs: int) -> list[EncryptedVector]:
+    from ..schemes.ckks import linear_map
+    m = stage.matrix
+    n_out = m.shape[0]
+    chunks = len(vectors[0].chunks)
+    if n_jobs <= 1 or n_out < 2 * n_jobs or m.nnz * chunks / n_out < PARALLEL_MIN_PRODUCTS_PER_OUTPUT:
+        return linear_map(ctx, vectors, m.indptr, m.indices, m.data, stage.bias)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    # split the rows into n_jobs groups of about equal work (non-zeros)
+    cum = np.asarray(m.indptr[1:], dtype=np.float64)
+    cuts = [0] + [int(np.searchsorted(cum, m.nnz * k / n_jobs)) + 1 for k in range(1, n_jobs)] + [n_out]
+    cuts = sorted(set(min(max(c, 0), n_out) for c in cuts))
+    groups = [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
+    global _FORK_JOB
+    _FORK_JOB = (ctx, vectors, m, stage.bias)
+    try:
+        with ProcessPoolExecutor(max_workers=len(groups) - 1,
+                                 mp_context=multiprocessing.get_context("fork")) as ex:
+            futures = [ex.submit(_fork_linear_rows, a, b) for a, b in groups[1:]]
+            a, b = groups[0]
+            sub = m[a:b]
+            out = linear_map(ctx, vectors, sub.indptr, sub.indices, sub.data, stage.bias[a:b])
+            for f in futures:
+                out.extend(ctx.ciphertext_from_bytes(blob) for blob in f.result())
+    finally:
+        _FORK_JOB = None
+    return out
+
+
+def _fork_linear_rows(a: int, b: int) -> list[bytes]:
+    """Worker (forked): rows [a, b) of the current stage, returned as ciphertext bytes."""
+    from ..schemes.ckks import linear_map
+    ctx, vectors, m, bias = _FORK_JOB
+    sub = m[a:b]
+    return [v.to_bytes() for v in linear_map(ctx, vectors, sub.indptr, sub.indices, sub.data, bias[a:b])]
+
+
 # ---------------------------------------------------------------------------- error report
 @dataclass
 class ErrorReport:
@@ -499,7 +551,9 @@ class EncryptedModel:
         return enc
 
     def _run(self, enc: EncryptedFeatures, stages: list[Any], op: str,
-             refresh: Callable | None = None) -> list[EncryptedVector]:
+             refresh: Callable | None = None, n_jobs: int = 1) -> list[EncryptedVector]:
+        if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or not 1 <= n_jobs <= 64:
+            raise ParameterError(f"n_jobs must be an integer in [1, 64]; got {n_jobs!r}.")
         ctx = enc.context
         if ctx.name == "paillier" or ctx.name == "bfv":
             if not self.is_linear or stages is not self._stages:
@@ -530,8 +584,7 @@ class EncryptedModel:
             if refresh is not None and min(v.level for v in vectors) < s.depth:
                 vectors = [refresh(v) for v in vectors]
             if isinstance(s, _LinearStage):
-                m = s.matrix
-                vectors = linear_map(ctx, vectors, m.indptr, m.indices, m.data, s.bias)
+                vectors = _linear_stage(ctx, vectors, s, n_jobs)
             else:
                 vectors = [self._activate(s.activation, v) for v in vectors]
         return vectors
@@ -601,7 +654,8 @@ class EncryptedModel:
             return vectors[0]
         return stack_columns(vectors)
 
-    def decision_function(self, enc: EncryptedFeatures, *, refresh: Callable | None = None) -> EncryptedVector:
+    def decision_function(self, enc: EncryptedFeatures, *, refresh: Callable | None = None,
+                          n_jobs: int = 1) -> EncryptedVector:
         """Encrypted decision scores of a classifier (logits for networks), batched over samples.
 
         Parameters
@@ -613,6 +667,11 @@ class EncryptedModel:
             Client-aided refresh (e.g. :class:`~he_ml.ml.ClientAidedRefresh` at the key holder):
             called on a neuron's vector whenever the next stage needs more levels than are left.
             Explicit opt-in: the key holder then sees the intermediate activations.
+        n_jobs : int, default 1
+            Processes for the linear stages with many products per output neuron (CKKS): the
+            output neurons are split between this process and ``n_jobs - 1`` forked workers,
+            which share the inputs copy-on-write and return their outputs as bytes. SEAL keeps
+            the GIL, so threads would not help (see the module notes).
 
         Returns
         -------
@@ -634,9 +693,9 @@ class EncryptedModel:
             raise UnsupportedOperationError(
                 "decision_function is for classifiers; this model is a regressor: call predict(enc).")
         enc = self._check_features(enc, "decision_function")
-        return self._outputs(self._run(enc, self._stages, "decision_function", refresh))
+        return self._outputs(self._run(enc, self._stages, "decision_function", refresh, n_jobs))
 
-    def predict(self, enc: EncryptedFeatures, *, refresh: Callable | None = None) -> Any:
+    def predict(self, enc: EncryptedFeatures, *, refresh: Callable | None = None, n_jobs: int = 1) -> Any:
         """Regressors: encrypted predictions ((n,) or (n, n_outputs)). Classifiers: class labels.
 
         For a classifier this decrypts (it needs the secret key) and returns ``classes_`` labels;
@@ -648,8 +707,9 @@ class EncryptedModel:
                 raise SecretKeyMissingError(
                     "predict on a classifier decrypts the scores, which needs the secret key. On the server "
                     "call decision_function(enc); the key holder calls model.predict_from_scores(ctx.decrypt(s)).")
-            return self.predict_from_scores(enc.context.decrypt(self.decision_function(enc, refresh=refresh)))
-        return self._outputs(self._run(enc, self._stages, "predict", refresh))
+            return self.predict_from_scores(enc.context.decrypt(
+                self.decision_function(enc, refresh=refresh, n_jobs=n_jobs)))
+        return self._outputs(self._run(enc, self._stages, "predict", refresh, n_jobs))
 
     def predict_from_scores(self, scores: Any) -> np.ndarray:
         """Class labels from decrypted scores (client side): threshold 0 (binary) or argmax."""
@@ -709,7 +769,8 @@ class EncryptedModel:
             self._proba_stages = _lower(self.ir, final_scale=1.0 / R) + [_ActivationStage(act)]
         return self._proba_stages
 
-    def predict_proba(self, enc: EncryptedFeatures, *, refresh: Callable | None = None) -> EncryptedVector:
+    def predict_proba(self, enc: EncryptedFeatures, *, refresh: Callable | None = None,
+                      n_jobs: int = 1) -> EncryptedVector:
         """Encrypted class probabilities of a binary classifier: decrypts to (n, 2).
 
         Column 1 is P(``classes_[1]``), computed on the server by a degree-15 minimax polynomial (depth 4) of
@@ -723,7 +784,7 @@ class EncryptedModel:
                 f"predict_proba evaluates a polynomial sigmoid, which needs CKKS; on {enc.context.name} "
                 f"decrypt decision_function's scores and call model.proba_from_scores(scores).")
         stages = self._get_proba_stages()
-        p = self._run(enc, stages, "predict_proba", refresh)[0]
+        p = self._run(enc, stages, "predict_proba", refresh, n_jobs)[0]
         return stack_columns([1.0 - p, p])
 
     # ------------------------------------------------------------------ planning
