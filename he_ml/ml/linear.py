@@ -71,6 +71,26 @@ LOGIT_MARGIN = 1.25
 DEFAULT_TRAINING_LOGIT_RANGE = 8.0
 
 
+def _check_linear_estimator(model: Any, cls_name: str) -> None:
+    """Refuse non-linear estimators with advice, and unfitted ones with NotFittedError (only then)."""
+    if not hasattr(model, "coef_"):
+        from sklearn.exceptions import NotFittedError as SkNotFitted
+        from sklearn.utils.validation import check_is_fitted
+        name = type(model).__name__
+        if name == "Pipeline" or not hasattr(model, "fit") or name.startswith("MLP"):
+            raise UnsupportedOperationError(
+                f"{cls_name}.from_sklearn takes a fitted linear estimator with coef_; got {name}. Use "
+                f"he_ml.ml.from_sklearn(model, X_calibration=X): it converts Pipelines of scalers, "
+                f"MLPs and multiclass models.")
+        try:
+            check_is_fitted(model)
+        except (SkNotFitted, TypeError):
+            raise NotFittedError(f"{name} is not fitted; call model.fit(X, y) before from_sklearn.") from None
+        raise UnsupportedOperationError(
+            f"{cls_name}.from_sklearn takes a linear estimator with coef_; {name} has none. See "
+            f"he_ml.ml.from_sklearn for the supported estimators.")
+
+
 class ClientAidedRefresh:
     """The documented client-aided refresh: the key holder decrypts and re-encrypts the weights.
 
@@ -679,13 +699,12 @@ class EncryptedLinearRegression(_EncryptedLinearModel):
         ShapeMismatchError
             For multi-output regressors.
         """
-        if not hasattr(model, "coef_"):
-            raise NotFittedError(
-                f"{type(model).__name__} is not fitted; call model.fit(X, y) before from_sklearn.")
+        _check_linear_estimator(model, "EncryptedLinearRegression")
         coef = np.asarray(model.coef_, dtype=float)
         if coef.ndim > 1 and coef.shape[0] != 1:
             raise ShapeMismatchError(
-                f"only single-output regressors are supported; got coef_ shape {coef.shape}.")
+                f"only single-output regressors are supported here; got coef_ shape {coef.shape}. "
+                f"he_ml.ml.from_sklearn(model, X_calibration=X) converts multi-output regressors.")
         intercept = float(np.ravel(getattr(model, "intercept_", 0.0))[0])
         return cls._from_coef(coef.reshape(-1), intercept, **params)
 
@@ -967,14 +986,13 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
         ShapeMismatchError
             For multi-class models.
         """
-        if not hasattr(model, "coef_"):
-            raise NotFittedError(
-                f"{type(model).__name__} is not fitted; call model.fit(X, y) before from_sklearn.")
+        _check_linear_estimator(model, "EncryptedLogisticRegression")
         coef = np.asarray(model.coef_, dtype=float)
         if coef.ndim == 2 and coef.shape[0] != 1:
             raise ShapeMismatchError(
-                f"only binary classifiers are supported; got coef_ shape {coef.shape} "
-                f"({coef.shape[0]} classes).")
+                f"EncryptedLogisticRegression is binary; got coef_ shape {coef.shape} "
+                f"({coef.shape[0]} classes). Use he_ml.ml.from_sklearn(model, X_calibration=X) for "
+                f"multiclass models (it decrypts to (n, n_classes) scores).")
         intercept = float(np.ravel(getattr(model, "intercept_", 0.0))[0])
         est = cls._from_coef(coef.reshape(-1), intercept, **params)
         if hasattr(model, "classes_"):

@@ -198,9 +198,14 @@ def test_unsupported_schemes_and_shapes(data):
         model.decision_function(encrypt_features(bfv, X_te[:5, 0]))
     with pytest.raises(ParameterError, match="expects encrypted features"):
         model.decision_function(X_te[:5])
-    with pytest.raises(ShapeMismatchError, match="binary classifiers"):
+    with pytest.raises(ShapeMismatchError, match=r"is binary.*he_ml.ml.from_sklearn"):
         EncryptedLogisticRegression.from_sklearn(
             LogisticRegression().fit(X_te[:60], np.arange(60) % 3))
+    # a fitted Pipeline or MLP is not "not fitted": the message points to from_sklearn
+    from sklearn.pipeline import make_pipeline
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X_te[:60], np.arange(60) % 2)
+    with pytest.raises(UnsupportedOperationError, match=r"got Pipeline.*he_ml.ml.from_sklearn"):
+        EncryptedLogisticRegression.from_sklearn(pipe)
 
 
 def test_parameter_validation_and_sklearn_contract():
