@@ -26,5 +26,11 @@ __all__ = [
 
 def from_torch(module: Any, X_calibration: Any = None, **kwargs: Any) -> EncryptedModel:
     """Lower a PyTorch model to an `EncryptedModel` (see :func:`he_ml.ml.torch.from_torch`; imports torch)."""
-    from .torch import from_torch as _from_torch
+    try:
+        from .torch import from_torch as _from_torch
+    except ImportError as e:
+        from ..errors import UnsupportedOperationError
+        raise UnsupportedOperationError(
+            f"from_torch needs PyTorch, which is not importable ({e}); install it with "
+            f"pip install 'he-ml[torch]'.") from e
     return _from_torch(module, X_calibration, **kwargs)

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -256,13 +256,6 @@ def _lower(ir: ModelIR, final_scale: float = 1.0) -> list[Any]:
             s.matrix.eliminate_zeros()
             s.matrix.sort_indices()
     return stages
-
-
-def _stage_width(stages: list[Any]) -> int:
-    for s in reversed(stages):
-        if isinstance(s, _LinearStage):
-            return s.matrix.shape[0]
-    raise ParameterError("cannot infer the width of an activation-only model; add a layer first.")
 
 
 def _run_stages_plain(stages: list[Any], x: np.ndarray, observe: Callable | None = None) -> np.ndarray:
@@ -488,7 +481,7 @@ class EncryptedModel:
             if isinstance(s, _ActivationStage) and s.activation.poly is not None:
                 mi = float(getattr(s.activation.poly, "max_intermediate", float("nan")))
                 if math.isfinite(mi):
-                    vmax.append(mi * (1.0 if s.activation.kind == "approximated" else 1.0))
+                    vmax.append(mi)
         peaks["values"] = max(vmax)
         self.calibration_ = peaks
         self._X_cal = X

@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..errors import NotFittedError, ParameterError, ShapeMismatchError, UnsupportedOperationError
+from ..errors import ParameterError, ShapeMismatchError, UnsupportedOperationError
 from .ir import Activation, AvgPool2d, Conv2d, Dense, Flatten, ModelIR, run_plain
 from .model import INTERVAL_MARGIN, EncryptedModel, calibrate_layers
 
@@ -301,8 +301,8 @@ def from_torch(module: nn.Module, X_calibration: Any = None, *, input_shape: tup
     degree : int or dict, optional
         Polynomial degree of approximated activations (default 7, depth 3).
     task : {"binary", "multiclass", "regression"}, optional
-        Default: "multiclass" for more than one output, "binary" for one output... if ``classes``
-        is given, else "regression".
+        Default: "multiclass" when the model has more than one output; with one output "binary" if
+        ``classes`` is given, else "regression" (pass ``task="binary"`` for a one-logit classifier).
     classes : sequence, optional
         Labels of the outputs (default ``0..n_outputs-1`` for multiclass, ``[0, 1]`` for binary).
     check : bool, default True

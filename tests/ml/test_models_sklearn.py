@@ -183,7 +183,6 @@ def test_binary_predict_proba_decrypts_to_n_by_2(ckks_error_bound):
     assert proba.shape == (len(X_te), 2)
     sig = [s.activation for s in model._get_proba_stages() if hasattr(s, "activation")][0]
     # polynomial error on the calibrated logit range + CKKS noise (the bound of the proba program)
-    from he_ml.ml.model import _ActivationStage  # noqa: F401
     stages, model._stages = model._stages, model._get_proba_stages()
     try:
         noise = ckks_error_bound(model, X_te, ctx)
