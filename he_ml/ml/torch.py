@@ -301,6 +301,9 @@ def from_torch(module: nn.Module, X_calibration: Any = None, *, input_shape: tup
     degree : int or dict, optional
         Polynomial degree of approximated activations (default 7, depth 3).
     task : {"binary", "multiclass", "regression"}, optional
+        A final ``nn.Softmax``/``nn.LogSoftmax`` (or ``nn.Sigmoid`` of a binary classifier: pass
+        ``task="binary"`` or ``classes``) is dropped: `decision_function` returns the logits and
+        the client applies it exactly with `EncryptedModel.proba_from_scores`.
         Default: "multiclass" when the model has more than one output; with one output "binary" if
         ``classes`` is given, else "regression" (pass ``task="binary"`` for a one-logit classifier).
     classes : sequence, optional
@@ -340,6 +343,20 @@ def from_torch(module: nn.Module, X_calibration: Any = None, *, input_shape: tup
             else:
                 raise ParameterError("from_torch needs the per-sample input shape: pass X_calibration=X "
                                      "(images as (n, c, h, w)) or input_shape=(c, h, w).")
+        # A classifier's final Softmax / LogSoftmax / Sigmoid is not evaluated encrypted: the scores
+        # are the logits, and the client turns them into probabilities exactly (proba_from_scores).
+        while ops and isinstance(ops[-1], (nn.Identity, nn.Dropout)):
+            ops = ops[:-1]
+        final = None
+        if ops and isinstance(ops[-1], (nn.Softmax, nn.LogSoftmax)):
+            final = ops[-1]
+            ops = ops[:-1]
+            task = task or "multiclass"
+        elif ops and isinstance(ops[-1], nn.Sigmoid) and task in (None, "binary") and classes is not None \
+                or (ops and isinstance(ops[-1], nn.Sigmoid) and task == "binary"):
+            final = ops[-1]
+            ops = ops[:-1]
+            task = "binary"
         layers = _to_layers(ops, shape)
         if not layers:
             raise _unsupported("an empty model (no layer left after dropping Identity/Dropout)")
@@ -357,18 +374,21 @@ def from_torch(module: nn.Module, X_calibration: Any = None, *, input_shape: tup
         ir = ModelIR(layers=tuple(layers), input_shape=shape, task=task, classes_=cls,
                      source=f"torch {type(module).__name__}", proba=proba)
         if check and X is not None:
-            _check_conversion(module, ir, X[:64])
+            _check_conversion(module, ir, X[:64], final)
         return EncryptedModel(ir, X)
     finally:
         module.train(was_training)
 
 
-def _check_conversion(module: nn.Module, ir: ModelIR, X: np.ndarray) -> None:
-    """The IR with exact activations must reproduce the module (float32 rounding tolerance)."""
+def _check_conversion(module: nn.Module, ir: ModelIR, X: np.ndarray, final: nn.Module | None = None) -> None:
+    """The IR with exact activations (and the dropped final softmax/sigmoid) must reproduce the module."""
     dtype = next((p.dtype for p in module.parameters()), torch.float32)
     with torch.no_grad():
         ref = module(torch.as_tensor(X, dtype=dtype)).detach().cpu().to(torch.float64).numpy().reshape(len(X), -1)
     got = run_plain(ir, X, exact=True)
+    if final is not None:
+        with torch.no_grad():
+            got = final(torch.as_tensor(got)).numpy()
     # float32 forward: relative rounding ~1e-7 per operation; 1e-3 of the output scale is far above that
     tol = 1e-3 * max(1.0, float(np.max(np.abs(ref))))
     if got.shape != ref.shape or float(np.max(np.abs(got - ref))) > tol:

@@ -236,3 +236,18 @@ def test_make_he_friendly_validates_and_swaps():
         make_he_friendly(net, X, y, activation="cube")
     with pytest.raises(ParameterError, match="no ReLU"):
         make_he_friendly(nn.Sequential(nn.Linear(4, 2)), X, y)
+
+
+def test_final_softmax_or_sigmoid_is_left_to_the_client():
+    torch.manual_seed(14)
+    X = np.random.default_rng(15).normal(size=(30, 4))
+    body = nn.Sequential(nn.Linear(4, 3))
+    model = from_torch(nn.Sequential(body, nn.Softmax(dim=1)), X_calibration=X)
+    assert model.task == "multiclass" and model.depth == 1
+    np.testing.assert_allclose(model.proba_from_scores(model.plain_scores(X)),
+                               _torch_out(nn.Sequential(body, nn.Softmax(dim=1)), X), atol=1e-6)
+    binary = nn.Sequential(nn.Linear(4, 1), nn.Sigmoid())
+    model = from_torch(binary, X_calibration=X, task="binary")
+    assert model.task == "binary" and model.depth == 1
+    np.testing.assert_allclose(model.proba_from_scores(model.plain_scores(X))[:, 1], _torch_out(binary, X)[:, 0],
+                               atol=1e-6)
