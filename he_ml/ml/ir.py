@@ -9,7 +9,7 @@ parameters.  Everything else reads the IR, never the original model:
   plans the encrypted interpreter runs); with ``exact=True`` it evaluates the original
   activations (ReLU, tanh, ...) and so reproduces the source model.  Every encrypted test
   compares against it.
-* the encrypted interpreters (throughput layout in :mod:`he_ml.ml.network`, latency layout in
+* the encrypted interpreters (throughput layout in :mod:`he_ml.ml.model`, latency layout in
   :mod:`he_ml.ml.latency`);
 * depth, context planning and error reports.
 
