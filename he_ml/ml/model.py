@@ -579,7 +579,11 @@ class EncryptedModel:
             if isinstance(s, _LinearStage):
                 vectors = _linear_stage(ctx, vectors, s, n_jobs)
             else:
-                vectors = [self._activate(s.activation, v) for v in vectors]
+                # in place: each neuron's input is released as soon as its output exists, so an
+                # activation stage needs memory for one stage of ciphertexts, not two
+                vectors = list(vectors)
+                for i in range(len(vectors)):
+                    vectors[i] = self._activate(s.activation, vectors[i])
         return vectors
 
     @staticmethod
