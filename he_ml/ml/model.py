@@ -283,13 +283,14 @@ _FORK_JOB: tuple | None = None
 
 
 def _linear_stage(ctx: SchemeContext, vectors: list[EncryptedVector], stage: "_LinearStage",
-                  n_jobs: int) -> list[EncryptedVector]:
+                  n_jobs: int, post: Callable | None = None) -> list[EncryptedVector]:
+    """One linear stage (and, if ``post`` is given, the activation after it, neuron by neuron)."""
     from ..schemes.ckks import linear_map
     m = stage.matrix
     n_out = m.shape[0]
     chunks = len(vectors[0].chunks)
     if n_jobs <= 1 or n_out < 2 * n_jobs or m.nnz * chunks / n_out < PARALLEL_MIN_PRODUCTS_PER_OUTPUT:
-        return linear_map(ctx, vectors, m.indptr, m.indices, m.data, stage.bias)
+        return linear_map(ctx, vectors, m.indptr, m.indices, m.data, stage.bias, post)
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
     # split the rows into n_jobs groups of about equal work (non-zeros)
@@ -298,14 +299,14 @@ def _linear_stage(ctx: SchemeContext, vectors: list[EncryptedVector], stage: "_L
     cuts = sorted(set(min(max(c, 0), n_out) for c in cuts))
     groups = [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
     global _FORK_JOB
-    _FORK_JOB = (ctx, vectors, m, stage.bias)
+    _FORK_JOB = (ctx, vectors, m, stage.bias, post)
     try:
         with ProcessPoolExecutor(max_workers=len(groups) - 1,
                                  mp_context=multiprocessing.get_context("fork")) as ex:
             futures = [ex.submit(_fork_linear_rows, a, b) for a, b in groups[1:]]
             a, b = groups[0]
             sub = m[a:b]
-            out = linear_map(ctx, vectors, sub.indptr, sub.indices, sub.data, stage.bias[a:b])
+            out = linear_map(ctx, vectors, sub.indptr, sub.indices, sub.data, stage.bias[a:b], post)
             for f in futures:
                 out.extend(ctx.ciphertext_from_bytes(blob) for blob in f.result())
     finally:
@@ -316,9 +317,9 @@ def _linear_stage(ctx: SchemeContext, vectors: list[EncryptedVector], stage: "_L
 def _fork_linear_rows(a: int, b: int) -> list[bytes]:
     """Worker (forked): rows [a, b) of the current stage, returned as ciphertext bytes."""
     from ..schemes.ckks import linear_map
-    ctx, vectors, m, bias = _FORK_JOB
+    ctx, vectors, m, bias, post = _FORK_JOB
     sub = m[a:b]
-    return [v.to_bytes() for v in linear_map(ctx, vectors, sub.indptr, sub.indices, sub.data, bias[a:b])]
+    return [v.to_bytes() for v in linear_map(ctx, vectors, sub.indptr, sub.indices, sub.data, bias[a:b], post)]
 
 
 # ---------------------------------------------------------------------------- error report
@@ -571,28 +572,38 @@ class EncryptedModel:
                 f"{ct_bytes / 1e6:.1f} MB = {need_bytes / 2**30:.1f} GiB, above the {MAX_STAGE_BYTES / 2**30:.0f} GiB "
                 f"limit of the throughput layout. Encrypt fewer samples per call (at most slot_count="
                 f"{ctx.slot_count} per ciphertext) or use the latency layout (he_ml.ml.latency).")
-        from ..schemes.ckks import linear_map
         vectors = list(enc.vectors)
-        for s in stages:
+        i = 0
+        while i < len(stages):
+            s = stages[i]
             if refresh is not None and min(v.level for v in vectors) < s.depth:
                 vectors = [refresh(v) for v in vectors]
             if isinstance(s, _LinearStage):
-                vectors = _linear_stage(ctx, vectors, s, n_jobs)
+                nxt = stages[i + 1] if i + 1 < len(stages) else None
+                fuse = isinstance(nxt, _ActivationStage) and nxt.activation.kind != "identity" and (
+                    refresh is None or min(v.level for v in vectors) >= s.depth + nxt.depth)
+                post = (lambda v, a=nxt.activation: self._activate(a, v)) if fuse else None
+                vectors = _linear_stage(ctx, vectors, s, n_jobs, post)
+                i += 2 if fuse else 1
+                continue
             else:
                 # in place: each neuron's input is released as soon as its output exists, so an
                 # activation stage needs memory for one stage of ciphertexts, not two
                 vectors = list(vectors)
-                for i in range(len(vectors)):
-                    vectors[i] = self._activate(s.activation, vectors[i])
+                for k in range(len(vectors)):
+                    vectors[k] = self._activate(s.activation, vectors[k])
+                i += 1
         return vectors
 
     @staticmethod
     def _activate(a: Activation, v: EncryptedVector) -> EncryptedVector:
         if a.kind == "identity":
             return v
-        if a.kind == "square":
-            return v * v
-        return a.poly.evaluate(v)
+        out = v * v if a.kind == "square" else a.poly.evaluate(v)
+        if v.context.name == "ckks":  # products keep a 3-polynomial buffer: re-allocate at 2
+            from ..schemes.ckks import compact
+            out = compact(v.context, out)
+        return out
 
     def _run_linear_generic(self, enc: EncryptedFeatures, stages: list[Any]) -> list[EncryptedVector]:
         """BFV (integer weights, exact) and Paillier: ``sum_j w_j x_j + b`` with vector operations."""
