@@ -251,3 +251,17 @@ def test_final_softmax_or_sigmoid_is_left_to_the_client():
     assert model.task == "binary" and model.depth == 1
     np.testing.assert_allclose(model.proba_from_scores(model.plain_scores(X))[:, 1], _torch_out(binary, X)[:, 0],
                                atol=1e-6)
+
+
+def test_batch_norm_without_a_linear_layer_before_it_becomes_a_free_affine_layer():
+    torch.manual_seed(16)
+    X1 = np.random.default_rng(17).normal(size=(20, 4))
+    net1 = _randomize_bn(nn.Sequential(nn.BatchNorm1d(4), nn.Linear(4, 2)), 18)
+    X2 = np.random.default_rng(19).normal(size=(20, 2, 4, 4))
+    net2 = _randomize_bn(nn.Sequential(nn.Conv2d(2, 2, 3), Square(), nn.BatchNorm2d(2), nn.Flatten(),
+                                       nn.Linear(8, 3)), 20)
+    for net, X, depth in ((net1, X1, 1), (net2, X2, 3)):
+        model = from_torch(net, X_calibration=X)
+        assert model.depth == depth  # the diagonal layer fuses with the next linear layer
+        np.testing.assert_allclose(model.plain_scores(X, exact=True).reshape(len(X), -1), _torch_out(net, X),
+                                   atol=TORCH_TOL * 10)
