@@ -43,7 +43,7 @@ proba_blob = model.predict_proba(enc).to_bytes()
 
 # client: decrypt
 scores = ctx.decrypt(ctx.ciphertext_from_bytes(scores_blob))
-proba = ctx.decrypt(ctx.ciphertext_from_bytes(proba_blob))
+proba = ctx.decrypt(ctx.ciphertext_from_bytes(proba_blob))[:, 1]  # (n, 2) like scikit-learn
 pred = model.predict_from_scores(scores)
 print(f"max |encrypted score - sklearn score| = {np.max(np.abs(scores - clf.decision_function(X_te))):.2e}")
 print(f"accuracy: plaintext {np.mean(clf.predict(X_te) == y_te):.4f}, encrypted {np.mean(pred == y_te):.4f}, "

@@ -100,7 +100,7 @@ def run_scheme(name: str, X_train, X_test, y_test, clf, params: dict[str, Any] |
     enc_pred = model.predict_from_scores(scores)
     max_proba_err = None
     if proba is not None:
-        max_proba_err = float(np.max(np.abs(proba - clf.predict_proba(X_test)[:, 1])))
+        max_proba_err = float(np.max(np.abs(proba - clf.predict_proba(X_test))))
     ctx_params = ctx.parameters
     labels = {"preset": "preset", "poly_modulus_degree": "n", "coeff_mod_bit_sizes": "q bits",
               "key_bits": "key bits", "plain_modulus_bits": "t bits", "precision_bits": "fraction bits"}

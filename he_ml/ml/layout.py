@@ -155,9 +155,13 @@ def _check_matrix(X: Any, scheme: str) -> np.ndarray:
     arr = check_values(X, scheme=scheme, what="X")
     if arr.ndim == 1:
         return arr
+    if arr.ndim == 4 and min(arr.shape) > 0:
+        # images (n, c, h, w): one column per pixel, flattened in C order (channel, row, column)
+        return arr.reshape(arr.shape[0], -1)
     if arr.ndim != 2:
         raise ShapeMismatchError(
-            f"X must be 2-D (n_samples, n_features) or 1-D labels; got shape {arr.shape}.")
+            f"X must be 2-D (n_samples, n_features), images (n, channels, height, width), or 1-D "
+            f"labels; got shape {arr.shape}.")
     if arr.shape[0] == 0 or arr.shape[1] == 0:
         raise ShapeMismatchError(f"X must have at least one sample and one feature; got shape {arr.shape}.")
     return arr
@@ -173,6 +177,8 @@ def encrypt_features(context: SchemeContext, X: Any, *, layout: str = "columns",
     context : SchemeContext
         Any scheme for ``"columns"``; CKKS for ``"blocks"``. A public context is enough.
     X : array of shape (n_samples, n_features), or (n_samples,) for labels
+        Images ``(n, c, h, w)`` are accepted by the "columns" layout: one encrypted vector per
+        pixel, in C order of ``(c, h, w)`` (what `he_ml.ml.from_torch` models expect).
     layout : {"columns", "blocks"}, default "columns"
         "columns" for inference (`decision_function`, `predict_proba`), "blocks" for
         encrypted training (`fit`). See the module docstring.
@@ -198,7 +204,10 @@ def encrypt_features(context: SchemeContext, X: Any, *, layout: str = "columns",
     UnsupportedOperationError
         "blocks" on a scheme without rotations.
     """
+    raw_ndim = np.ndim(X)
     arr = _check_matrix(X, context.name)
+    if raw_ndim == 4 and layout != "columns":
+        raise ShapeMismatchError(f"images (n, c, h, w) use the 'columns' layout; got layout={layout!r}.")
     n = arr.shape[0]
     d = 0 if arr.ndim == 1 else arr.shape[1]
     fp = 0

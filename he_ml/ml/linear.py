@@ -58,7 +58,7 @@ from ..errors import (
     ShapeMismatchError,
     UnsupportedOperationError,
 )
-from ..schemes.base import EncryptedVector, SchemeContext, check_values
+from ..schemes.base import EncryptedVector, SchemeContext, check_values, stack_columns
 from .layout import EncryptedFeatures, block_batch_size, blocks_needed, context_fixed_point_bits
 
 __all__ = ["EncryptedLinearRegression", "EncryptedLogisticRegression", "ClientAidedRefresh",
@@ -70,6 +70,26 @@ DEFAULT_BFV_WEIGHT_BITS = 8
 LOGIT_MARGIN = 1.25
 #: Logit interval half-width for encrypted training when none is given (standardized features).
 DEFAULT_TRAINING_LOGIT_RANGE = 8.0
+
+
+def _check_linear_estimator(model: Any, cls_name: str) -> None:
+    """Refuse non-linear estimators with advice, and unfitted ones with NotFittedError (only then)."""
+    if not hasattr(model, "coef_"):
+        from sklearn.exceptions import NotFittedError as SkNotFitted
+        from sklearn.utils.validation import check_is_fitted
+        name = type(model).__name__
+        if name == "Pipeline" or not hasattr(model, "fit") or name.startswith("MLP"):
+            raise UnsupportedOperationError(
+                f"{cls_name}.from_sklearn takes a fitted linear estimator with coef_; got {name}. Use "
+                f"he_ml.ml.from_sklearn(model, X_calibration=X): it converts Pipelines of scalers, "
+                f"MLPs and multiclass models.")
+        try:
+            check_is_fitted(model)
+        except (SkNotFitted, TypeError):
+            raise NotFittedError(f"{name} is not fitted; call model.fit(X, y) before from_sklearn.") from None
+        raise UnsupportedOperationError(
+            f"{cls_name}.from_sklearn takes a linear estimator with coef_; {name} has none. See "
+            f"he_ml.ml.from_sklearn for the supported estimators.")
 
 
 class ClientAidedRefresh:
@@ -713,13 +733,12 @@ class EncryptedLinearRegression(_EncryptedLinearModel):
         ShapeMismatchError
             For multi-output regressors.
         """
-        if not hasattr(model, "coef_"):
-            raise NotFittedError(
-                f"{type(model).__name__} is not fitted; call model.fit(X, y) before from_sklearn.")
+        _check_linear_estimator(model, "EncryptedLinearRegression")
         coef = np.asarray(model.coef_, dtype=float)
         if coef.ndim > 1 and coef.shape[0] != 1:
             raise ShapeMismatchError(
-                f"only single-output regressors are supported; got coef_ shape {coef.shape}.")
+                f"only single-output regressors are supported here; got coef_ shape {coef.shape}. "
+                f"he_ml.ml.from_sklearn(model, X_calibration=X) converts multi-output regressors.")
         intercept = float(np.ravel(getattr(model, "intercept_", 0.0))[0])
         return cls._from_coef(coef.reshape(-1), intercept, **params)
 
@@ -878,8 +897,9 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
 
         Returns
         -------
-        EncryptedVector of shape (n_samples,)
-            Note: one column (the positive class), unlike scikit-learn's (n, 2).
+        EncryptedVector of shape (n_samples, 2)
+            Like scikit-learn: column 1 is P(``classes_[1]``), column 0 is ``1 - column 1``
+            (one subtraction from a plaintext constant, no level).
 
         Raises
         ------
@@ -906,7 +926,8 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
                 f"have {levels}. Encrypt with he_ml.plan(depth={self.predict_proba_depth}).context() "
                 f"(or preset 'inference'), or lower sigmoid_degree.")
         t = self._score(enc, scale=1.0 / self.logit_range_)
-        return self.sigmoid_.evaluate(t)
+        p = self.sigmoid_.evaluate(t)
+        return stack_columns([1.0 - p, p])
 
     def predict(self, enc: EncryptedFeatures) -> np.ndarray:
         """Class labels; decrypts, so it runs where the secret key is (the client).
@@ -1012,14 +1033,13 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
         ShapeMismatchError
             For multi-class models.
         """
-        if not hasattr(model, "coef_"):
-            raise NotFittedError(
-                f"{type(model).__name__} is not fitted; call model.fit(X, y) before from_sklearn.")
+        _check_linear_estimator(model, "EncryptedLogisticRegression")
         coef = np.asarray(model.coef_, dtype=float)
         if coef.ndim == 2 and coef.shape[0] != 1:
             raise ShapeMismatchError(
-                f"only binary classifiers are supported; got coef_ shape {coef.shape} "
-                f"({coef.shape[0]} classes).")
+                f"EncryptedLogisticRegression is binary; got coef_ shape {coef.shape} "
+                f"({coef.shape[0]} classes). Use he_ml.ml.from_sklearn(model, X_calibration=X) for "
+                f"multiclass models (it decrypts to (n, n_classes) scores).")
         intercept = float(np.ravel(getattr(model, "intercept_", 0.0))[0])
         est = cls._from_coef(coef.reshape(-1), intercept, **params)
         if hasattr(model, "classes_"):

@@ -38,7 +38,8 @@ from .signing import open_blob
 #: Largest number of values one EncryptedVector blob may declare (see he_ml.schemes.limits).
 MAX_VECTOR_VALUES = limit("vector_values_max")
 
-__all__ = ["SchemeContext", "EncryptedVector", "fingerprint_of", "as_plain_operand", "check_values"]
+__all__ = ["SchemeContext", "EncryptedVector", "fingerprint_of", "as_plain_operand", "check_values",
+           "stack_columns"]
 
 
 def fingerprint_of(*parts: bytes) -> bytes:
@@ -187,8 +188,19 @@ class SchemeContext(abc.ABC):
                 f"{self.name}: this context holds no secret key (it is a public context), so it cannot "
                 f"decrypt. Send the ciphertext (vector.to_bytes()) to the key holder and decrypt there."
             )
+        k = vector.meta.get("columns")
+        if k:
+            return self._decrypt_columns(vector, int(k))
         flat = self._decrypt_flat(vector)
         return flat.reshape(vector.shape)
+
+    def _decrypt_columns(self, vector: "EncryptedVector", k: int) -> np.ndarray:
+        """Decrypt a `stack_columns` vector: k column blocks of ``shape[0]`` values each."""
+        n, per = vector.shape[0], len(vector.chunks) // k
+        meta = {key: v for key, v in vector.meta.items() if key != "columns"}
+        cols = [self._decrypt_flat(EncryptedVector(self, vector.chunks[c * per:(c + 1) * per], (n,), meta))
+                for c in range(k)]
+        return np.stack(cols, axis=1).reshape(vector.shape)
 
     @abc.abstractmethod
     def public_context(self) -> "SchemeContext":
@@ -287,7 +299,20 @@ class SchemeContext(abc.ABC):
                 f"ciphertext section(s); got {len(blob.sections)}. Re-send the original bytes."
             )
         try:
-            chunks = self._deserialize_chunks(blob.sections, size, meta)
+            if "columns" in meta:  # a stack_columns vector: k column blocks of shape[0] values
+                k = meta["columns"]
+                if (not isinstance(k, int) or isinstance(k, bool) or len(shape) != 2 or shape[1] != k
+                        or len(blob.sections) % k):
+                    raise InvalidCiphertextError(
+                        f"{self.name}: column-stacked ciphertext blob is inconsistent (columns={k!r:.20}, "
+                        f"shape {shape}, {len(blob.sections)} ciphertexts); re-send the original bytes.")
+                per = len(blob.sections) // k
+                col_meta = {key: v for key, v in meta.items() if key != "columns"}
+                chunks = [ct for c in range(k)
+                          for ct in self._deserialize_chunks(blob.sections[c * per:(c + 1) * per], shape[0],
+                                                             col_meta)]
+            else:
+                chunks = self._deserialize_chunks(blob.sections, size, meta)
         except HEError:
             raise
         except Exception as e:
@@ -527,6 +552,11 @@ class EncryptedVector:
     # ------------------------------------------------------------------ operand plumbing
     def _peer(self, other: "EncryptedVector", op: str) -> None:
         self.context._check_same_key(other.context, op)
+        if self.meta.get("columns") != other.meta.get("columns") or (
+                self.meta.get("columns") and self.shape != other.shape):
+            raise ShapeMismatchError(
+                f"{self.scheme}: {op} needs operands of the same layout; one is column-stacked "
+                f"(stack_columns) and the other is not, or their shapes differ ({self.shape}, {other.shape}).")
         if other.size != self.size:
             raise ShapeMismatchError(
                 f"{self.scheme}: {op} needs operands of the same size; got shapes {self.shape} and "
@@ -534,7 +564,12 @@ class EncryptedVector:
             )
 
     def _plain(self, other: Any, op: str):
-        return as_plain_operand(other, self.size, scheme=self.scheme, op=op)
+        plain = as_plain_operand(other, self.size, scheme=self.scheme, op=op)
+        if self.meta.get("columns") and isinstance(plain, np.ndarray):
+            raise UnsupportedOperationError(
+                f"{self.scheme}: {op} with a plaintext array is not defined on a column-stacked vector "
+                f"(stack_columns); use a scalar, or operate on the columns before stacking.")
+        return plain
 
     def _result_shape(self, other: Any) -> tuple[int, ...]:
         return self.shape
@@ -795,3 +830,43 @@ class EncryptedVector:
 
     def __bool__(self) -> bool:
         raise TypeError("the truth value of an EncryptedVector is unknown without decrypting it")
+
+
+def stack_columns(columns: list[EncryptedVector]) -> EncryptedVector:
+    """Join ``k`` encrypted vectors of ``n`` values into one vector that decrypts to shape ``(n, k)``.
+
+    The ciphertexts are not touched (no rotation, no cost): the result keeps the columns as
+    consecutive blocks of chunks and records ``meta["columns"] = k``; ``decrypt`` and
+    ``ciphertext_from_bytes`` read the blocks column by column. This is how a batched model
+    returns per-class scores of many samples (one ciphertext per class) that decrypt like
+    scikit-learn's ``(n_samples, n_classes)``. Element-wise operations with scalars and with
+    another vector of the same layout work; plaintext arrays are refused.
+
+    Raises
+    ------
+    ShapeMismatchError
+        No columns, columns of different lengths, contexts or metadata.
+    """
+    if not columns:
+        raise ShapeMismatchError("stack_columns needs at least one column; got none.")
+    first = columns[0]
+    n = first.size
+    meta = dict(first.meta)
+    for c in columns[1:]:
+        first.context._check_same_key(c.context, "stack_columns")
+        if c.size != n or len(c.chunks) != len(first.chunks) or set(c.meta) != set(meta):
+            raise ShapeMismatchError(
+                f"stack_columns needs columns of the same length and encoding; got sizes {n} and {c.size}.")
+        for key, value in c.meta.items():
+            if value == meta[key]:
+                continue
+            # worst-case trackers (BFV/Paillier "bound", "depth", "terms") combine by max; the encoding
+            # itself (scale, fixed-point bits) must agree
+            if key in ("scale", "fixed_point_bits") or not isinstance(value, int) or isinstance(value, bool):
+                raise ShapeMismatchError(
+                    f"stack_columns needs columns with the same encoding; {key!r} differs ({meta[key]!r} vs {value!r}).")
+            meta[key] = max(meta[key], value)
+    if "columns" in first.meta:
+        raise ShapeMismatchError("stack_columns: a column is itself column-stacked; stack plain vectors.")
+    meta["columns"] = len(columns)
+    return EncryptedVector(first.context, [ct for c in columns for ct in c.chunks], (n, len(columns)), meta)

@@ -145,3 +145,54 @@ def ckks_depth4():
     """CKKS with 4 levels: n = 16384, [60, 40, 40, 40, 40, 60], scale 2^40."""
     cls = _ckks_class()
     return cls(poly_modulus_degree=16384, coeff_mod_bit_sizes=[60, 40, 40, 40, 40, 60], scale_bits=40)
+
+
+def _ckks_error_bound(model, X, ctx) -> float:
+    """Worst-case CKKS error of ``model``'s encrypted scores on ``X``, propagated stage by stage.
+
+    eta = 4 n / 2^scale_bits per operation: a fresh encryption's per-slot error has standard deviation
+    n / (6 * 2^scale) and stays below 12 std = 2 n / 2^scale over many slots (measured, see
+    tests/schemes/test_ckks.py); a rescale or relinearization adds about as much again (factor 2).
+    Stages (first order, worst case over the data):
+      linear:      e_out = max_o sum_j |W_oj| e_in + eta            (one rescale per output)
+      square:      e_out = 2 max|x| e_in + e_in^2 + eta
+      polynomial:  e_out = L e_in + (noise_gain + 1) eta + snap, L = max |p'| on the evaluated range
+    where snap bounds the scale snapping of the polynomial evaluator: adding two ciphertexts whose
+    scales differ by the ratio of rescaling primes to 2^scale_bits sets one scale to the other
+    (documented in he_ml.CKKS), a relative error of at most delta = sum_l |q_l / 2^scale - 1| over the
+    chain; applied to every addition of the plan on operands up to the plan's largest intermediate:
+    snap = delta * additions * max_intermediate.
+    """
+    from he_ml.ml.model import _ActivationStage, _LinearStage
+    eta = 4.0 * ctx.poly_modulus_degree / 2.0 ** ctx.scale_bits
+    primes = [float(q.value()) for q in ctx._seal.key_context_data().parms().coeff_modulus()[1:-1]]
+    delta = sum(abs(q / 2.0 ** ctx.scale_bits - 1.0) for q in primes)
+    x = np.asarray(X, dtype=np.float64).reshape(len(X), -1)
+    e = eta
+    for s in model._stages:
+        if isinstance(s, _LinearStage):
+            e = float(np.max(abs(s.matrix).sum(axis=1))) * e + eta
+            x = (s.matrix @ x.T).T + s.bias
+            continue
+        a = s.activation
+        if a.kind == "square":
+            e = 2 * float(np.max(np.abs(x))) * e + e * e + eta
+            x = x * x
+        elif a.kind == "identity":
+            pass
+        else:
+            lo, hi = float(np.min(x)) - e, float(np.max(x)) + e
+            grid = np.linspace(lo, hi, 4001)
+            L = float(np.max(np.abs(np.gradient(a.poly(grid), grid))))
+            peak = [float(np.max(np.abs(x)))]
+            y = a.poly.plan.run(x, observe=lambda v: peak.append(float(np.max(np.abs(v)))))
+            snap = delta * a.poly.plan.additions * max(peak)
+            e = L * e + (float(a.poly.noise_gain) + 1) * eta + snap
+            x = y
+    return e
+
+
+@pytest.fixture
+def ckks_error_bound():
+    """The derived CKKS error bound of an EncryptedModel's scores, as a function (model, X, ctx)."""
+    return _ckks_error_bound

@@ -145,3 +145,22 @@ def test_from_bytes_rejects_foreign_and_tampered_blobs(ckks):
     meta = {"features": dict(b.metadata["features"], batch_size=3)}
     with pytest.raises(InvalidCiphertextError, match="power of two"):
         EncryptedFeatures.from_bytes(ckks, pack_blob(b.kind, b.scheme, b.fingerprint, meta, b.sections))
+
+
+@pytest.mark.parametrize("scheme", ["ckks", "bfv"])
+def test_images_are_one_column_per_pixel_in_c_order(scheme, request):
+    ctx = request.getfixturevalue(scheme)
+    rng = np.random.default_rng(7)
+    imgs = rng.integers(-8, 8, size=(5, 2, 3, 4)).astype(np.float64)
+    enc = encrypt_features(ctx, imgs)
+    assert enc.layout == "columns" and enc.n_samples == 5 and enc.n_features == 2 * 3 * 4
+    back = EncryptedFeatures.from_bytes(ctx, enc.to_bytes())
+    flat = imgs.reshape(5, -1)
+    for j in (0, 7, 23):  # pixel (c, h, w) = flat index c*12 + h*4 + w
+        # CKKS: fresh noise below _fresh_bound per slot; BFV: integers are exact at 8 fractional bits
+        tol = _fresh_bound(ctx) if scheme == "ckks" else 0.0
+        np.testing.assert_allclose(ctx.decrypt(back.vectors[j]), flat[:, j], rtol=0, atol=tol)
+    with pytest.raises(ShapeMismatchError, match="columns"):
+        encrypt_features(ctx, imgs, layout="blocks")
+    with pytest.raises(ShapeMismatchError, match="images"):
+        encrypt_features(ctx, imgs[..., None])

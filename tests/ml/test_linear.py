@@ -85,7 +85,11 @@ def test_predict_proba_matches_the_polynomial_in_plaintext(data, ckks3):
     R = model.logit_range_
     z = clf.decision_function(X_tr)
     assert R == pytest.approx(1.25 * np.max(np.abs(z)))
-    proba = ckks3.decrypt(model.predict_proba(encrypt_features(ckks3, X_te)))
+    both = ckks3.decrypt(model.predict_proba(encrypt_features(ckks3, X_te)))
+    assert both.shape == (len(X_te), 2)  # scikit-learn's shape; column 0 = 1 - column 1 (no level)
+    proba = both[:, 1]
+    unit0 = 2 * ckks3.poly_modulus_degree / 2.0 ** ckks3.scale_bits  # the subtraction adds no noise
+    assert np.max(np.abs(both[:, 0] + proba - 1.0)) <= unit0
     t = clf.decision_function(X_te) / R
     expect = model.sigmoid_(t)
     # score noise (scaled by 1/R) propagated through p (|p'| <= ~R/4 * ... bounded by the coefficients)
@@ -195,9 +199,14 @@ def test_unsupported_schemes_and_shapes(data):
         model.decision_function(encrypt_features(bfv, X_te[:5, 0]))
     with pytest.raises(ParameterError, match="expects encrypted features"):
         model.decision_function(X_te[:5])
-    with pytest.raises(ShapeMismatchError, match="binary classifiers"):
+    with pytest.raises(ShapeMismatchError, match=r"is binary.*he_ml.ml.from_sklearn"):
         EncryptedLogisticRegression.from_sklearn(
             LogisticRegression().fit(X_te[:60], np.arange(60) % 3))
+    # a fitted Pipeline or MLP is not "not fitted": the message points to from_sklearn
+    from sklearn.pipeline import make_pipeline
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(X_te[:60], np.arange(60) % 2)
+    with pytest.raises(UnsupportedOperationError, match=r"got Pipeline.*he_ml.ml.from_sklearn"):
+        EncryptedLogisticRegression.from_sklearn(pipe)
 
 
 def test_parameter_validation_and_sklearn_contract():
