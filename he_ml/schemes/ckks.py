@@ -1684,8 +1684,7 @@ def _custom_name(preset: str | None) -> str | None:
     return None
 
 
-# =====================================================================================
-
+# ============================================================================================
 # Raw RNS access for multiparty (committee) keys -- used by he_ml.aggregation.committee_lattice
 # (branch h9-committee). Everything below only reads/writes SEAL objects through SEAL's own
 # serialization format (SEAL 4.x, uncompressed), so SEAL validates every object it loads.
@@ -1879,7 +1878,8 @@ def multiparty_context(scheme: str, *, poly_modulus_degree: int, coeff_mod_bit_s
     ctx._build(preset=None, n=int(poly_modulus_degree), bits=[int(b) for b in coeff_mod_bit_sizes],
                rotations=None, relin_keys=False, allow_insecure=False, extra=extra)
     return ctx
-=======
+
+
 # ---------------------------------------------------------------------------- fused multiply-accumulate
 #: Memory budget of the per-call cache of encoded weights (conv kernels reuse a few values many times).
 _WEIGHT_CACHE_BYTES = 256 << 20
