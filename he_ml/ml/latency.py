@@ -298,11 +298,28 @@ class _LinearStage:
 
 @dataclass
 class _ActivationStage:
+    """Slot-wise activation.  An "approximated" IR activation's polynomial reads the normalized
+    ``t = (x - mid) / half``; that affine map is folded into the previous affine stage
+    (``folded=True``, free) or, with no affine stage before it, applied here (one level)."""
+
     layer: Any
+    folded: bool = False
 
     @property
     def kind(self) -> str:
         return str(self.layer.kind)
+
+    @property
+    def normalization(self) -> tuple[float, float]:
+        if self.kind != "approximated":
+            return 0.0, 1.0
+        norm = getattr(self.layer, "normalization", (0.0, 1.0))
+        return float(norm[0]), float(norm[1])
+
+    @property
+    def _pre(self) -> tuple[float, float] | None:
+        mid, half = self.normalization
+        return None if self.folded or (mid == 0.0 and half == 1.0) else (mid, half)
 
     @property
     def depth(self) -> int:
@@ -310,21 +327,26 @@ class _ActivationStage:
             return 0
         if self.kind == "square":
             return 1
-        return int(self.layer.poly.depth)
+        return int(self.layer.poly.depth) + (self._pre is not None)
 
     def plain(self, x: np.ndarray) -> np.ndarray:
         if self.kind == "identity":
             return x
         if self.kind == "square":
             return x * x
-        twin = getattr(self.layer, "twin", None)
-        return np.asarray(twin(x) if twin is not None else self.layer.poly(x), dtype=np.float64)
+        pre = self._pre
+        if pre is not None:
+            x = (x - pre[0]) / pre[1]
+        return np.asarray(self.layer.poly(x), dtype=np.float64)
 
     def evaluate(self, x: EncryptedVector) -> EncryptedVector:
         if self.kind == "identity":
             return x
         if self.kind == "square":
             return x * x
+        pre = self._pre
+        if pre is not None:
+            x = x * (1.0 / pre[1]) + (-pre[0] / pre[1])
         return self.layer.poly.evaluate(x)
 
 
@@ -394,7 +416,7 @@ def _scattered_layout(layer: Any, layout_in: _Layout) -> _Layout | None:
 
 
 def _linear_stage(group: list[Any], layout_in: _Layout, known: set[int], last: bool,
-                  n_in: int) -> tuple[_LinearStage, _Layout]:
+                  n_in: int, post: tuple[float, float] = (0.0, 1.0)) -> tuple[_LinearStage, _Layout]:
     names = [type(layer).__name__ for layer in group]
     W, b = None, None
     size = n_in
@@ -407,6 +429,8 @@ def _linear_stage(group: list[Any], layout_in: _Layout, known: set[int], last: b
         Wl, bl = dense_matrix(layer)
         W, b = (Wl, bl) if W is None else (Wl @ W, Wl @ b + bl)
         size = size_out
+    if post != (0.0, 1.0):  # the next activation's normalization (x - mid) / half, folded in
+        W, b = W / post[1], (b - post[0]) / post[1]
     n_out = W.shape[0]
     p_in = layout_in.period
     candidates = []
@@ -555,7 +579,13 @@ class LatencyModel:
                 for layer in group:
                     size = _layer_in_out(layer, size)
                 continue
-            stage, layout = _linear_stage(group, layout, known, gi == last_linear, size)
+            nxt = next((g for g in groups[gi + 1:] if not (isinstance(g, list) and all(
+                type(layer).__name__ == "Flatten" for layer in g))), None)
+            post = (0.0, 1.0)
+            if isinstance(nxt, _ActivationStage) and nxt.kind == "approximated":
+                post = nxt.normalization
+                nxt.folded = True
+            stage, layout = _linear_stage(group, layout, known, gi == last_linear, size, post)
             size = stage.weight.shape[0]
             known |= stage.steps
             self._stages.append(stage)

@@ -62,6 +62,11 @@ except ImportError:  # pragma: no cover - only before the IR branch is merged
         def square(cls):
             return cls("square", "square")
 
+        @property
+        def normalization(self):  # an "approximated" poly reads t = (x - mid) / half
+            lo, hi = self.interval
+            return 0.5 * (lo + hi), 0.5 * (hi - lo)
+
 K_FRESH = 12      # std multiples for Gaussian fresh/rescale noise (test_ckks.fresh_error_bound)
 K_ROTATION = 400  # std multiples for one rotation's heavy-tailed key-switching noise (test_ckks)
 
@@ -220,15 +225,17 @@ def test_cnn_equals_torch_module(rng):
 
 
 def test_polynomial_activation_uses_the_evaluator(rng):
-    p = he_ml.ml.approximate("tanh", degree=3, interval=(-4, 4))
+    """An IR "approximated" activation: the poly reads t = (x - mid) / half, folded into W1."""
+    p = he_ml.ml.approximate(lambda t: np.tanh(3.0 * t - 1.0), degree=3, interval=(-1, 1))
     W1, W2 = rng.normal(size=(6, 10)) * 0.5, rng.normal(size=(2, 6))
-    m = LatencyModel([Dense(W1, np.zeros(6)), Activation("approximated", "tanh", p, interval=p.interval),
+    m = LatencyModel([Dense(W1, np.zeros(6)), Activation("approximated", "tanh", p, interval=(-2.0, 4.0)),
                       Dense(W2, np.zeros(2))], (10,))
     assert m.depth == 2 + p.depth
     X = rng.uniform(-1, 1, (5, 10))
     ctx = m.context(X)
     out = ctx.decrypt(m.decision_function(m.encrypt(ctx, X[0])))
-    expect = W2 @ p(W1 @ X[0])
+    expect = W2 @ p((W1 @ X[0] - 1.0) / 3.0)  # mid 1, half 3
+    np.testing.assert_allclose(m.plain(X[:1])[0], expect, atol=1e-12)
     tol = _error_bound(m, ctx, X)
     assert tol < 5e-2  # outputs are O(1); a wrong coefficient or level errs by O(0.1)
     assert np.max(np.abs(out - expect)) <= tol
