@@ -29,7 +29,7 @@ threads, he_ml one) and wall seconds; medians over repeats.  The machine is shar
 
 Usage::
 
-    python benchmarks/bench_networks.py --quick          # CI-sized: small batch, 1 repeat
+    python benchmarks/bench_networks.py --quick          # 1 TenSEAL image, 2 latency images, 1 repeat
     python benchmarks/bench_networks.py --save           # full run, writes results/bench_networks.json/.png
 """
 from __future__ import annotations
@@ -211,13 +211,13 @@ def bench_tenseal(net, X, count: int) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- he_ml latency
-def bench_latency(layers, input_shape, X_cal, X, count: int, name: str) -> dict[str, Any]:
+def bench_latency(layers, input_shape, X_cal, X, count: int, name: str, keys: str = "exact") -> dict[str, Any]:
     import he_ml
     from he_ml.ml.latency import LatencyModel
 
     model = LatencyModel(layers, input_shape)
     with Clock() as kg:
-        ctx = model.context(X_cal)
+        ctx = model.context(X_cal, rotation_keys=keys)
         pub_blob = ctx.public_context().to_bytes()
     server = he_ml.load_context(pub_blob)
     client = ctx.public_context()
@@ -234,7 +234,8 @@ def bench_latency(layers, input_shape, X_cal, X, count: int, name: str) -> dict[
         enc_times.append(ce)
         eval_times.append(cv)
     return {"implementation": f"he_ml latency layout ({name})", "images": count,
-            "parameters": ctx.parameters, "depth": model.depth, "rotation_keys": len(model.rotation_steps),
+            "parameters": ctx.parameters, "depth": model.depth, "rotation_steps": len(model.rotation_steps),
+            "rotation_keys": len(ctx.rotation_steps_available), "key_mode": keys,
             "plan": model.stages, "keygen_cpu_s": kg.cpu, "public_context_bytes": len(pub_blob),
             "upload_bytes_per_image": up,
             "cpu_s_per_image": statistics.median(c.cpu for c in times),
@@ -303,7 +304,7 @@ def tabular_models(seed: int = 0):
 # ----------------------------------------------------------------------------- main
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="small batch, few images, 1 repeat")
+    ap.add_argument("--quick", action="store_true", help="3 epochs, 1 TenSEAL image, 2 latency images, 1 repeat")
     ap.add_argument("--save", action="store_true", help="write results/bench_networks(.json/.png)")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--baseline-images", type=int, default=None, help="TenSEAL images (median)")
@@ -316,7 +317,7 @@ def main() -> None:
     nb = args.baseline_images or (1 if q else 3)
     nl = args.latency_images or (2 if q else 10)
     reps = args.repeats or (1 if q else 3)
-    batch = args.batch or (512 if q else None)
+    batch = args.batch  # default: a full ciphertext of images (the cost per batch is the same below it)
 
     from rich.console import Console
     from rich.table import Table
@@ -349,6 +350,12 @@ def main() -> None:
     lat["max_abs_error"] = float(np.max(np.abs(lat["logits"] - plain_logits[:nl])))
     lat["agreement_with_plaintext"] = float(np.mean(lat["logits"].argmax(1) == plain_logits[:nl].argmax(1)))
     rows["latency"] = lat
+    with console.status("he_ml latency layout, power-of-two rotation keys only..."):
+        lat2 = bench_latency(layers if not conv else layers.layers, (1, 28, 28), X_tr, X_te, nl,
+                             lat_name + ", +-2^k keys", keys="pow2")
+    lat2["max_abs_error"] = float(np.max(np.abs(lat2["logits"] - plain_logits[:nl])))
+    lat2["agreement_with_plaintext"] = float(np.mean(lat2["logits"].argmax(1) == plain_logits[:nl].argmax(1)))
+    rows["latency_pow2"] = lat2
 
     if conv:
         with console.status("he_ml throughput layout (a full ciphertext of images)..."):
@@ -382,7 +389,7 @@ def main() -> None:
     for col in ("implementation", "images", "s/image (CPU)", "images/s (CPU)", "s/image (wall)",
                 "upload B/image", "public ctx MB", "agree w/ plain", "max |err|"):
         t.add_column(col, justify="left" if col == "implementation" else "right")
-    for key in ("tenseal", "latency", "throughput"):
+    for key in ("tenseal", "latency", "latency_pow2", "throughput"):
         if key not in rows:
             continue
         r = rows[key]
@@ -399,6 +406,9 @@ def main() -> None:
                    lat_x >= TARGET_LATENCY))
     lat_w = base["wall_s_per_image"] / lat["wall_s_per_image"]
     checks.append(("latency layout vs TenSEAL, one image (wall)", f"{lat_w:.1f}x", "(info)", None))
+    lat2_x = base["cpu_s_per_image"] / rows["latency_pow2"]["cpu_s_per_image"]
+    checks.append(("latency layout, +-2^k keys only, vs TenSEAL (CPU)", f"{lat2_x:.1f}x", f">= {TARGET_LATENCY:g}x",
+                   lat2_x >= TARGET_LATENCY))
     if "throughput" in rows:
         thr = rows["throughput"]
         thr_x = base["cpu_s_per_image"] / thr["cpu_s_per_image"]
@@ -445,7 +455,8 @@ def main() -> None:
     if not conv:
         console.print("[yellow]he_ml.ml.from_torch/from_sklearn not available: throughput, MLP and wine rows "
                       "skipped (they need the converters branch).[/]")
-    console.print(f"latency plan: depth {lat['depth']}, {lat['rotation_keys']} rotation keys, parameters "
+    console.print(f"latency plan: depth {lat['depth']}, {lat['rotation_keys']} rotation keys "
+                  f"({rows['latency_pow2']['rotation_keys']} in the +-2^k mode), parameters "
                   f"{lat['parameters']}; the machine is shared (2 cores, other jobs running): timings are noisy.")
 
     if args.save:
@@ -487,10 +498,10 @@ def plot(out: dict[str, Any], path: Path) -> None:
 
     rows = out["rows"]
     names = {"tenseal": "TenSEAL\nper image", "latency": "he_ml latency\n(1 image)",
-             "throughput": "he_ml throughput\n(batched)"}
-    keys = [k for k in ("tenseal", "latency", "throughput") if k in rows]
+             "latency_pow2": "he_ml latency\n(+-2^k keys)", "throughput": "he_ml throughput\n(batched)"}
+    keys = [k for k in ("tenseal", "latency", "latency_pow2", "throughput") if k in rows]
     fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    colors = {"tenseal": "#999", "latency": "#ff7f0e", "throughput": "#1f77b4"}
+    colors = {"tenseal": "#999", "latency": "#ff7f0e", "latency_pow2": "#ffbb78", "throughput": "#1f77b4"}
     ax[0].bar([names[k] for k in keys], [1.0 / rows[k]["cpu_s_per_image"] for k in keys],
               color=[colors[k] for k in keys])
     ax[0].axhline(NGRAPH_PER_CORE, ls="--", c="k", lw=1)

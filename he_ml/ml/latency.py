@@ -384,7 +384,10 @@ def _choose_giant(ks: Sequence[int], known: set[int]) -> int:
         return 1
     top = int(ks.max()) + 1
     best, best_cost = 1, None
-    for g in range(1, min(top, 4 * math.isqrt(top) + 2) + 1):
+    # small g (classic sqrt split) and every power of two (channel offsets and rotate-and-add
+    # steps are multiples of powers of two, so those g often align the giant steps)
+    cands = set(range(1, min(top, 4 * math.isqrt(top) + 2) + 1)) | {1 << e for e in range(top.bit_length() + 1)}
+    for g in sorted(cands):
         babies = set(np.unique(ks % g).tolist()) - {0}
         giants = set((np.unique(ks // g) * g).tolist()) - {0}
         new = len((babies | giants) - known)
@@ -401,7 +404,7 @@ def _scattered_layout(layer: Any, layout_in: _Layout) -> _Layout | None:
     position of the window's top-left corner; then ``t + k`` lands on input ``(ci, r, s)`` with a
     ``k`` that depends only on the tap and the channels.  Needs a contiguous C-order input.
     """
-    (c, h, w), (oc, oh, ow), _, (sh, sw), (ph, pw) = _window_geometry(layer)
+    (c, h, w), (oc, oh, ow), (kh, kw), (sh, sw), (ph, pw) = _window_geometry(layer)
     if not np.array_equal(layout_in.pos, np.arange(c * h * w)):
         return None
     i = np.arange(oh)[:, None]
@@ -410,8 +413,15 @@ def _scattered_layout(layer: Any, layout_in: _Layout) -> _Layout | None:
     span = int(anchor.max()) + 1
     if np.unique(anchor).size != anchor.size:
         return None
-    pos = (np.arange(oc)[:, None] * span + anchor[None, :]).ravel()
     period = max(_next_pow2(oc * span), layout_in.period)
+    # Channel stride: a multiple of T = next_pow2(tap span) when it still fits the period, so the
+    # channel offsets -c * stride (mod P_in) are multiples of T and k = tap + multiple of T: with
+    # g = T the baby steps are the taps and the giant steps the channels (e.g. CryptoNets: 24 + 4).
+    taps = _next_pow2((c - 1) * h * w + (kh - 1) * w + kw)
+    stride = -(-span // taps) * taps
+    if oc * stride > period:
+        stride = span
+    pos = (np.arange(oc)[:, None] * stride + anchor[None, :]).ravel()
     return _Layout(pos, period)
 
 
@@ -737,7 +747,7 @@ class LatencyModel:
             f"throughput layout, lower-degree activations, or a client-aided refresh between layers.")
 
     def context(self, X_calibration: Any = None, *, input_abs_max: float | None = None,
-                margin: float = 2.0, min_scale_bits: int | None = None):
+                margin: float = 2.0, min_scale_bits: int | None = None, rotation_keys: str = "exact"):
         """A 128-bit CKKS key-holder context for this model, with only the keys it needs.
 
         Parameters
@@ -753,6 +763,11 @@ class LatencyModel:
         min_scale_bits : int, optional
             Smallest scale considered; default 28 (32 with polynomial activations, whose terms are
             added across levels and need scale primes close to 2^scale).
+        rotation_keys : {"exact", "pow2"}, default "exact"
+            "exact": one key per step in :attr:`rotation_steps` (fastest). "pow2": only the
+            +-power-of-two keys (``2 log2(slots)``, e.g. 24 at n = 8192); every other rotation is
+            composed from them (its non-adjacent form: a few key switches each), trading time for a
+            smaller public context when the model needs many steps.
 
         Returns
         -------
@@ -777,12 +792,15 @@ class LatencyModel:
         """
         from ..schemes import CKKS
 
+        if rotation_keys not in ("exact", "pow2"):
+            raise ParameterError(f"rotation_keys must be 'exact' or 'pow2'; got {rotation_keys!r}.")
         p = self.parameters(X_calibration, input_abs_max=input_abs_max, margin=margin,
                             min_scale_bits=min_scale_bits)
         relin = any(isinstance(s, _ActivationStage) and s.kind != "identity" for s in self._stages)
         return CKKS(None, poly_modulus_degree=p["poly_modulus_degree"],
                     coeff_mod_bit_sizes=p["coeff_mod_bit_sizes"], scale_bits=p["scale_bits"],
-                    rotations=list(self.rotation_steps) or None, relin_keys=relin)
+                    rotations=("all" if rotation_keys == "pow2" and self.rotation_steps
+                               else list(self.rotation_steps) or None), relin_keys=relin)
 
     # ------------------------------------------------------------------ encryption
     def _check_context(self, ctx: Any, op: str) -> None:
@@ -868,13 +886,15 @@ class LatencyModel:
                 f"latency layout: the model needs {self.depth} multiplicative levels; the ciphertext has "
                 f"{enc.level}. Use model.context() (it plans the depth) and encrypt fresh samples.")
         have = set(ctx.rotation_steps_available)
-        missing = [s for s in self.rotation_steps if galois_element(s, ctx.poly_modulus_degree) not in have]
-        if missing:
+        n = ctx.poly_modulus_degree
+        missing = [s for s in self.rotation_steps if galois_element(s, n) not in have]
+        pow2 = {galois_element(sign * (1 << e), n) for e in range(int(math.log2(n // 2))) for sign in (1, -1)}
+        if missing and not pow2 <= have:  # SEAL composes a missing step from the +-2^e keys
             raise UnsupportedOperationError(
                 f"latency layout: the context lacks rotation keys for steps {missing[:8]}"
                 f"{'...' if len(missing) > 8 else ''} ({len(missing)} of {len(self.rotation_steps)}). "
-                f"Create it with model.context(), or call ctx.enable_rotations(model.rotation_steps) on "
-                f"the key holder before public_context().")
+                f"Create it with model.context(), or call ctx.enable_rotations(model.rotation_steps) (or "
+                f"'all' for the power-of-two set) on the key holder before public_context().")
         x = enc
         for s in self._stages:
             x = self._apply_linear(s, x) if isinstance(s, _LinearStage) else s.evaluate(x)

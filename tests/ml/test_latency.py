@@ -256,6 +256,27 @@ def test_rotation_keys_are_exactly_the_needed_steps(rng):
     assert ctx.rotation_steps_available == before  # nothing generated on the fly
 
 
+def test_pow2_rotation_keys_compose_every_step(rng):
+    W = rng.normal(size=(6, 50))
+    m = LatencyModel([Dense(W, np.zeros(6))], (50,))
+    ctx = m.context(input_abs_max=1.0, rotation_keys="pow2")
+    n = ctx.poly_modulus_degree
+    pow2 = {galois_element(sg * (1 << e), n) for e in range(int(math.log2(n // 2))) for sg in (1, -1)}
+    assert set(ctx.rotation_steps_available) == pow2
+    assert not m.galois_elements(n) <= pow2  # some steps really are composed
+    x = rng.uniform(-1, 1, 50)
+    out = ctx.decrypt(m.decision_function(m.encrypt(ctx.public_context(), x)))
+    # a composed rotation is up to log2(slots) key switches: charge each rotation that many
+    f, r = _units(ctx)
+    hops = int(math.log2(n // 2))
+    s = m._stages[0]
+    tol = float(np.max(np.abs(W).sum(axis=1))) * (f + 2 * hops * r) + (s.period // s.out.period) * (
+        len(s.diagonals) * f + (len(s.giant_steps) + len(s.sum_steps)) * hops * r)
+    assert np.max(np.abs(out - W @ x)) <= tol
+    with pytest.raises(ParameterError, match="rotation_keys"):
+        m.context(input_abs_max=1.0, rotation_keys="some")
+
+
 def test_galois_element_matches_seal():
     for step in (1, 5, 100, 2047):
         ctx = he_ml.CKKS(None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[39, 30, 39],
