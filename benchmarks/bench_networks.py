@@ -311,6 +311,7 @@ def main() -> None:
     ap.add_argument("--latency-images", type=int, default=None, help="latency-layout images (median)")
     ap.add_argument("--batch", type=int, default=None, help="throughput batch (default: slot count)")
     ap.add_argument("--repeats", type=int, default=None)
+    ap.add_argument("--note", default="", help="free text stored in the JSON (e.g. the code revision)")
     args = ap.parse_args()
     q = args.quick
     epochs = args.epochs or (3 if q else 10)
@@ -469,6 +470,7 @@ def main() -> None:
                "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "python": platform.python_version(),
                            "platform": platform.platform(), "tenseal": version("tenseal"),
                            "note": "shared machine (2 cores, other jobs running): timings are noisy",
+                           "run_note": args.note,
                            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
                "rows": {k: strip(v) for k, v in rows.items()},
                "tabular": [{"model": t_, "throughput": strip(r), "latency": strip(lr)} for t_, r, lr in tab_rows],
