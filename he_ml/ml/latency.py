@@ -23,10 +23,11 @@ exactly one ``(k, t)``: ``d_k[t] = W[o, f]`` with ``t + k = pos_in[f] (mod P_in)
 placements are used:
 
 * **contiguous output** ("hybrid", GAZELLE, Juvekar et al. 2018, section 5.2): outputs at
-  positions ``0..n_out-1`` with period ``P_out = next_pow2(n_out)``; ``k = (pos_in[f] - o) mod
-  P_out`` and ``t = pos_in[f] - k``, so at most ``P_out`` diagonals, followed by
-  ``log2(L / P_out)`` rotate-and-add steps (``L = max(P_in, P_out)``) that fold the partial sums
-  ``z[o + j P_out]`` into ``y[o]``;
+  positions ``0..n_out-1`` with period ``P_out = next_pow2(n_out)``.  If ``P_in > P_out``:
+  ``k = (pos_in[f] - o) mod P_out`` and ``t = pos_in[f] - k``, so at most ``P_out`` diagonals,
+  followed by ``log2(P_in / P_out)`` rotate-and-add steps that fold the partial sums
+  ``z[o + j P_out]`` into ``y[o]``.  Otherwise ``t = o`` and ``k = (pos_in[f] - o) mod P_in``: at
+  most ``P_in`` diagonals, no folding (the input's replication does the work);
 * **scattered output** (convolutions and pooling, the LoLa idea of keeping the natural layout,
   Brutzkus et al. 2019, section 4): output ``(c, i, j)`` is placed at the input position of its
   window's top-left corner plus a per-channel offset, so ``k`` depends only on the kernel tap and
@@ -89,6 +90,7 @@ import numpy as np
 
 from ..errors import (
     DepthExhaustedError,
+    HEError,
     ParameterError,
     ShapeMismatchError,
     UnsupportedOperationError,
@@ -100,8 +102,11 @@ __all__ = ["LatencyModel", "dense_matrix", "galois_element"]
 
 #: Largest slot count a latency model may need (n = 32768, the largest supported ring).
 MAX_SLOTS = 16384
-#: Affine layers above this many weight entries (rows x columns) are refused before allocating.
-MAX_DENSE_ENTRIES = 1 << 26
+#: Affine layers above this many weight entries (rows x columns) are refused before allocating
+#: (2^24 float64 = 128 MiB).
+MAX_DENSE_ENTRIES = 1 << 24
+#: Plaintext diagonals of one layer above this many values are refused (2^26 float64 = 512 MiB).
+MAX_DIAGONAL_VALUES = 1 << 26
 _LINEAR = ("Dense", "Conv2d", "AvgPool2d", "Flatten")
 
 
@@ -364,7 +369,14 @@ def _place(W: np.ndarray, pos_in: np.ndarray, p_in: int, mode: str, pos_out: np.
         t = (pos_in[cols] - k) % period
     # each (k, t) holds one weight: t fixes the output row, k then fixes the input column
     if np.unique(k * period + t).size != k.size:
-        raise AssertionError("latency layout: two weights placed in one diagonal slot (layout bug)")
+        raise HEError("latency layout: two weights were placed in one diagonal slot; this is a bug in "
+                      "he_ml.ml.latency, please report it with the model's layer shapes.")
+    n_diags = np.unique(k).size
+    if n_diags * period > MAX_DIAGONAL_VALUES:
+        raise ShapeMismatchError(
+            f"latency layout: a {W.shape[0]} x {W.shape[1]} layer needs {n_diags} diagonals of {period} "
+            f"slots ({n_diags * period} values, limit {MAX_DIAGONAL_VALUES}); use the throughput layout "
+            f"(encrypt_features) for layers this wide.")
     diags: dict[int, np.ndarray] = {}
     order = np.argsort(k, kind="stable")
     k, t, vals = k[order], t[order], vals[order]
@@ -437,6 +449,10 @@ def _linear_stage(group: list[Any], layout_in: _Layout, known: set[int], last: b
         if W is not None and W.shape[0] * size_out > MAX_DENSE_ENTRIES:
             raise ShapeMismatchError(f"fused layers {names} exceed {MAX_DENSE_ENTRIES} matrix entries.")
         Wl, bl = dense_matrix(layer)
+        if Wl.size > MAX_DENSE_ENTRIES:
+            raise ShapeMismatchError(
+                f"latency layout: a {Wl.shape[0]} x {Wl.shape[1]} layer exceeds {MAX_DENSE_ENTRIES} weights; use "
+                f"the throughput layout (encrypt_features) for layers this wide.")
         W, b = (Wl, bl) if W is None else (Wl @ W, Wl @ b + bl)
         size = size_out
     if post != (0.0, 1.0):  # the next activation's normalization (x - mid) / half, folded in
@@ -525,7 +541,8 @@ class LatencyModel:
     Cost per sample: for every affine group, one plaintext product per non-zero generalized
     diagonal and ``|baby| + |giant| (+ log2(L / P_out))`` rotations; activations cost their
     ciphertext products.  The CryptoNets network (conv 5x5/2 -> 5 maps, square, 720 -> 100,
-    square, 100 -> 10) needs 125 + 128 + 16 products and about 60 rotations at n = 8192.
+    square, 100 -> 10) needs 125 + 128 + 16 products, 64 rotations and 46 rotation keys at
+    n = 8192.
 
     Example
     -------
@@ -608,8 +625,6 @@ class LatencyModel:
             raise ShapeMismatchError(
                 f"this model's layouts need {self.min_slots} slots, above the largest ring's {MAX_SLOTS}; "
                 f"use the throughput layout (encrypt_features).")
-        if last_linear == -1 and not np.array_equal(layout.pos, np.arange(size)):
-            raise AssertionError("latency layout: output not contiguous")  # cannot happen: no linear stage
         self.rotation_steps = tuple(sorted(known))
         self.depth = sum(1 if isinstance(s, _LinearStage) else s.depth for s in self._stages)
         self._plain_factors_max = max(

@@ -322,6 +322,38 @@ def test_bad_inputs_raise_clear_errors(rng):
         LatencyModel([Dense(np.ones((1, 20000)), np.zeros(1))], (20000,))
 
 
+def test_huge_layers_are_refused_before_allocating(rng):
+    conv = Conv2d(np.ones((16, 3, 3, 3)), np.zeros(16), 1, 0, (3, 128, 128))
+    with pytest.raises(ShapeMismatchError, match="throughput layout"):
+        dense_matrix(conv)  # 254016 x 49152 entries: refused from the shapes alone
+    with pytest.raises(ShapeMismatchError, match="throughput layout"):
+        LatencyModel([Dense(np.ones((4200, 4000)), np.zeros(4200))], (4000,))
+
+
+def test_activation_after_activation_normalizes_in_place(rng):
+    """No affine layer before the polynomial: (x - mid) / half costs one level there."""
+    p = he_ml.ml.approximate(lambda t: np.tanh(2.0 * t), degree=3, interval=(-1, 1))
+    W = rng.normal(size=(4, 8)) * 0.3
+    act = Activation("approximated", "tanh", p, interval=(-3.0, 5.0))
+    m = LatencyModel([Dense(W, np.zeros(4)), Activation.square(), act], (8,))
+    assert m.depth == 1 + 1 + 1 + p.depth
+    X = rng.uniform(-1, 1, (4, 8))
+    expect = p(((X[0] @ W.T) ** 2 - 1.0) / 4.0)
+    np.testing.assert_allclose(m.plain(X[:1])[0], expect, atol=1e-12)
+    ctx = m.context(X)
+    out = ctx.decrypt(m.decision_function(m.encrypt(ctx, X[0])))
+    # error after the square: bound of the two first stages; the scalar affine map divides it by
+    # half = 4 and adds one rescale; then the polynomial's slope (<= sum k |c_k| on [-1, 1]) and noise
+    f, r = _units(ctx)
+    two = LatencyModel([Dense(W, np.zeros(4)), Activation.square()], (8,))
+    e = _error_bound(two, ctx, X) / 4.0 + f
+    slope = float(np.sum(np.abs(p.coefficients) * np.arange(len(p.coefficients))))
+    primes = ctx._primes[1:-1]
+    snap = max(abs(q / 2.0 ** ctx.scale_bits - 1.0) for q in primes)
+    tol = slope * e + (p.noise_gain + 4) * f + (p.degree + 1) * snap * p.max_intermediate
+    assert np.max(np.abs(out - expect)) <= tol
+
+
 def test_too_shallow_or_too_small_context_is_refused(rng):
     W = rng.normal(size=(2, 6))
     m = LatencyModel([Dense(W, np.zeros(2)), Activation.square(), Dense(np.ones((1, 2)), np.zeros(1))], (6,))
