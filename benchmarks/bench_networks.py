@@ -502,7 +502,7 @@ def plot(out: dict[str, Any], path: Path) -> None:
     names = {"tenseal": "TenSEAL\nper image", "latency": "he_ml latency\n(1 image)",
              "latency_pow2": "he_ml latency\n(+-2^k keys)", "throughput": "he_ml throughput\n(batched)"}
     keys = [k for k in ("tenseal", "latency", "latency_pow2", "throughput") if k in rows]
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    fig, ax = plt.subplots(1, 2, figsize=(14, 4.5))
     colors = {"tenseal": "#999", "latency": "#ff7f0e", "latency_pow2": "#ffbb78", "throughput": "#1f77b4"}
     ax[0].bar([names[k] for k in keys], [1.0 / rows[k]["cpu_s_per_image"] for k in keys],
               color=[colors[k] for k in keys])
