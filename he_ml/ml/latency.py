@@ -302,57 +302,94 @@ class _LinearStage:
 
 
 @dataclass
+class _Affine1:
+    """Element-wise ``a * x + k`` (scalars): an activation's normalization or a quadratic's
+    outer coefficients.  Fused into a neighbouring affine group, or applied in place."""
+
+    a: float
+    k: float
+
+
+@dataclass
 class _ActivationStage:
-    """Slot-wise activation.  An "approximated" IR activation's polynomial reads the normalized
-    ``t = (x - mid) / half``; that affine map is folded into the previous affine stage
-    (``folded=True``, free) or, with no affine stage before it, applied here (one level)."""
+    """Slot-wise activation: ``square`` (``x * x``) or a polynomial whose input is already
+    normalized (an "approximated" IR activation reads ``t = (x - mid) / half``; that map is an
+    `_Affine1` placed before it)."""
 
-    layer: Any
-    folded: bool = False
-
-    @property
-    def kind(self) -> str:
-        return str(self.layer.kind)
-
-    @property
-    def normalization(self) -> tuple[float, float]:
-        if self.kind != "approximated":
-            return 0.0, 1.0
-        norm = getattr(self.layer, "normalization", (0.0, 1.0))
-        return float(norm[0]), float(norm[1])
-
-    @property
-    def _pre(self) -> tuple[float, float] | None:
-        mid, half = self.normalization
-        return None if self.folded or (mid == 0.0 and half == 1.0) else (mid, half)
+    kind: str
+    poly: Any = None
 
     @property
     def depth(self) -> int:
-        if self.kind == "identity":
-            return 0
-        if self.kind == "square":
-            return 1
-        return int(self.layer.poly.depth) + (self._pre is not None)
+        return 1 if self.kind == "square" else int(self.poly.depth)
 
     def plain(self, x: np.ndarray) -> np.ndarray:
-        if self.kind == "identity":
-            return x
         if self.kind == "square":
             return x * x
-        pre = self._pre
-        if pre is not None:
-            x = (x - pre[0]) / pre[1]
-        return np.asarray(self.layer.poly(x), dtype=np.float64)
+        return np.asarray(self.poly(x), dtype=np.float64)
 
     def evaluate(self, x: EncryptedVector) -> EncryptedVector:
-        if self.kind == "identity":
-            return x
         if self.kind == "square":
             return x * x
-        pre = self._pre
-        if pre is not None:
-            x = x * (1.0 / pre[1]) + (-pre[0] / pre[1])
-        return self.layer.poly.evaluate(x)
+        return self.poly.evaluate(x)
+
+
+@dataclass
+class _ScalarStage:
+    """``a * x + k`` on every slot, when no affine layer is adjacent to absorb it."""
+
+    a: float
+    k: float
+
+    @property
+    def kind(self) -> str:
+        return "scalar affine"
+
+    @property
+    def depth(self) -> int:
+        return 0 if float(self.a).is_integer() else 1  # he_ml multiplies by integers without a level
+
+    def plain(self, x: np.ndarray) -> np.ndarray:
+        return self.a * x + self.k
+
+    def evaluate(self, x: EncryptedVector) -> EncryptedVector:
+        if self.a != 1.0:
+            x = x * self.a
+        return x + self.k if self.k != 0.0 else x
+
+
+def _lower_activation(layer: Any) -> list[Any]:
+    """An IR activation as latency items: stages and element-wise affine maps.
+
+    * identity: nothing; square: one product;
+    * "approximated": ``(x - mid) / half`` (free once fused) then the polynomial;
+    * "polynomial" of degree <= 1: affine (free once fused); of degree 2:
+      ``c2 x^2 + c1 x + c0 = c2 (x + s)^2 + k`` with ``s = c1 / (2 c2)``, ``k = c0 - c1^2 / (4 c2)``
+      (CryptoNets' square at one level, the shift and the outer coefficients fused into the
+      neighbouring affine layers); higher degrees: the minimal-depth polynomial plan.
+    """
+    kind = str(layer.kind)
+    if kind == "identity":
+        return []
+    if kind == "square":
+        return [_ActivationStage("square")]
+    if kind == "approximated":
+        norm = getattr(layer, "normalization", (0.0, 1.0))
+        mid, half = float(norm[0]), float(norm[1])
+        return [_Affine1(1.0 / half, -mid / half), _ActivationStage("polynomial", layer.poly)]
+    if kind == "polynomial":
+        c = getattr(layer, "coefficients", None)
+        c = None if c is None else np.trim_zeros(np.asarray(c, dtype=np.float64), "b")
+        if c is not None and c.size <= 2:
+            c = np.pad(c, (0, 2 - c.size))
+            return [_Affine1(float(c[1]), float(c[0]))]
+        if c is not None and c.size == 3:
+            shift, const = c[1] / (2 * c[2]), c[0] - c[1] ** 2 / (4 * c[2])
+            return [_Affine1(1.0, float(shift)), _ActivationStage("square"), _Affine1(float(c[2]), float(const))]
+        return [_ActivationStage("polynomial", layer.poly)]
+    raise UnsupportedOperationError(
+        f"latency layout: activation kind {kind!r} is not supported; supported: identity, square, "
+        f"polynomial, approximated.")
 
 
 def _place(W: np.ndarray, pos_in: np.ndarray, p_in: int, mode: str, pos_out: np.ndarray | None,
@@ -438,11 +475,18 @@ def _scattered_layout(layer: Any, layout_in: _Layout) -> _Layout | None:
 
 
 def _linear_stage(group: list[Any], layout_in: _Layout, known: set[int], last: bool,
-                  n_in: int, post: tuple[float, float] = (0.0, 1.0)) -> tuple[_LinearStage, _Layout]:
-    names = [type(layer).__name__ for layer in group]
+                  n_in: int) -> tuple[_LinearStage, _Layout]:
+    names = [type(layer).__name__.lstrip("_") for layer in group]
     W, b = None, None
+    pre_a, pre_k = 1.0, 0.0  # element-wise maps met before the first matrix
     size = n_in
     for layer in group:
+        if isinstance(layer, _Affine1):
+            if W is None:
+                pre_a, pre_k = layer.a * pre_a, layer.a * pre_k + layer.k
+            else:
+                W, b = layer.a * W, layer.a * b + layer.k
+            continue
         size_out = _layer_in_out(layer, size)
         if type(layer).__name__ == "Flatten":
             continue  # C-order flattening: the identity on the flat representation
@@ -453,10 +497,11 @@ def _linear_stage(group: list[Any], layout_in: _Layout, known: set[int], last: b
             raise ShapeMismatchError(
                 f"latency layout: a {Wl.shape[0]} x {Wl.shape[1]} layer exceeds {MAX_DENSE_ENTRIES} weights; use "
                 f"the throughput layout (encrypt_features) for layers this wide.")
-        W, b = (Wl, bl) if W is None else (Wl @ W, Wl @ b + bl)
+        if W is None:  # Wl (a x + k) + bl
+            W, b = pre_a * Wl, bl + pre_k * Wl.sum(axis=1)
+        else:
+            W, b = Wl @ W, Wl @ b + bl
         size = size_out
-    if post != (0.0, 1.0):  # the next activation's normalization (x - mid) / half, folded in
-        W, b = W / post[1], (b - post[0]) / post[1]
     n_out = W.shape[0]
     p_in = layout_in.period
     candidates = []
@@ -471,7 +516,8 @@ def _linear_stage(group: list[Any], layout_in: _Layout, known: set[int], last: b
         s *= 2
     candidates.append(("contiguous", period, diags, tuple(sums), _Layout(np.arange(n_out), p_out)))
     windows = [layer for layer in group if type(layer).__name__ in ("Conv2d", "AvgPool2d")]
-    others = [layer for layer in group if type(layer).__name__ not in ("Conv2d", "AvgPool2d", "Flatten")]
+    others = [layer for layer in group if type(layer).__name__ not in ("Conv2d", "AvgPool2d", "Flatten")
+              and not isinstance(layer, _Affine1)]
     if not last and len(windows) == 1 and not others:
         out = _scattered_layout(windows[0], layout_in)
         if out is not None and out.period <= max(period, 4096):
@@ -584,35 +630,36 @@ class LatencyModel:
         layout = _Layout.contiguous(self.n_inputs)
         size = self.n_inputs
         known: set[int] = set()
-        groups: list[list[Any]] = []
+        items: list[Any] = []
         for layer in layers:
             kind = _kind(layer)
-            is_affine = kind in _LINEAR or (kind == "Activation" and layer.kind == "identity")
-            if is_affine:
+            items.extend([layer] if kind in _LINEAR else _lower_activation(layer))
+        groups: list[Any] = []   # lists of affine items (IR linear layers, _Affine1) or a stage
+        for item in items:
+            if isinstance(item, _ActivationStage):
+                groups.append(item)
+            else:
                 if not groups or not isinstance(groups[-1], list):
                     groups.append([])
-                if kind in _LINEAR:
-                    groups[-1].append(layer)
-            else:
-                groups.append(_ActivationStage(layer))  # type: ignore[arg-type]
-        last_linear = max((i for i, g in enumerate(groups) if isinstance(g, list) and g), default=-1)
+                groups[-1].append(item)
+        has_matrix = [isinstance(g, list) and any(not isinstance(it, _Affine1) and type(it).__name__ != "Flatten"
+                                                  for it in g) for g in groups]
+        last_linear = max((i for i, h in enumerate(has_matrix) if h), default=-1)
         for gi, group in enumerate(groups):
             if isinstance(group, _ActivationStage):
                 self._stages.append(group)
                 continue
-            if not group:
+            if not has_matrix[gi]:  # Flatten and element-wise maps only: no rotation needed
+                a, k = 1.0, 0.0
+                for item in group:
+                    if isinstance(item, _Affine1):
+                        a, k = item.a * a, item.a * k + item.k
+                    else:
+                        size = _layer_in_out(item, size)
+                if (a, k) != (1.0, 0.0):
+                    self._stages.append(_ScalarStage(a, k))
                 continue
-            if all(type(layer).__name__ == "Flatten" for layer in group):
-                for layer in group:
-                    size = _layer_in_out(layer, size)
-                continue
-            nxt = next((g for g in groups[gi + 1:] if not (isinstance(g, list) and all(
-                type(layer).__name__ == "Flatten" for layer in g))), None)
-            post = (0.0, 1.0)
-            if isinstance(nxt, _ActivationStage) and nxt.kind == "approximated":
-                post = nxt.normalization
-                nxt.folded = True
-            stage, layout = _linear_stage(group, layout, known, gi == last_linear, size, post)
+            stage, layout = _linear_stage(group, layout, known, gi == last_linear, size)
             size = stage.weight.shape[0]
             known |= stage.steps
             self._stages.append(stage)
@@ -718,10 +765,12 @@ class LatencyModel:
         for s in self._stages:  # worst case over the box |x| <= b: guaranteed, may be loose
             if isinstance(s, _LinearStage):
                 b = float(np.max(np.abs(s.weight).sum(axis=1) * b + np.abs(s.bias)))
+            elif isinstance(s, _ScalarStage):
+                b = abs(s.a) * b + abs(s.k)
             elif s.kind == "square":
                 b = b * b
-            elif s.kind != "identity":
-                lo, hi = s.layer.poly.interval
+            else:
+                lo, hi = s.poly.interval
                 grid = np.linspace(min(lo, -b), max(hi, b), 4097)
                 b = float(np.max(np.abs(s.plain(grid))))
             seen.append(b)
@@ -733,8 +782,7 @@ class LatencyModel:
         if not (isinstance(margin, (int, float)) and margin >= 1.0):
             raise ParameterError(f"margin must be a number >= 1; got {margin!r}.")
         bound = self._value_bound(X_calibration, input_abs_max, float(margin))
-        needs_poly = any(isinstance(s, _ActivationStage) and s.kind not in ("identity", "square")
-                         for s in self._stages)
+        needs_poly = any(isinstance(s, _ActivationStage) and s.kind == "polynomial" for s in self._stages)
         smin = int(min_scale_bits) if min_scale_bits is not None else (32 if needs_poly else 28)
         bound_bits = max(1, math.ceil(math.log2(bound)) + 1)   # + sign bit
         depth = max(1, self.depth)
@@ -811,7 +859,7 @@ class LatencyModel:
             raise ParameterError(f"rotation_keys must be 'exact' or 'pow2'; got {rotation_keys!r}.")
         p = self.parameters(X_calibration, input_abs_max=input_abs_max, margin=margin,
                             min_scale_bits=min_scale_bits)
-        relin = any(isinstance(s, _ActivationStage) and s.kind != "identity" for s in self._stages)
+        relin = any(isinstance(s, _ActivationStage) for s in self._stages)
         return CKKS(None, poly_modulus_degree=p["poly_modulus_degree"],
                     coeff_mod_bit_sizes=p["coeff_mod_bit_sizes"], scale_bits=p["scale_bits"],
                     rotations=("all" if rotation_keys == "pow2" and self.rotation_steps

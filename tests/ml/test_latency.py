@@ -57,6 +57,7 @@ except ImportError:  # pragma: no cover - only before the IR branch is merged
         name: str
         poly: object = None
         interval: tuple = None
+        coefficients: np.ndarray = None
 
         @classmethod
         def square(cls):
@@ -100,6 +101,9 @@ def _error_bound(model: LatencyModel, ctx, X: np.ndarray) -> float:
             local = fold * (len(s.diagonals) * f + (len(s.giant_steps) + len(s.sum_steps)) * r)
             e = prop + local
             x = x @ s.weight.T + s.bias
+        elif s.kind == "scalar affine":  # a * x + k: the error scales by |a|, plus one rescale
+            e = abs(s.a) * e + f
+            x = s.plain(x)
         elif s.kind == "square":
             vmax = float(np.max(np.abs(x)))
             e = 2 * vmax * e + e * e + f
@@ -108,7 +112,7 @@ def _error_bound(model: LatencyModel, ctx, X: np.ndarray) -> float:
             # polynomial: first-order propagation through max |p'| on the inputs' range, plus the
             # plan's own rescale noise (noise_gain units) and the relabelling of scales when terms
             # of different levels are added (relative |q / 2^scale - 1| per addition)
-            poly = s.layer.poly
+            poly = s.poly
             lo, hi = min(poly.interval[0], float(x.min()) - e), max(poly.interval[1], float(x.max()) + e)
             t = np.linspace(lo, hi, 4001)
             slope = float(np.max(np.abs(np.polynomial.polynomial.polyval(
@@ -239,6 +243,39 @@ def test_polynomial_activation_uses_the_evaluator(rng):
     tol = _error_bound(m, ctx, X)
     assert tol < 5e-2  # outputs are O(1); a wrong coefficient or level errs by O(0.1)
     assert np.max(np.abs(out - expect)) <= tol
+
+
+def _poly_record(c, interval=(-4.0, 4.0)):
+    from he_ml.ml.polynomial import PolynomialApproximation
+    f = lambda x: np.polynomial.polynomial.polyval(x, c)  # noqa: E731
+    poly = PolynomialApproximation.from_coefficients(c, interval, f)
+    return Activation("polynomial", "polynomial", poly, interval=interval, coefficients=np.asarray(c))
+
+
+def test_quadratic_activation_costs_one_level_like_a_square(rng):
+    """c2 x^2 + c1 x + c0 = c2 (x + s)^2 + k: the shift and c2, k fold into the affine layers."""
+    c = [0.3, 0.5, 0.25]  # make_he_friendly's "quadratic" activation (trained coefficients)
+    W1, b1 = rng.normal(size=(12, 20)) * 0.3, rng.normal(size=12) * 0.1
+    W2, b2 = rng.normal(size=(3, 12)), rng.normal(size=3)
+    m = LatencyModel([Dense(W1, b1), _poly_record(c), Dense(W2, b2), _poly_record([0.0, 2.0])], (20,))
+    assert m.depth == 3  # dense, square, dense; the degree-1 activation folds into the last layer
+    X = rng.uniform(-1, 1, (6, 20))
+    h = X @ W1.T + b1
+    expect = 2.0 * ((0.3 + 0.5 * h + 0.25 * h ** 2) @ W2.T + b2)
+    np.testing.assert_allclose(m.plain(X), expect, atol=1e-12)
+    ctx = m.context(X)
+    out = ctx.decrypt(m.decision_function(m.encrypt(ctx, X[0])))
+    assert np.max(np.abs(out - expect[0])) <= _error_bound(m, ctx, X)
+
+
+def test_activation_only_model_uses_scalar_stages(rng):
+    """A quadratic with no affine layer around it: the shift is free, c2 costs a level."""
+    m = LatencyModel([_poly_record([1.0, 1.0, 0.5])], (5,))
+    assert m.depth == 2 and m.rotation_steps == ()
+    x = rng.uniform(-1, 1, 5)
+    ctx = m.context(x[None])
+    out = ctx.decrypt(m.decision_function(m.encrypt(ctx, x)))
+    assert np.max(np.abs(out - (1.0 + x + 0.5 * x ** 2))) <= _error_bound(m, ctx, x[None])
 
 
 # ----------------------------------------------------------------------------- rotation keys
