@@ -98,7 +98,7 @@ from ..errors import (
 from ..schemes.base import EncryptedVector, check_values
 from ..schemes.params import HE_STANDARD_MAX_BITS, MAX_PRIME_BITS
 
-__all__ = ["LatencyModel", "dense_matrix", "galois_element"]
+__all__ = ["LatencyModel", "dense_matrix", "encrypt_sample", "galois_element"]
 
 #: Largest slot count a latency model may need (n = 32768, the largest supported ring).
 MAX_SLOTS = 16384
@@ -553,6 +553,44 @@ def _noise_per_slot(n: int, scale_bits: int, data_primes: int, q_max_bits: int, 
     return (fresh + keyswitch) / 2.0 ** scale_bits
 
 
+def encrypt_sample(context: Any, x: Any) -> EncryptedVector:
+    """Encrypt one sample in the latency layout (model-independent; a public context suffices).
+
+    The flattened sample (C order, ``d`` values) is zero-padded to ``P = next_pow2(d)`` and
+    replicated ``slot_count / P`` times, so every rotation of the ciphertext is a cyclic rotation
+    of the period-``P`` vector.  :meth:`LatencyModel.encrypt` checks the shape first and calls this.
+
+    Parameters
+    ----------
+    context : CKKS
+    x : array of any shape, ``d = x.size <= slot_count``
+
+    Returns
+    -------
+    EncryptedVector
+        One ciphertext, ``slot_count`` values.
+
+    Raises
+    ------
+    UnsupportedOperationError
+        Not a CKKS context.
+    ShapeMismatchError
+        Empty sample or more values than slots.
+    """
+    if getattr(context, "name", None) != "ckks":
+        raise UnsupportedOperationError(
+            f"latency layout: needs a CKKS context; got {getattr(context, 'name', type(context).__name__)!r}.")
+    flat = check_values(x, scheme="ckks", what="x").astype(np.float64).reshape(-1)
+    period = _next_pow2(flat.size)
+    if flat.size == 0 or period > context.slot_count:
+        raise ShapeMismatchError(
+            f"latency layout: a sample of {flat.size} values needs {period} slots (next power of two); the "
+            f"context has {context.slot_count}. Use a larger ring or the throughput layout.")
+    block = np.zeros(period)
+    block[: flat.size] = flat
+    return context.encrypt(np.tile(block, context.slot_count // period))
+
+
 # --------------------------------------------------------------------------------- the model
 class LatencyModel:
     r"""A network evaluated on one sample packed in one CKKS ciphertext.
@@ -905,10 +943,7 @@ class LatencyModel:
             raise ShapeMismatchError(
                 f"latency layout: x must be one sample of shape {self.input_shape} (or ({self.n_inputs},)); "
                 f"got shape {arr.shape}. Encrypt samples one at a time, or use encrypt_features for batches.")
-        period = _next_pow2(self.n_inputs)
-        block = np.zeros(period)
-        block[: self.n_inputs] = arr.reshape(-1)
-        return ctx.encrypt(np.tile(block, ctx.slot_count // period))
+        return encrypt_sample(ctx, arr)
 
     # ------------------------------------------------------------------ evaluation
     def decision_function(self, enc: EncryptedVector) -> EncryptedVector:

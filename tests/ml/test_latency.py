@@ -21,7 +21,7 @@ from he_ml.errors import (
     ShapeMismatchError,
     UnsupportedOperationError,
 )
-from he_ml.ml.latency import LatencyModel, dense_matrix, galois_element
+from he_ml.ml.latency import LatencyModel, dense_matrix, encrypt_sample, galois_element
 
 try:  # the model IR (he_ml.ml.ir) lands with the converters; the records have the same fields
     from he_ml.ml.ir import Activation, AvgPool2d, Conv2d, Dense, Flatten
@@ -389,6 +389,18 @@ def test_activation_after_activation_normalizes_in_place(rng):
     snap = max(abs(q / 2.0 ** ctx.scale_bits - 1.0) for q in primes)
     tol = slope * e + (p.noise_gain + 4) * f + (p.degree + 1) * snap * p.max_intermediate
     assert np.max(np.abs(out - expect)) <= tol
+
+
+def test_encrypt_sample_layout_is_the_replicated_padded_sample(rng):
+    ctx = he_ml.CKKS(None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[39, 30, 39], scale_bits=30)
+    x = rng.uniform(-1, 1, (2, 3, 2))  # 12 values -> period 16, 128 copies
+    got = ctx.decrypt(encrypt_sample(ctx, x))
+    expect = np.tile(np.r_[x.ravel(), np.zeros(4)], ctx.slot_count // 16)
+    assert np.max(np.abs(got - expect)) <= _units(ctx)[0]
+    with pytest.raises(ShapeMismatchError, match="needs 4096 slots"):
+        encrypt_sample(ctx, np.zeros(2049))
+    with pytest.raises(UnsupportedOperationError, match="CKKS"):
+        encrypt_sample(he_ml.BFV("sum"), x)
 
 
 def test_too_shallow_or_too_small_context_is_refused(rng):
