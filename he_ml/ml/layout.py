@@ -38,6 +38,7 @@ from ..errors import InvalidCiphertextError, ParameterError, ShapeMismatchError
 from ..schemes._format import pack_blob, unpack_blob, Kind
 from ..schemes.base import EncryptedVector, SchemeContext, check_values
 from ..schemes.limits import check_int, limit
+from .feature_names import record_feature_names
 
 __all__ = ["EncryptedFeatures", "encrypt_features", "block_batch_size", "blocks_needed",
            "DEFAULT_BFV_FEATURE_BITS"]
@@ -231,7 +232,7 @@ def encrypt_features(context: SchemeContext, X: Any, *, layout: str = "columns",
         else:
             vectors = [context.encrypt(np.ascontiguousarray(arr[:, j])) for j in range(d)]
         _mark_fixed_point(vectors, context, fp)
-        return EncryptedFeatures(context, "columns", n, d, vectors, 0, fp)
+        return record_feature_names(EncryptedFeatures(context, "columns", n, d, vectors, 0, fp), X)
     if layout != "blocks":
         raise ParameterError(f"layout must be 'columns' or 'blocks'; got {layout!r}.")
     if "rotate" not in context.capabilities:
@@ -251,7 +252,7 @@ def encrypt_features(context: SchemeContext, X: Any, *, layout: str = "columns",
             grid[:d, : rows.shape[0]] = rows.T
         batches.append(context.encrypt(grid.reshape(-1)))
     _mark_fixed_point(batches, context, fp)
-    return EncryptedFeatures(context, "blocks", n, d, batches, B, fp)
+    return record_feature_names(EncryptedFeatures(context, "blocks", n, d, batches, B, fp), X)
 
 
 def context_fixed_point_bits(context: SchemeContext) -> int:

@@ -59,6 +59,7 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..schemes.base import EncryptedVector, SchemeContext, check_values, stack_columns
+from .feature_names import check_feature_names
 from .layout import EncryptedFeatures, block_batch_size, blocks_needed, context_fixed_point_bits
 
 __all__ = ["EncryptedLinearRegression", "EncryptedLogisticRegression", "ClientAidedRefresh",
@@ -90,6 +91,14 @@ def _check_linear_estimator(model: Any, cls_name: str) -> None:
         raise UnsupportedOperationError(
             f"{cls_name}.from_sklearn takes a linear estimator with coef_; {name} has none. See "
             f"he_ml.ml.from_sklearn for the supported estimators.")
+
+
+def _copy_feature_names(source: Any, est: Any) -> Any:
+    """Keep the scikit-learn estimator's ``feature_names_in_`` (fitted on a DataFrame) on `est`."""
+    names = getattr(source, "feature_names_in_", None)
+    if names is not None:
+        est.feature_names_in_ = np.asarray(names, dtype=object)
+    return est
 
 
 class ClientAidedRefresh:
@@ -222,6 +231,7 @@ class _EncryptedLinearModel(BaseEstimator):
             raise ShapeMismatchError(
                 f"X has {enc.n_features} features, but {type(self).__name__} is expecting "
                 f"{self.coef_.size} features as input.")
+        check_feature_names(self, enc, op)
         return enc
 
     # ------------------------------------------------------------------ scoring
@@ -740,7 +750,7 @@ class EncryptedLinearRegression(_EncryptedLinearModel):
                 f"only single-output regressors are supported here; got coef_ shape {coef.shape}. "
                 f"he_ml.ml.from_sklearn(model, X_calibration=X) converts multi-output regressors.")
         intercept = float(np.ravel(getattr(model, "intercept_", 0.0))[0])
-        return cls._from_coef(coef.reshape(-1), intercept, **params)
+        return _copy_feature_names(model, cls._from_coef(coef.reshape(-1), intercept, **params))
 
 
 class EncryptedLogisticRegression(_EncryptedLinearModel):
@@ -1041,7 +1051,7 @@ class EncryptedLogisticRegression(_EncryptedLinearModel):
                 f"({coef.shape[0]} classes). Use he_ml.ml.from_sklearn(model, X_calibration=X) for "
                 f"multiclass models (it decrypts to (n, n_classes) scores).")
         intercept = float(np.ravel(getattr(model, "intercept_", 0.0))[0])
-        est = cls._from_coef(coef.reshape(-1), intercept, **params)
+        est = _copy_feature_names(model, cls._from_coef(coef.reshape(-1), intercept, **params))
         if hasattr(model, "classes_"):
             est.classes_ = np.asarray(model.classes_)
         if X_calibration is not None:

@@ -73,6 +73,7 @@ from ..errors import (
 )
 from ..schemes.base import EncryptedVector, SchemeContext, stack_columns
 from .ir import Activation, Flatten, ModelIR, run_plain, to_sparse, LINEAR_LAYERS
+from .feature_names import check_feature_names
 from .layout import DEFAULT_BFV_FEATURE_BITS, EncryptedFeatures, encrypt_features
 
 __all__ = ["EncryptedModel", "INTERVAL_MARGIN", "VALUE_MARGIN", "DEFAULT_ACTIVATION_DEGREE",
@@ -274,6 +275,146 @@ def _run_stages_plain(stages: list[Any], x: np.ndarray, observe: Callable | None
     return x
 
 
+def _interval_half_width(a: Activation) -> float:
+    """Largest |input| of the polynomial of activation `a` (``[-1, 1]`` once normalized)."""
+    lo, hi = a.poly.interval
+    return max(abs(float(lo)), abs(float(hi)))
+
+
+def _within_interval(a: Activation, v: EncryptedVector) -> EncryptedVector:
+    """State the model's input assumption on the tracked bound before a polynomial activation.
+
+    The tracked bound of a pre-activation is the worst case over the *box* of the inputs'
+    bounds (``|b| + sum |w| B_j``), typically several times the calibrated interval, where the
+    polynomial is not the activation anyway (it diverges like ``|t|^degree``). The model's
+    contract (module notes, `EncryptedModel.check_inputs`) is that pre-activations stay in the
+    calibrated interval; this states it on the public bound -- as the encrypted logistic
+    regression's training link does -- so the polynomial's output bound follows rigorously
+    (``PolynomialApproximation._declare_output_bound``). ``with_bound`` only ever lowers a
+    bound; every later operation is still checked against its level's limit, and the planner
+    (`EncryptedModel.context`) sizes the modulus for exactly these bounds.
+    """
+    if v.context.name != "ckks" or v.bound is None:
+        return v
+    return v.with_bound(_interval_half_width(a))
+
+
+class _TrackedBound:
+    """Stand-in for an encrypted vector that carries only CKKS's tracked bound and level.
+
+    Mirrors the bound rules of :class:`~he_ml.schemes.ckks.CKKS` (sum of bounds for additions,
+    product for ciphertext products, ``|c|`` times / plus for plaintext scalars) so the planner
+    can run an activation's evaluation plan and see every bound the tracker will compute.
+    """
+
+    __array_ufunc__ = None
+
+    def __init__(self, bound: float, used: int, log: list) -> None:
+        self.bound, self.used, self.log = float(bound), int(used), log
+        log.append((self.bound, self.used))
+
+    def _new(self, bound: float, used: int) -> "_TrackedBound":
+        return _TrackedBound(bound, used, self.log)
+
+    def __add__(self, o):
+        if isinstance(o, _TrackedBound):
+            return self._new(self.bound + o.bound, max(self.used, o.used))
+        return self._new(self.bound + abs(float(o)), self.used)
+
+    __radd__ = __add__
+
+    def __sub__(self, o):
+        return self.__add__(o)
+
+    def __rsub__(self, o):
+        return self.__add__(o)
+
+    def __neg__(self):
+        return self._new(self.bound, self.used)
+
+    def __mul__(self, o):
+        if isinstance(o, _TrackedBound):
+            return self._new(self.bound * o.bound, max(self.used, o.used) + 1)
+        c = float(o)
+        return self._new(self.bound * abs(c), self.used + (0 if c.is_integer() else 1))
+
+    __rmul__ = __mul__
+
+
+def _tracked_bounds(stages: list[Any], input_bounds: np.ndarray) -> list[tuple[float, int]]:
+    """Every (bound, levels used) the CKKS tracker computes running `stages` on inputs of these bounds.
+
+    Linear stages: ``|b_o| + sum_j |W[o, j]| B_j`` (`he_ml.schemes.ckks.linear_map`); square:
+    ``B^2``; polynomial activations: the input is first held to the interval (`_within_interval`),
+    then the plan runs on the bound alone and its output gets the declared bound
+    (``PolynomialApproximation._declare_output_bound``).
+    """
+    log: list[tuple[float, int]] = []
+    B = np.asarray(input_bounds, dtype=np.float64)
+    used = 0
+    for b in B:
+        log.append((float(b), 0))
+    for s in stages:
+        if isinstance(s, _LinearStage):
+            B = abs(s.matrix) @ B + np.abs(s.bias)
+            used += 1
+            log.extend((float(b), used) for b in B)
+            continue
+        a = s.activation
+        if a.kind == "identity":
+            continue
+        if a.kind == "square":
+            B = B * B
+            used += 1
+            log.extend((float(b), used) for b in B)
+            continue
+        half = _interval_half_width(a)
+        outs = []
+        for b in np.unique(np.minimum(B, half)):
+            sub: list[tuple[float, int]] = []
+            out = a.poly.plan.run(_TrackedBound(float(b), 0, sub))
+            log.extend((bb, used + u) for bb, u in sub)
+            declared = a.poly._declare_output_bound(_Declarable(float(b)), _Declarable(out.bound))
+            outs.append((b, declared.bound))
+        table = dict(outs)
+        B = np.array([table[b] for b in np.minimum(B, half)])
+        used += a.depth
+        log.extend((float(b), used) for b in B)
+    return log
+
+
+def _shortfall(p: Any, depth: int, tracked: list[tuple[float, int]]) -> float:
+    """Factor by which plan `p`'s first prime is too small for the tracked bounds (<= 1: fits).
+
+    A value after ``used`` levels sits at chain index ``depth - used`` whose limit is
+    ``15/16 * Q_l / 2^(scale_bits + 1)`` (CKKS._setup_bounds); SEAL's primes of ``b`` bits lie
+    within a factor ``1 - 2^-20`` of ``2^b`` at these ring sizes, counted as ``b - 0.01`` bits.
+    """
+    bits = list(p.coeff_mod_bit_sizes)[:-1]
+    worst = 0.0
+    for bound, used in tracked:
+        l = min(max(depth - used, 0), len(bits) - 1)
+        log2_limit = math.log2(15.0 / 16.0) + sum(b - 0.01 for b in bits[:l + 1]) - p.scale_bits - 1
+        if bound > 0:
+            worst = max(worst, math.log2(bound) - log2_limit)
+    return 2.0 ** (worst + 0.05) if worst > -0.05 else 1.0
+
+
+class _Declarable:
+    """A bound the polynomial may restate (duck-types the CKKS vector's ``bound``/``with_bound``)."""
+
+    class _Ctx:
+        name = "ckks"
+
+    context = _Ctx()
+
+    def __init__(self, bound: float) -> None:
+        self.bound = float(bound)
+
+    def with_bound(self, b: float) -> "_Declarable":
+        return _Declarable(min(float(b), self.bound))
+
+
 # ---------------------------------------------------------------------------- process parallelism
 #: A linear stage is split over processes only when each output neuron costs at least this many
 #: plaintext products per ciphertext (serializing and loading an output ciphertext costs about as
@@ -422,6 +563,9 @@ class EncryptedModel:
         self._X_cal: np.ndarray | None = None
         self.calibration_: dict[str, float] = {}
         self.bfv_weight_bits_: int | None = None
+        #: Column names of the DataFrame the source estimator was fitted on (``from_sklearn``),
+        #: checked against those of encrypted DataFrames (he_ml.ml.feature_names).
+        self.feature_names_in_: np.ndarray | None = None
         if X_calibration is not None:
             self.calibrate(X_calibration)
 
@@ -542,6 +686,7 @@ class EncryptedModel:
             raise ShapeMismatchError(
                 f"{op}: the model expects {self.ir.n_inputs} input values per sample (shape "
                 f"{self.ir.input_shape}); the encrypted features have {enc.n_features}.")
+        check_feature_names(self, enc, op)
         return enc
 
     def _run(self, enc: EncryptedFeatures, stages: list[Any], op: str,
@@ -599,6 +744,8 @@ class EncryptedModel:
     def _activate(a: Activation, v: EncryptedVector) -> EncryptedVector:
         if a.kind == "identity":
             return v
+        if a.kind != "square":
+            v = _within_interval(a, v)
         out = v * v if a.kind == "square" else a.poly.evaluate(v)
         if v.context.name == "ckks":  # products keep a 3-polynomial buffer: re-allocate at 2
             from ..schemes.ckks import compact
@@ -817,10 +964,15 @@ class EncryptedModel:
         CKKS: ``max_value = VALUE_MARGIN * M`` with ``M`` the largest magnitude on calibration
         data (inputs, partial sums ``|W||x| + |b|``, activations, polynomial intermediates), passed
         to :func:`he_ml.plan`, which sizes ``q0 = scale + ceil(log2 max_value) + 2`` bits: values
-        up to about ``4 M`` decrypt correctly. The public context holds relinearization keys only
+        up to about ``4 M`` decrypt correctly. Then ``max_value`` is raised until every public
+        bound the CKKS magnitude tracker will compute fits its level's limit: inputs of up to
+        ``VALUE_MARGIN`` times each feature's calibration maximum, linear stages
+        ``|b| + sum |w| B``, squares ``B^2`` and polynomial activations on their calibrated
+        interval (the model's input contract, see `check_inputs`). The public context holds relinearization keys only
         if an activation multiplies ciphertexts, and never rotation keys.
 
-        BFV: features are encrypted with ``DEFAULT_BFV_FEATURE_BITS`` (8) fractional bits, weights get
+        BFV: the context's encoding is ``DEFAULT_BFV_FEATURE_BITS`` (8) fractional bits (its
+        ``fixed_point_bits``, which `encrypt_features` uses), weights get
         ``bfv_weight_bits_`` bits (about 20 significant bits for the largest weight); the plain modulus
         holds ``VALUE_MARGIN * max(|W||x| + |b|) * 2^(feature bits + weight bits)`` so nothing wraps.
 
@@ -856,11 +1008,20 @@ class EncryptedModel:
         depth = sum(s.depth for s in stages)
         if refresh:
             depth = max((s.depth for s in stages), default=0)
-        max_value = VALUE_MARGIN * max(self._peak_values(stages), 1.0)
         from ..schemes.params import plan as plan_params
+        tracked = self._tracked_requirements(stages, refresh)
+        max_value = VALUE_MARGIN * max(self._peak_values(stages), 1.0)
         try:
-            p = plan_params(depth=max(depth, 1), precision_bits=precision_bits, scheme="ckks",
-                            max_value=max_value)
+            # The tracker refuses any operation whose public bound reaches its level's limit
+            # (15/16 * Q_l / 2^(scale_bits + 1), CKKS._setup_bounds): raise max_value until every
+            # bound the tracker will compute (`_tracked_bounds`) fits the planned chain.
+            for _ in range(64):
+                p = plan_params(depth=max(depth, 1), precision_bits=precision_bits, scheme="ckks",
+                                max_value=max_value)
+                short = _shortfall(p, max(depth, 1), tracked)
+                if short <= 1.0:
+                    break
+                max_value *= short
         except ParameterError as e:
             raise ParameterError(
                 f"{self.ir.source or 'this model'} needs depth {depth} (levels: "
@@ -875,6 +1036,31 @@ class EncryptedModel:
         kw.pop("rotations", None)
         self.plan_ = p
         return schemes.CKKS(preset=None, **kw)
+
+    def _tracked_requirements(self, stages: list[Any], refresh: bool) -> list[tuple[float, int]]:
+        """(bound, levels used) of every value the CKKS tracker will hold, for planning.
+
+        Each input feature is encrypted with a bound of the power of two above its largest
+        ``|value|`` (``CKKS.encrypt``); the plan allows new data up to ``VALUE_MARGIN`` times the
+        calibration data's per-feature maximum. With ``refresh`` every stage starts from fresh
+        (re-encrypted) values: bounds of ``VALUE_MARGIN`` times the float twin's maxima there.
+        """
+        X = self._X_cal
+        if X is None:
+            return []
+        x = X.reshape(X.shape[0], -1)
+
+        def pow2(v: np.ndarray) -> np.ndarray:
+            v = np.maximum(VALUE_MARGIN * np.asarray(v, dtype=np.float64), 2.0 ** -30)
+            return 2.0 ** np.ceil(np.log2(v))
+
+        if not refresh:
+            return _tracked_bounds(stages, pow2(np.max(np.abs(x), axis=0)))
+        out: list[tuple[float, int]] = []
+        for s in stages:
+            out.extend(_tracked_bounds([s], pow2(np.max(np.abs(x), axis=0))))
+            x = _run_stages_plain([s], x)
+        return out
 
     def _peak_values(self, stages: list[Any]) -> float:
         if self._X_cal is None:
@@ -918,7 +1104,10 @@ class EncryptedModel:
         self.plan_ = p
         return schemes.BFV(preset=None, poly_modulus_degree=base.poly_modulus_degree,
                            coeff_mod_bit_sizes=list(base.coeff_mod_bit_sizes),
-                           plain_modulus_bits=max(p.plain_modulus_bits, 17), relin_keys=False)
+                           plain_modulus_bits=max(p.plain_modulus_bits, 17), relin_keys=False,
+                           # the context carries its fixed-point encoding (encrypt_features takes it
+                           # from there): the one t was sized for above
+                           fixed_point_bits=fx)
 
     def _context_paillier(self) -> SchemeContext:
         from .. import schemes

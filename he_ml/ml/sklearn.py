@@ -225,4 +225,8 @@ def from_sklearn(est: Any, X_calibration: Any = None, *, degree: int | dict | No
     source = "sklearn " + (f"Pipeline({', '.join(n for n, _ in steps)})" if len(steps) > 1 else name)
     ir = ModelIR(layers=tuple(layers), input_shape=(d,), task=task, classes_=classes, source=source,
                  proba=proba)
-    return EncryptedModel(ir, X)
+    model = EncryptedModel(ir, X)
+    names = getattr(est, "feature_names_in_", None)
+    if names is not None:  # fitted on a DataFrame: refuse encrypted frames with other columns
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+    return model

@@ -293,9 +293,18 @@ class SchemeContext(abc.ABC):
             raise InvalidCiphertextError(
                 f"{self.name}: ciphertext blob metadata is malformed ({e}); re-send the original bytes."
             ) from e
-        if len(blob.sections) != self._section_count_for(size):
+        k = meta.get("columns")
+        if k is not None:  # a stack_columns vector: k column blocks of shape[0] values each
+            if (not isinstance(k, int) or isinstance(k, bool) or len(shape) != 2 or shape[1] != k):
+                raise InvalidCiphertextError(
+                    f"{self.name}: column-stacked ciphertext blob is inconsistent (columns={k!r:.20}, "
+                    f"shape {shape}); re-send the original bytes.")
+            expected = k * self._section_count_for(shape[0])
+        else:
+            expected = self._section_count_for(size)
+        if len(blob.sections) != expected:
             raise InvalidCiphertextError(
-                f"{self.name}: ciphertext blob for {size} values must hold {self._section_count_for(size)} "
+                f"{self.name}: ciphertext blob for {size} values must hold {expected} "
                 f"ciphertext section(s); got {len(blob.sections)}. Re-send the original bytes."
             )
         try:
@@ -860,9 +869,12 @@ def stack_columns(columns: list[EncryptedVector]) -> EncryptedVector:
         for key, value in c.meta.items():
             if value == meta[key]:
                 continue
-            # worst-case trackers (BFV/Paillier "bound", "depth", "terms") combine by max; the encoding
-            # itself (scale, fixed-point bits) must agree
-            if key in ("scale", "fixed_point_bits") or not isinstance(value, int) or isinstance(value, bool):
+            # worst-case trackers (BFV/Paillier/CKKS "bound", "depth", "terms") combine by max: the
+            # largest upper bound holds for every column; the encoding itself (scale, fixed-point
+            # bits) must agree
+            numeric = isinstance(value, (int, float)) and not isinstance(value, bool) \
+                and isinstance(meta[key], (int, float)) and not isinstance(meta[key], bool)
+            if key in ("scale", "fixed_point_bits") or not numeric:
                 raise ShapeMismatchError(
                     f"stack_columns needs columns with the same encoding; {key!r} differs ({meta[key]!r} vs {value!r}).")
             meta[key] = max(meta[key], value)

@@ -1929,7 +1929,8 @@ def linear_map(context: CKKS, inputs: list[EncryptedVector], indptr: np.ndarray,
     if not inputs:
         raise ShapeMismatchError("linear_map needs at least one input vector.")
     n_out = int(len(bias))
-    if len(indptr) != n_out + 1 or (len(indices) and int(np.max(indices)) >= len(inputs)):
+    if len(indptr) != n_out + 1 or len(indices) != len(data) or int(indptr[-1]) != len(data) \
+            or (len(indices) and (int(np.max(indices)) >= len(inputs) or int(np.min(indices)) < 0)):
         raise ShapeMismatchError(f"linear_map: weights of {len(indptr) - 1} rows / bias of {n_out} entries "
                                  f"do not match each other or the {len(inputs)} inputs.")
     first = inputs[0]
@@ -1942,6 +1943,20 @@ def linear_map(context: CKKS, inputs: list[EncryptedVector], indptr: np.ndarray,
     if level < 1:
         raise context._depth_error("a linear layer (plaintext multiply-accumulate)", context.max_depth - level)
     context._check_magnitude(np.asarray(bias, dtype=np.float64), "a bias")
+    # Magnitude bound of every output, checked before anything is computed (like _op_dot):
+    # |y_o| <= |b_o| + sum_j |W[o, j]| * bound(x_j), with each input's tracked public bound. The
+    # products are accumulated at scale Delta * q_last at the inputs' level, which represents
+    # exactly what the rescaled result at the next level does (see CKKS._setup_bounds), so one
+    # check at ``level - 1`` covers the accumulator too. Weights skipped below (encoding to zero)
+    # are still counted: the bound stays an upper bound.
+    in_bounds = np.array([context._bound(v) for v in inputs], dtype=np.float64)
+    abs_data = np.abs(np.asarray(data, dtype=np.float64))
+    idx = np.asarray(indices, dtype=np.int64)
+    row_of = np.repeat(np.arange(n_out), np.diff(np.asarray(indptr, dtype=np.int64)))
+    out_bounds = np.abs(np.asarray(bias, dtype=np.float64)).copy()
+    np.add.at(out_bounds, row_of, abs_data * in_bounds[idx])
+    metas = [context._bounded(float(b), level - 1, f"a linear layer (output {o} of {n_out})")
+             for o, b in enumerate(out_bounds)]
     ev, enc, seal = context._evaluator, context._encoder, context._seal
     with context._seal_errors("linear layer"):
         # bring every input chunk to the common level (normally they already are)
@@ -2005,7 +2020,7 @@ def linear_map(context: CKKS, inputs: list[EncryptedVector], indptr: np.ndarray,
                         enc.encode(vals.tolist(), acc.parms_id(), acc.scale, pt)
                     ev.add_plain_inplace(acc, pt)
                 out_chunks.append(acc)
-            vec = EncryptedVector(context, out_chunks, shape, {})
+            vec = EncryptedVector(context, out_chunks, shape, metas[o])
             del accs, out_chunks
             outputs.append(vec if post is None else post(vec))
     return outputs

@@ -314,3 +314,27 @@ def test_training_context_declares_exactly_the_rotation_keys_and_trains_degree_3
     unit = 2 * ctx.poly_modulus_degree / 2.0 ** ctx.scale_bits
     assert np.max(np.abs(np.r_[model.coef_, model.intercept_] - twin)) <= 4 * 64 * 8 * unit
 
+
+
+def test_dataframe_with_other_columns_is_refused_by_name(data, ckks3):
+    """Fitted on a DataFrame, the model keeps feature_names_in_; renamed/reordered frames are refused."""
+    pd = pytest.importorskip("pandas")
+    X_tr, y_tr, X_te, _, _ = data
+    cols = [f"f{j}" for j in range(X_tr.shape[1])]
+    clf = LogisticRegression(max_iter=5000).fit(pd.DataFrame(X_tr, columns=cols), y_tr)
+    model = EncryptedLogisticRegression.from_sklearn(clf, X_calibration=X_tr)
+    assert list(model.feature_names_in_) == cols
+    frame = pd.DataFrame(X_te, columns=cols)
+    ok = ckks3.decrypt(model.decision_function(encrypt_features(ckks3, frame)))
+    assert np.max(np.abs(ok - clf.decision_function(frame))) <= _ckks_score_tol(ckks3, model)
+    reordered = frame[cols[::-1]]
+    with pytest.raises(ShapeMismatchError, match="another order") as exc:
+        model.decision_function(encrypt_features(ckks3, reordered))
+    assert "feature_names_in_" in str(exc.value)
+    renamed = frame.rename(columns={"f0": "radius"})
+    with pytest.raises(ShapeMismatchError, match=r"unseen at fit time: \['radius'\]"):
+        model.predict(encrypt_features(ckks3, renamed))
+    # the advice: encrypt the columns in the model's order
+    fixed = reordered[model.feature_names_in_]
+    again = ckks3.decrypt(model.decision_function(encrypt_features(ckks3, fixed)))
+    assert np.max(np.abs(again - clf.decision_function(frame))) <= _ckks_score_tol(ckks3, model)

@@ -1,6 +1,7 @@
 """from_sklearn: encrypted models against the scikit-learn estimators' own predictions (held-out splits)."""
 from __future__ import annotations
 
+import re
 import warnings
 
 import numpy as np
@@ -223,6 +224,32 @@ def test_raw_breast_cancer_needs_the_planned_context():
     assert np.mean(model.predict_from_scores(scores) == est.predict(X)) == 1.0
 
 
+def test_dataframe_with_renamed_or_reordered_columns_is_refused():
+    """from_sklearn keeps the Pipeline's feature_names_in_; encrypted frames must match them (scikit-learn's rule)."""
+    pd = pytest.importorskip("pandas")
+    data = load_wine(as_frame=True)
+    X_tr, X_te, y_tr, _ = train_test_split(data.data, data.target, test_size=0.3, random_state=0,
+                                           stratify=data.target)
+    est = _fit(make_pipeline(StandardScaler(), LogisticRegression()), X_tr, y_tr)
+    model = from_sklearn(est, X_calibration=X_tr)
+    assert list(model.feature_names_in_) == list(X_tr.columns)
+    ctx = model.context()
+    scores = ctx.decrypt(model.decision_function(encrypt_features(ctx, X_te)))
+    assert np.mean(model.predict_from_scores(scores) == est.predict(X_te)) >= 0.99
+    cols = list(X_te.columns)
+    reordered = X_te[cols[1:] + cols[:1]]
+    with pytest.raises(ShapeMismatchError, match="another order") as exc:
+        model.decision_function(encrypt_features(ctx, reordered))
+    assert "EncryptedModel.decision_function" in str(exc.value) and "feature_names_in_" in str(exc.value)
+    renamed = X_te.rename(columns={"alcohol": "ethanol"})
+    with pytest.raises(ShapeMismatchError, match=r"unseen at fit time: \['ethanol'\].*missing: \['alcohol'\]"):
+        model.predict(encrypt_features(ctx, renamed))
+    # following the advice (the columns in the model's order) works; numpy arrays carry no names
+    fixed = ctx.decrypt(model.decision_function(encrypt_features(ctx, reordered[model.feature_names_in_])))
+    np.testing.assert_array_equal(model.predict_from_scores(fixed), model.predict_from_scores(scores))
+    model.decision_function(encrypt_features(ctx, X_te.to_numpy()))
+
+
 def test_server_runs_from_public_bytes_only():
     X_tr, X_te, y_tr, _ = _split(load_wine)
     est = _fit(make_pipeline(StandardScaler(), LogisticRegression()), X_tr, y_tr)
@@ -384,7 +411,17 @@ def test_batches_over_several_ciphertexts_keep_padding_slots_zero(ckks_error_bou
     assert np.max(np.abs(scores - est.decision_function(X))) <= ckks_error_bound(model, X, ctx)
     # the bias went to the samples' slots only: summing the whole ciphertexts (padding included) gives
     # the sum of the 4100 scores; the rotations of sum() add key-switching noise of a few 1e-9 per slot
-    # (he_ml.CKKS docs), summed over 2 x 4096 slots
+    # (he_ml.CKKS docs), summed over 2 x 4096 slots.
+    # The model's context is planned for the scores only: the sum of 4100 of them could be 4100 times
+    # larger (tracked bound), which this context cannot represent at the last level -- refused before
+    # computing; following the hint's plan gives a context where it fits.
+    with pytest.raises(EncodingOverflowError, match=r"he_ml\.plan\(depth=1, max_value=") as exc:
+        out.sum()
+    hinted = float(re.search(r"he_ml\.plan\(depth=1, max_value=([0-9.e+]+)\)", str(exc.value)).group(1))
+    ctx = he_ml.plan(depth=1, max_value=hinted).context()
+    assert ctx.slot_count == 4096
+    out = model.decision_function(encrypt_features(ctx, X))
+    assert np.max(np.abs(ctx.decrypt(out) - est.decision_function(X))) <= ckks_error_bound(model, X, ctx)
     total = float(ctx.decrypt(out.sum())[0])
     n_slots = 2 * ctx.slot_count
     tol = n_slots * ckks_error_bound(model, X, ctx) + n_slots * 12 * 4 * ctx.poly_modulus_degree / 2.0 ** ctx.scale_bits
