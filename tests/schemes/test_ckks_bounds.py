@@ -186,3 +186,41 @@ def test_bound_property_is_in_value_units_on_every_scheme(light):
         v.with_bound(1.0)
     assert light.encrypt(np.array([0.3])).with_bound(0.5).bound == 0.5
     assert light.encrypt(np.array([0.3])).with_bound(7.0).bound == 0.5  # never raised above the tracked one
+
+
+def test_linear_map_tracks_a_bound_per_output_and_refuses_before_computing(light, monkeypatch):
+    """linear_map (EncryptedModel's fused layers): |y_o| <= |b_o| + sum_j |W[o, j]| bound(x_j)."""
+    from scipy import sparse
+    cols = [np.array([0.75, -1.5, 0.25]), np.array([3.0, -0.5, 1.0]), np.array([0.1, 0.2, -0.3])]
+    xs = [light.encrypt(c) for c in cols]
+    assert [x.bound for x in xs] == [2.0, 4.0, 0.5]
+    W = np.array([[0.5, -2.0, 0.0], [0.0, 0.0, 4.0], [1.5, 0.25, -1.0]])
+    b = np.array([1.0, -0.5, 0.0])
+    m = sparse.csr_matrix(W)
+    outs = ckks_mod.linear_map(light, xs, m.indptr, m.indices, m.data, b)
+    want = np.abs(b) + np.abs(W) @ np.array([2.0, 4.0, 0.5])
+    assert [o.bound for o in outs] == pytest.approx(list(want))
+    assert all(o.level == xs[0].level - 1 for o in outs)
+    plain = W @ np.stack(cols) + b[:, None]
+    # one fresh error per input (x |w|), the rounding of the weights and one rescale: 4 units each
+    for o, p, wrow in zip(outs, plain, W):
+        assert np.max(np.abs(light.decrypt(o) - p)) <= 4 * unit(light) * (np.sum(np.abs(wrow)) + 1)
+        assert np.all(np.abs(p) <= o.bound)
+    # the bounds travel with the bytes (the n_jobs workers return outputs as bytes)
+    assert light.ciphertext_from_bytes(outs[2].to_bytes()).bound == pytest.approx(want[2])
+    # at level 0 the limit is 15/16 * 2^19 = 491520: a weight of 2^18 on output 1 (bound 2.5) needs
+    # 655360 -> refused before SEAL computes anything (the evaluator is never touched)
+    deep = [x * 1 for x in outs]  # integer scalar: same level; one more linear layer ends at level 0
+    assert deep[1].level == 1 and deep[1].bound == pytest.approx(2.5)
+
+    class Untouchable:
+        def __getattr__(self, name):
+            raise AssertionError(f"SEAL evaluator used ({name}) before the bound check")
+
+    big = sparse.csr_matrix(np.array([[0.0, 2.0 ** 18, 0.0]]))
+    ok = sparse.csr_matrix(np.array([[0.0, 2.0 ** 17, 0.0]]))  # 327680 < 491520 fits
+    assert ckks_mod.linear_map(light, deep, ok.indptr, ok.indices, ok.data, np.zeros(1))[0].bound \
+        == pytest.approx(2.5 * 2.0 ** 17)
+    monkeypatch.setattr(light, "_evaluator", Untouchable())
+    with pytest.raises(EncodingOverflowError, match=r"linear layer \(output 0 of 1\).*at level 0"):
+        ckks_mod.linear_map(light, deep, big.indptr, big.indices, big.data, np.zeros(1))
