@@ -799,10 +799,14 @@ class EncryptedModel:
         t_bits = enc.context.parameters.get("plain_modulus_bits") or 0
         bound = self.calibration_["linear_bound"] * VALUE_MARGIN * 2.0 ** (enc.fixed_point_bits + wb)
         if t_bits and bound >= 2.0 ** (t_bits - 1):
+            # the context carries the features' encoding: the largest that fits this t
+            f_max = math.ceil(t_bits - 1 - math.log2(self.calibration_["linear_bound"] * VALUE_MARGIN) - wb) - 1
+            fewer = (f" or a BFV context with at most {f_max} fixed_point_bits (he_ml.BFV(..., "
+                     f"plain_modulus_bits={t_bits}, fixed_point_bits={f_max}))" if f_max >= 0 else "")
             raise ParameterError(
                 f"bfv: scores up to {self.calibration_['linear_bound']:.3g} at {enc.fixed_point_bits} + {wb} "
                 f"fractional bits need integers up to {bound:.3g}, beyond the plain modulus (t ~ 2^{t_bits}); "
-                f"they would wrap. Use model.context('bfv') (it sizes t) or fewer fixed_point_bits.")
+                f"they would wrap. Use model.context('bfv') (it sizes t and the encoding){fewer}.")
 
     def _outputs(self, vectors: list[EncryptedVector]) -> EncryptedVector:
         if len(vectors) == 1:
@@ -1010,6 +1014,8 @@ class EncryptedModel:
             depth = max((s.depth for s in stages), default=0)
         from ..schemes.params import plan as plan_params
         tracked = self._tracked_requirements(stages, refresh)
+        if proba and not refresh:  # predict_proba returns [1 - p, p]: 1 + bound(p) at the last level
+            tracked = tracked + [(1.0 + bb, u) for bb, u in tracked if u >= depth]
         max_value = VALUE_MARGIN * max(self._peak_values(stages), 1.0)
         try:
             # The tracker refuses any operation whose public bound reaches its level's limit

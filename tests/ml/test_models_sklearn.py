@@ -291,6 +291,25 @@ def test_planned_context_is_minimal_and_fits_calibration_range(mlp_run, ckks_err
         model.decision_function(encrypt_features(small, batch[:4]))
 
 
+def test_planned_context_holds_every_bound_the_tracker_computes():
+    """model.context() plans for CKKS's public magnitude bounds (not only the calibration magnitudes):
+    every bound the run will carry is below its level's limit, and the run's bounds are the predicted ones."""
+    X_tr, X_te, y_tr, _ = _split(load_iris)
+    est = _fit(make_pipeline(StandardScaler(), MLPClassifier((6,), activation="tanh", max_iter=300,
+                                                             random_state=0)), X_tr, y_tr)
+    model = from_sklearn(est, X_calibration=X_tr)
+    ctx = model.context()
+    tracked = model._tracked_requirements(model._stages, False)
+    assert max(u for _, u in tracked) == model.depth == ctx.max_depth
+    for bound, used in tracked:  # chain index = levels left = max_depth - used
+        assert bound < ctx._level_limit(ctx.max_depth - used), (bound, used)
+    out = model.decision_function(encrypt_features(ctx, X_te))
+    assert out.level == 0
+    assert out.bound <= max(b for b, u in tracked if u == model.depth) * (1 + 1e-9)
+    assert np.all(np.abs(ctx.decrypt(out)) <= out.bound)
+    assert np.mean(model.predict_from_scores(ctx.decrypt(out)) == est.predict(X_te)) >= 0.9
+
+
 def test_bfv_and_paillier_for_linear_models():
     X_tr, X_te, y_tr, _ = _split(load_wine)
     est = _fit(make_pipeline(StandardScaler(), LogisticRegression()), X_tr, y_tr)
@@ -307,6 +326,23 @@ def test_bfv_and_paillier_for_linear_models():
     assert scores.shape == ref.shape
     assert np.max(np.abs(scores - ref)) <= tol
     assert np.mean(model.predict_from_scores(scores) == est.predict(X_te)) >= 0.99
+    assert bctx.fixed_point_bits == f  # the planned context carries the encoding t was sized for
+    # a context whose encoding is too fine for its t is refused before computing; the hint fits
+    t_bits = bctx.parameters["plain_modulus_bits"]
+    fine = he_ml.BFV(preset=None, poly_modulus_degree=bctx.poly_modulus_degree,
+                     coeff_mod_bit_sizes=bctx.coeff_mod_bit_sizes, plain_modulus_bits=t_bits,
+                     fixed_point_bits=min(t_bits - 2, f + 8), relin_keys=False)
+    with pytest.raises(ParameterError, match="would wrap") as exc:
+        model.decision_function(encrypt_features(fine, X_te))
+    hint = re.search(r"plain_modulus_bits=(\d+), fixed_point_bits=(\d+)", str(exc.value))
+    hinted = he_ml.BFV(preset=None, poly_modulus_degree=bctx.poly_modulus_degree,
+                       coeff_mod_bit_sizes=bctx.coeff_mod_bit_sizes, plain_modulus_bits=int(hint.group(1)),
+                       fixed_point_bits=int(hint.group(2)), relin_keys=False)
+    enc = encrypt_features(hinted, X_te)
+    f = enc.fixed_point_bits
+    tol = (np.abs(W).sum(axis=1) * 2.0 ** -(f + 1) + np.abs(X_te) @ np.full(W.shape[1], 2.0 ** -(wb + 1))[:, None]
+           ).max() + 2.0 ** -(f + wb)
+    assert np.max(np.abs(hinted.decrypt(model.decision_function(enc)) - ref)) <= tol
 
 
 @pytest.mark.slow
