@@ -391,7 +391,7 @@ def _shortfall(p: Any, depth: int, tracked: list[tuple[float, int]]) -> float:
     within a factor ``1 - 2^-20`` of ``2^b`` at these ring sizes, counted as ``b - 0.01`` bits.
     """
     bits = list(p.coeff_mod_bit_sizes)[:-1]
-    worst = 0.0
+    worst = -math.inf
     for bound, used in tracked:
         l = min(max(depth - used, 0), len(bits) - 1)
         log2_limit = math.log2(15.0 / 16.0) + sum(b - 0.01 for b in bits[:l + 1]) - p.scale_bits - 1
@@ -969,8 +969,8 @@ class EncryptedModel:
         data (inputs, partial sums ``|W||x| + |b|``, activations, polynomial intermediates), passed
         to :func:`he_ml.plan`, which sizes ``q0 = scale + ceil(log2 max_value) + 2`` bits: values
         up to about ``4 M`` decrypt correctly. Then ``max_value`` is raised until every public
-        bound the CKKS magnitude tracker will compute fits its level's limit: inputs of up to
-        ``VALUE_MARGIN`` times each feature's calibration maximum, linear stages
+        bound the CKKS magnitude tracker will compute fits its level's limit: inputs with the
+        bounds of the calibration data (the power of two above each feature's maximum), linear stages
         ``|b| + sum |w| B``, squares ``B^2`` and polynomial activations on their calibrated
         interval (the model's input contract, see `check_inputs`). The public context holds relinearization keys only
         if an activation multiplies ciphertexts, and never rotation keys.
@@ -1047,9 +1047,14 @@ class EncryptedModel:
         """(bound, levels used) of every value the CKKS tracker will hold, for planning.
 
         Each input feature is encrypted with a bound of the power of two above its largest
-        ``|value|`` (``CKKS.encrypt``); the plan allows new data up to ``VALUE_MARGIN`` times the
-        calibration data's per-feature maximum. With ``refresh`` every stage starts from fresh
-        (re-encrypted) values: bounds of ``VALUE_MARGIN`` times the float twin's maxima there.
+        ``|value|`` (``CKKS.encrypt``); the plan covers new data whose per-feature maxima round
+        up to the same powers of two as the calibration data's (at least the calibration
+        maximum, up to twice it). No further margin is added at the inputs: it would be raised to
+        the network's degree (a factor 2 before two square activations is 16 on the scores) and
+        push the first prime of CryptoNets-sized models beyond 60 bits. Larger inputs are refused
+        before computing with `EncodingOverflowError`, naming a plan that fits. With ``refresh``
+        every stage starts from fresh (re-encrypted) values: the powers of two above the float
+        twin's maxima there.
         """
         X = self._X_cal
         if X is None:
@@ -1057,7 +1062,7 @@ class EncryptedModel:
         x = X.reshape(X.shape[0], -1)
 
         def pow2(v: np.ndarray) -> np.ndarray:
-            v = np.maximum(VALUE_MARGIN * np.asarray(v, dtype=np.float64), 2.0 ** -30)
+            v = np.maximum(np.asarray(v, dtype=np.float64), 2.0 ** -30)
             return 2.0 ** np.ceil(np.log2(v))
 
         if not refresh:
