@@ -310,6 +310,22 @@ def test_planned_context_holds_every_bound_the_tracker_computes():
     assert np.mean(model.predict_from_scores(ctx.decrypt(out)) == est.predict(X_te)) >= 0.9
 
 
+def test_inputs_beyond_the_planned_bounds_are_refused_with_a_plan_that_fits(ckks_error_bound):
+    """The plan covers inputs under the calibration data's powers of two; 8 times larger inputs are
+    refused before the linear layer runs, and the hinted parameters evaluate them correctly."""
+    X_tr, X_te, y_tr, _ = _split(load_iris)
+    est = _fit(LogisticRegression(max_iter=2000), X_tr, y_tr)
+    model = from_sklearn(est, X_calibration=X_tr)
+    ctx = model.context()
+    X_big = X_te * 8.0  # still below the context's value_bound (encryptable), not the tracked bounds
+    with pytest.raises(EncodingOverflowError, match=r"linear layer.*he_ml\.plan\(depth=1, max_value=") as exc:
+        model.decision_function(encrypt_features(ctx, X_big))
+    hinted = float(re.search(r"he_ml\.plan\(depth=1, max_value=([0-9.e+]+)\)", str(exc.value)).group(1))
+    fit = he_ml.plan(depth=1, max_value=hinted).context()
+    scores = fit.decrypt(model.decision_function(encrypt_features(fit, X_big)))
+    assert np.max(np.abs(scores - est.decision_function(X_big))) <= ckks_error_bound(model, X_big, fit)
+
+
 def test_bfv_and_paillier_for_linear_models():
     X_tr, X_te, y_tr, _ = _split(load_wine)
     est = _fit(make_pipeline(StandardScaler(), LogisticRegression()), X_tr, y_tr)
