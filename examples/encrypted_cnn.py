@@ -53,7 +53,8 @@ model = from_torch(friendly, X_calibration=X[tr])
 print(model.describe())
 
 # client: the smallest 128-bit parameters for depth 5 and the value ranges of the calibration data
-# (logits of an x^2 network reach several hundred, so q0 needs ~12 bits of magnitude above the scale).
+# (logits of an x^2 network reach several hundred on data, and CKKS's public magnitude bound -- the
+# worst case over the input box, squared twice -- about 5e5, so q0 holds ~21 bits above the scale).
 t0 = time.perf_counter()
 ctx = model.context()
 public_blob = ctx.public_context().to_bytes()
