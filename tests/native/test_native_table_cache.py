@@ -19,6 +19,12 @@ from he_ml import native
 from he_ml.errors import ParameterError
 
 ROOT = Path(__file__).resolve().parents[2]
+# Subprocesses import the same he_ml as this test (installed, or a source tree with the compiled
+# module in it) and start outside the source tree, whose he_ml/ has no _native in a clean clone.
+import he_ml as _he_ml  # noqa: E402
+
+_HE_ML_PARENT = str(Path(_he_ml.__file__).resolve().parents[1])
+_OUTSIDE = str(Path(__file__).resolve().anchor)
 
 
 @pytest.fixture
@@ -61,16 +67,16 @@ def test_bad_budget_is_a_parameter_error(bad):
 
 
 def test_bad_environment_budget_fails_import_with_advice():
-    env = {**os.environ, "HE_ML_NTT_CACHE_BYTES": "lots", "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "HE_ML_NTT_CACHE_BYTES": "lots", "PYTHONPATH": _HE_ML_PARENT}
     res = subprocess.run([sys.executable, "-c", "import he_ml.native"], env=env,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, cwd=_OUTSIDE)
     assert res.returncode != 0
     assert "ParameterError" in res.stderr and "HE_ML_NTT_CACHE_BYTES" in res.stderr
     env["HE_ML_NTT_CACHE_BYTES"] = str(32 << 20)  # following the advice works
     res = subprocess.run(
         [sys.executable, "-c",
          "from he_ml import native; print(native.table_cache_info()['budget'])"],
-        env=env, capture_output=True, text=True, timeout=120)
+        env=env, capture_output=True, text=True, timeout=120, cwd=_OUTSIDE)
     assert res.returncode == 0, res.stderr
     assert int(res.stdout) == 32 << 20
 
@@ -100,9 +106,9 @@ def test_300_primes_at_n65536_stay_under_the_budget():
     budget plus 16 MiB (one entry being built and the interpreter's own churn)."""
     need_cpp()
     budget = 128 << 20
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "HE_ML_NTT_CACHE_BYTES": str(budget)}
+    env = {**os.environ, "PYTHONPATH": _HE_ML_PARENT, "HE_ML_NTT_CACHE_BYTES": str(budget)}
     res = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT], env=env, capture_output=True,
-                         text=True, timeout=300)
+                         text=True, timeout=300, cwd=_OUTSIDE)
     assert res.returncode == 0, res.stderr
     grown, cached, reported_budget, evictions = map(int, res.stdout.split())
     assert reported_budget == budget
