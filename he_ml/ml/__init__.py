@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .latency import LatencyModel
 from .layout import EncryptedFeatures, encrypt_features
 from .linear import ClientAidedRefresh, EncryptedLinearRegression, EncryptedLogisticRegression
 from .model import EncryptedModel, ErrorReport
@@ -19,6 +20,7 @@ __all__ = [
     "ClientAidedRefresh",
     "EncryptedModel",
     "ErrorReport",
+    "LatencyModel",
     "from_sklearn",
     "from_torch",
 ]
