@@ -50,6 +50,12 @@ minimal-depth evaluator of :mod:`he_ml.ml.polynomial` (``poly.evaluate``); both 
 so layouts pass through unchanged.  Slots outside a layout carry zeros (or ``p(0)`` after a
 polynomial); no diagonal ever reads them, so they never reach a result.
 
+Magnitude bounds: the CKKS tracker bounds every vector by one public number over all slots and
+refuses an operation whose bound would exceed its level.  Its interval arithmetic over BSGS sums
+is loose, so every affine stage states, after each addition, the per-slot bound it can prove
+(``max_t sum_k |d_k[t]| B`` plus the CKKS error, see ``LatencyModel._apply_linear``); the planner
+(``LatencyModel.context``) runs the same code on bounds alone and plans for exactly those.
+
 Layer records
 -------------
 Layers are the records of the model IR (:mod:`he_ml.ml.ir`): ``Dense(weight, bias)``,
@@ -90,6 +96,7 @@ import numpy as np
 
 from ..errors import (
     DepthExhaustedError,
+    EncodingOverflowError,
     HEError,
     ParameterError,
     ShapeMismatchError,
@@ -553,6 +560,91 @@ def _noise_per_slot(n: int, scale_bits: int, data_primes: int, q_max_bits: int, 
     return (fresh + keyswitch) / 2.0 ** scale_bits
 
 
+#: Relative slack on every stated bound: covers float64 rounding in computing the bound itself.
+_REL_SLACK = 2.0 ** -10
+#: Std multiples per slot for one operation's noise: >= the 12 std of Gaussian fresh/rescale noise
+#: and the 400 std of key switching's heavy tail (tests/schemes/test_ckks.py), with room to spare.
+_NOISE_STDS = 1024.0
+
+
+def _allowance(ctx: Any) -> tuple[float, float]:
+    """``(delta, eps)``: the CKKS approximation error one operation may add to a slot.
+
+    ``delta``: absolute error of one rescale, fresh encryption or rotation (key switching), in
+    value units: ``_NOISE_STDS`` times the per-slot std of `_noise_per_slot` for ``ctx``'s chain.
+    ``eps``: error of a plaintext encoded at scale ``~2^scale_bits``: rounding each of the ``n``
+    coefficients by at most 1/2 moves a slot by at most ``n / 2 / 2^scale_bits`` (the canonical
+    embedding sums the coefficients with unit-modulus weights); we use ``n / 2^scale_bits``.
+    A product ``(d + e_d)(x + e_x)`` with ``|x| <= B``, ``|e_d| <= eps``, ``|e_x| <= delta`` errs
+    from ``d x`` by at most ``eps B + |d| delta + eps delta`` (``eps < 1``).
+    """
+    n, s = int(ctx.poly_modulus_degree), int(ctx.scale_bits)
+    bits = list(ctx.coeff_mod_bit_sizes)
+    data = bits[:-1] or bits
+    sigma = _noise_per_slot(n, s, len(data), max(data), bits[-1])
+    return _NOISE_STDS * sigma, n / 2.0 ** s
+
+
+class _PlanContext:
+    """Stand-in for a CKKS context while planning: its noise allowance dominates every chain the
+    planner may pick for ring ``n`` (scale >= ``scale_bits``, special prime >= every data prime)."""
+
+    name = "ckks"
+    capabilities = None
+
+    def __init__(self, n: int, scale_bits: int, depth: int) -> None:
+        self.poly_modulus_degree = n
+        self.scale_bits = scale_bits
+        # q_max = special: the key-switching factor 2^(q_max - special) is 1, the largest it gets
+        self.coeff_mod_bit_sizes = [MAX_PRIME_BITS] + [scale_bits] * depth + [MAX_PRIME_BITS]
+
+
+class _Tracked:
+    """What the CKKS magnitude tracker computes, without ciphertexts (for planning).
+
+    Mirrors ``CKKS._op_*``: sums add bounds, plaintext factors multiply by ``max |factor|``
+    (a level unless an integer scalar), ciphertext products multiply bounds (a level), rotations
+    keep the bound, ``with_bound`` takes the minimum.  Every result is appended to ``log`` as
+    ``(bound, levels used)``: the tracker checks exactly these against the level's limit.
+    """
+
+    level = None  # no depth check in the polynomial evaluator (the planner sizes the depth)
+
+    def __init__(self, ctx: _PlanContext, bound: float, used: int, size: int, log: list) -> None:
+        self.context, self.bound, self.used, self.size, self.log = ctx, float(bound), used, size, log
+
+    def _new(self, bound: float, used: int) -> "_Tracked":
+        self.log.append((float(bound), used))
+        return _Tracked(self.context, bound, used, self.size, self.log)
+
+    def __add__(self, o: Any) -> "_Tracked":
+        if isinstance(o, _Tracked):
+            return self._new(self.bound + o.bound, max(self.used, o.used))
+        return self._new(self.bound + float(np.max(np.abs(o))), self.used)
+
+    __radd__ = __add__
+    __sub__ = __add__
+
+    def __neg__(self) -> "_Tracked":
+        return _Tracked(self.context, self.bound, self.used, self.size, self.log)
+
+    def __mul__(self, o: Any) -> "_Tracked":
+        if isinstance(o, _Tracked):
+            return self._new(self.bound * o.bound, max(self.used, o.used) + 1)
+        if isinstance(o, np.ndarray):
+            return self._new(self.bound * float(np.max(np.abs(o))), self.used + 1)
+        c = float(o)
+        return self._new(self.bound * abs(c), self.used + (0 if c.is_integer() else 1))
+
+    __rmul__ = __mul__
+
+    def rotate(self, step: int) -> "_Tracked":
+        return _Tracked(self.context, self.bound, self.used, self.size, self.log)
+
+    def with_bound(self, b: float) -> "_Tracked":
+        return _Tracked(self.context, min(float(b), self.bound), self.used, self.size, self.log)
+
+
 def encrypt_sample(context: Any, x: Any) -> EncryptedVector:
     """Encrypt one sample in the latency layout (model-independent; a public context suffices).
 
@@ -712,8 +804,6 @@ class LatencyModel:
                 f"use the throughput layout (encrypt_features).")
         self.rotation_steps = tuple(sorted(known))
         self.depth = sum(1 if isinstance(s, _LinearStage) else s.depth for s in self._stages)
-        self._plain_factors_max = max(
-            [float(np.max(np.abs(s.weight))) for s in self._stages if isinstance(s, _LinearStage)] or [0.0])
 
     # ------------------------------------------------------------------ description
     @classmethod
@@ -762,7 +852,7 @@ class LatencyModel:
                 f"(n, {', '.join(map(str, self.input_shape))}) or (n, {self.n_inputs}); got shape {arr.shape}.")
         return arr.reshape(arr.shape[0], -1)
 
-    def plain(self, X: Any, *, observe: Any = None) -> np.ndarray:
+    def plain(self, X: Any) -> np.ndarray:
         """The same computation in float64 (the twin every encrypted result is compared with).
 
         Parameters
@@ -776,62 +866,73 @@ class LatencyModel:
         x = self._check_batch(X)
         for s in self._stages:
             if isinstance(s, _LinearStage):
-                if observe is not None:
-                    observe(np.abs(x) @ np.abs(s.weight).T + np.abs(s.bias))  # partial-sum bound
                 x = x @ s.weight.T + s.bias
             else:
                 x = s.plain(x)
-            if observe is not None:
-                observe(x)
         return x
 
     # ------------------------------------------------------------------ parameters
-    def _value_bound(self, X_calibration: Any, input_abs_max: float | None, margin: float) -> float:
+    def _input_bound(self, X_calibration: Any, input_abs_max: float | None) -> float:
+        """The public bound ``encrypt`` gives the planned inputs: the power of two >= max |x|."""
         if X_calibration is not None:
-            X = self._check_batch(X_calibration)
-            seen = [float(np.max(np.abs(X)))]
-            self.plain(X, observe=lambda v: seen.append(float(np.max(np.abs(v)))))
-            return margin * max(seen + [self._plain_factors_max])
-        if input_abs_max is None:
+            m = float(np.max(np.abs(self._check_batch(X_calibration))))
+        elif input_abs_max is None:
             raise ParameterError(
                 "context() needs X_calibration (representative samples) or input_abs_max (a bound on "
                 "|x|) to size the modulus; got neither.")
-        b = float(input_abs_max)
-        if not b > 0 or not math.isfinite(b):
-            raise ParameterError(f"input_abs_max must be a positive finite number; got {input_abs_max!r}.")
-        seen = [b]
-        for s in self._stages:  # worst case over the box |x| <= b: guaranteed, may be loose
+        else:
+            m = input_abs_max
+            if isinstance(m, bool) or not isinstance(m, (int, float, np.integer, np.floating)) \
+                    or not float(m) > 0 or not math.isfinite(float(m)):
+                raise ParameterError(f"input_abs_max must be a positive finite number; got {input_abs_max!r}.")
+            m = float(m)
+        # CKKS.encrypt declares the smallest power of two >= max |values| (2^-30 for all zeros)
+        return 2.0 ** math.ceil(math.log2(m)) if m > 0 else 2.0 ** -30
+
+    def _tracked_log(self, input_bound: float, n: int, scale_bits: int) -> list[tuple[float, int]]:
+        """Every ``(bound, levels used)`` the CKKS tracker checks when evaluating an input of
+        public bound ``input_bound``, with the bounds `_apply_linear` states, for any chain of
+        ring ``n`` with scale >= ``scale_bits`` (its noise allowance is the largest of those;
+        every stated bound grows with the allowance, so a planned chain states smaller ones)."""
+        log: list[tuple[float, int]] = [(float(input_bound), 0)]
+        x = _Tracked(_PlanContext(n, scale_bits, max(1, self.depth)), input_bound, 0, self.min_slots, log)
+        for s in self._stages:
+            x = self._apply_linear(s, x) if isinstance(s, _LinearStage) else s.evaluate(x)
+        log.append((x.bound, x.used))
+        return log
+
+    def _plain_operands_max(self) -> float:
+        """Largest |plaintext operand| (weights, biases, scalars): must encode (``< value_bound``)."""
+        vals = [0.0]
+        for s in self._stages:
             if isinstance(s, _LinearStage):
-                b = float(np.max(np.abs(s.weight).sum(axis=1) * b + np.abs(s.bias)))
+                vals += [float(np.max(np.abs(s.weight), initial=0.0)), float(np.max(np.abs(s.bias), initial=0.0))]
             elif isinstance(s, _ScalarStage):
-                b = abs(s.a) * b + abs(s.k)
-            elif s.kind == "square":
-                b = b * b
-            else:
-                lo, hi = s.poly.interval
-                grid = np.linspace(min(lo, -b), max(hi, b), 4097)
-                b = float(np.max(np.abs(s.plain(grid))))
-            seen.append(b)
-        return margin * max(seen + [self._plain_factors_max])
+                vals += [abs(s.a), abs(s.k)]
+        return max(vals)
 
     def parameters(self, X_calibration: Any = None, *, input_abs_max: float | None = None,
-                   margin: float = 2.0, min_scale_bits: int | None = None) -> dict[str, Any]:
+                   margin: float = 1.0, min_scale_bits: int | None = None) -> dict[str, Any]:
         """CKKS parameters for :meth:`context` (see there), without generating keys."""
-        if not (isinstance(margin, (int, float)) and margin >= 1.0):
-            raise ParameterError(f"margin must be a number >= 1; got {margin!r}.")
-        bound = self._value_bound(X_calibration, input_abs_max, float(margin))
+        if isinstance(margin, bool) or not (isinstance(margin, (int, float)) and margin >= 1.0
+                                            and math.isfinite(margin)):
+            raise ParameterError(f"margin must be a finite number >= 1; got {margin!r}.")
+        b_in = self._input_bound(X_calibration, input_abs_max)
         needs_poly = any(isinstance(s, _ActivationStage) and s.kind == "polynomial" for s in self._stages)
         smin = int(min_scale_bits) if min_scale_bits is not None else (32 if needs_poly else 28)
-        bound_bits = max(1, math.ceil(math.log2(bound)) + 1)   # + sign bit
         depth = max(1, self.depth)
+        operands = max(b_in, self._plain_operands_max())
+        peak = None
         for n in sorted(HE_STANDARD_MAX_BITS):
             if n // 2 < self.min_slots or n < 2048:
                 continue
+            log = self._tracked_log(b_in, n, smin)
+            peak = max(bb for bb, _ in log)
             budget = HE_STANDARD_MAX_BITS[n][128]
             low = int(math.log2(2 * n)) + 2
             best = None
             for s in range(40, max(smin, low) - 1, -1):
-                q0 = s + bound_bits
+                q0 = self._first_prime_bits(log, operands, float(margin), s, depth)
                 special = min(MAX_PRIME_BITS, budget - q0 - depth * s)
                 if q0 > MAX_PRIME_BITS or special < max(q0, s):
                     continue
@@ -841,26 +942,47 @@ class LatencyModel:
             if best is not None:
                 noise, s, q0, special = best
                 return {"poly_modulus_degree": n, "coeff_mod_bit_sizes": [q0] + [s] * depth + [special],
-                        "scale_bits": s, "value_bound": bound, "noise_per_slot": noise}
+                        "scale_bits": s, "value_bound": peak, "input_bound": b_in, "noise_per_slot": noise}
         raise DepthExhaustedError(
-            f"latency layout: depth {self.depth} with values up to {bound:g} (scale >= 2^{smin}) does not fit "
-            f"any 128-bit CKKS ring up to n = 32768 ({HE_STANDARD_MAX_BITS[32768][128]} bits). Use the "
-            f"throughput layout, lower-degree activations, or a client-aided refresh between layers.")
+            f"latency layout: depth {self.depth} with tracked magnitudes up to {peak or b_in:g} (inputs up to "
+            f"{b_in:g}, scale >= 2^{smin}) does not fit any 128-bit CKKS ring up to n = 32768 "
+            f"({HE_STANDARD_MAX_BITS[32768][128]} bits). Scale the inputs down, use the throughput layout, "
+            f"lower-degree activations, or a client-aided refresh between layers.")
+
+    @staticmethod
+    def _first_prime_bits(log: list[tuple[float, int]], operands: float, margin: float, s: int,
+                          depth: int) -> int:
+        """Smallest first prime (bits) such that ``margin`` times every tracked bound fits its level.
+
+        A value after ``used`` levels sits at chain index ``l = depth - used``, whose limit is
+        ``15/16 * Q_l / 2^(s + 1)`` with ``Q_l = q0 q1 ... q_l`` (``CKKS._setup_bounds``); SEAL's
+        primes of ``b`` bits lie within a factor ``1 - 2^-20`` of ``2^b``, counted as ``b - 0.01``
+        bits.  Plaintext operands and inputs must also encode: ``< value_bound = 2^(q0 - s - 1)``.
+        """
+        need = math.log2(max(operands, 2.0 ** -60) * margin) + s + 1 + 0.01
+        for bound, used in log:
+            if bound > 0:
+                l = min(max(depth - used, 0), depth)
+                need = max(need, math.log2(bound * margin) + math.log2(16.0 / 15.0) + s + 1 - l * (s - 0.01)
+                           + 0.01)
+        return max(s + 1, math.floor(need) + 1)
 
     def context(self, X_calibration: Any = None, *, input_abs_max: float | None = None,
-                margin: float = 2.0, min_scale_bits: int | None = None, rotation_keys: str = "exact"):
+                margin: float = 1.0, min_scale_bits: int | None = None, rotation_keys: str = "exact"):
         """A 128-bit CKKS key-holder context for this model, with only the keys it needs.
 
         Parameters
         ----------
         X_calibration : array (n, *input_shape), optional
-            Representative samples: the modulus holds ``margin`` times the largest magnitude seen
-            (inputs, every layer's output and every partial sum bound ``|W| |x| + |b|``).
+            Representative samples: inputs are planned at the public bound ``encrypt`` declares
+            for them, the power of two ``B >= max |X_calibration|``.  Any sample with
+            ``max |x| <= B`` is then guaranteed to run; a larger one is refused before computing
+            (``EncodingOverflowError`` naming the ``input_abs_max`` to plan for).
         input_abs_max : float, optional
-            Without calibration data: a bound on ``|x|``; the modulus then holds the worst case
-            over ``|x| <= input_abs_max`` (guaranteed, can need a larger ring).
-        margin : float, default 2.0
-            Safety factor over the calibrated magnitudes (one extra bit).
+            Without calibration data: a bound on ``|x|`` (planned as the power of two above it).
+        margin : float, default 1.0
+            Extra headroom factor on every planned bound.  The planned bounds are provable
+            worst cases for inputs up to ``B`` (no data-dependent estimate), so 1 suffices.
         min_scale_bits : int, optional
             Smallest scale considered; default 28 (32 with polynomial activations, whose terms are
             added across levels and need scale primes close to 2^scale).
@@ -886,10 +1008,16 @@ class LatencyModel:
 
         Notes
         -----
-        The chain is ``[q0, s x depth, special]`` with the largest scale ``s <= 40`` that fits the
-        smallest ring holding every layout: ``q0 = s + log2(bound) + 1`` bits so outputs decrypt
-        without wrapping, the special prime at least as large as every data prime, total within
-        the HomomorphicEncryption.org 128-bit bound.
+        Planned magnitudes are exactly the public bounds the CKKS tracker will check
+        (``_tracked_log`` runs the evaluation on bounds alone): each affine stage's per-slot bound
+        ``max_t sum_k |d_k[t]| B`` of every partial BSGS sum, rotate-and-add step and the output
+        (``max_o sum_f |W_of| B + |b_o|``), plus the CKKS approximation error (see
+        ``_apply_linear``); ``B^2`` after a square; the polynomial evaluator's own bounds.  The
+        chain is ``[q0, s x depth, special]`` with the scale ``s <= 40`` giving the least noise in
+        the smallest ring holding every layout: ``q0`` is the smallest first prime such that every
+        bound ``b`` reached after ``u`` levels fits the limit ``15/16 Q_l / 2^(s+1)`` of its level
+        ``l = depth - u`` (``CKKS._setup_bounds``), the special prime at least as large as every
+        data prime, total within the HomomorphicEncryption.org 128-bit bound.
         """
         from ..schemes import CKKS
 
@@ -969,6 +1097,16 @@ class LatencyModel:
             ``enc`` has fewer than ``depth`` levels left.
         UnsupportedOperationError
             The context lacks rotation keys in :attr:`rotation_steps` (or relinearization keys).
+        EncodingOverflowError
+            A provable magnitude bound (see `_apply_linear`) would exceed its level's limit: the
+            input's public bound is above what the context was planned for. Raised before the
+            operation runs; the message names the ``model.context(input_abs_max=...)`` that fits.
+
+        Notes
+        -----
+        The result carries a public bound (``out.bound``) on every slot, stated per affine stage
+        from the weights and the input's bound (``max_o sum_f |W_of| B + |b_o|`` plus the CKKS
+        approximation error), never from the data.
         """
         if not isinstance(enc, EncryptedVector):
             raise ParameterError(f"decision_function expects the EncryptedVector from model.encrypt(); got "
@@ -994,34 +1132,87 @@ class LatencyModel:
                 f"Create it with model.context(), or call ctx.enable_rotations(model.rotation_steps) (or "
                 f"'all' for the power-of-two set) on the key holder before public_context().")
         x = enc
-        for s in self._stages:
-            x = self._apply_linear(s, x) if isinstance(s, _LinearStage) else s.evaluate(x)
-        return EncryptedVector(ctx, x.chunks, (self.n_outputs,), {})
+        try:
+            for s in self._stages:
+                x = self._apply_linear(s, x) if isinstance(s, _LinearStage) else s.evaluate(x)
+        except EncodingOverflowError as e:
+            b = float(enc.bound)
+            raise EncodingOverflowError(
+                f"latency layout: with inputs of public bound {b:g} (|x| <= {b:g}, as declared by encrypt) "
+                f"this context cannot hold the network's provable magnitudes; nothing overflowed, the "
+                f"operation was refused before it ran. Plan the context for these inputs: "
+                f"model.context(input_abs_max={b:g}) (or X_calibration containing such samples), or scale "
+                f"the inputs down. Details: {e}") from e
+        # the stated bound covers every slot, so it also bounds the outputs (first n_outputs slots)
+        return EncryptedVector(ctx, x.chunks, (self.n_outputs,), dict(x.meta))
 
     @staticmethod
-    def _apply_linear(s: _LinearStage, x: EncryptedVector) -> EncryptedVector:
+    def _apply_linear(s: _LinearStage, x: Any) -> Any:
+        """One affine stage by BSGS, stating after every addition the bound it can prove.
+
+        The tracker's interval arithmetic adds ``B max|d_k|`` per diagonal and doubles at every
+        rotate-and-add step, far above the true magnitude.  Per slot the exact computation is
+        tighter: ``z[t] = sum_k d_k[t] x[t + k]`` with every slot of ``x`` bounded by its public
+        bound ``B`` (replicas and the slots outside the layout too: the tracked bound is over all
+        slots), so ``|z[t]| <= B sum_{k in S} |d_k[t]|`` for any partial set ``S`` of diagonals;
+        a giant rotation moves slots but keeps the per-slot sums (we track them in the frame of
+        the final result, where ``d_k`` sits unrotated, and the max over slots is rotation
+        invariant); a rotate-and-add step ``a + rot(a, s)`` gives ``u[t] + u[t + s]``; the bias
+        adds ``|b[t]|``.  Slots outside the output layout get no weight (``d_k[t] = 0`` there,
+        see `_place`), so they hold zeros up to the noise below -- also bounded.
+
+        CKKS approximation error (`_allowance`): each product errs by at most
+        ``eps B + |d_k[t]| delta + eps delta <= eps B + |d_k[t]| delta + delta`` (plaintext
+        encoding, the baby rotation's noise on ``x``), its rescale adds ``delta``, every giant
+        rotation and rotate-and-add step adds ``delta``, the bias's encoding ``eps``.  So per
+        slot ``u[t] = sum_k (|d_k[t]| (B + delta) + eps B + 2 delta) + (rotations) delta``,
+        and the stated bound is ``(1 + 2^-10) max_t u[t]``.  ``with_bound`` keeps the smaller of
+        this and the tracker's own bound.  The planner runs this same code on `_Tracked`
+        (`LatencyModel._tracked_log`), so it plans for exactly the bounds checked here.
+        """
         slots = x.size
         reps_l = slots // s.period
         g = s.giant
+        B = float(x.bound)
+        delta, eps = _allowance(x.context)
+        L = s.period
+        absd = {k: np.abs(d) for k, d in s.diagonals.items()}
+
+        def state(v: Any, u: np.ndarray) -> Any:
+            return v.with_bound((1.0 + _REL_SLACK) * float(np.max(u)))
+
         babies = {0: x}
         for i in s.baby_steps:
             babies[i] = x.rotate(i)
         by_giant: dict[int, list[int]] = {}
         for k in sorted(s.diagonals):
             by_giant.setdefault(k // g, []).append(k)
-        acc = None
+        acc, u_acc = None, None
         for j, ks in sorted(by_giant.items()):
-            inner = None
+            inner, u_in = None, None
             for k in ks:
                 # rot(d_k, -g j): the giant rotation applied afterwards undoes it
                 d = np.tile(np.roll(s.diagonals[k], g * j), reps_l)
                 term = babies[k - g * j] * d
-                inner = term if inner is None else inner + term
+                u_term = absd[k] * (B + delta) + (eps * B + 2.0 * delta)  # final frame
+                if inner is None:
+                    inner, u_in = term, u_term
+                else:
+                    u_in = u_in + u_term
+                    inner = state(inner + term, u_in)
             if g * j:
                 inner = inner.rotate(g * j)
-            acc = inner if acc is None else acc + inner
+                u_in = u_in + delta
+            if acc is None:
+                acc, u_acc = inner, u_in
+            else:
+                u_acc = u_acc + u_in
+                acc = state(acc + inner, u_acc)
         for step in s.sum_steps:
-            acc = acc + acc.rotate(step)
+            u_acc = u_acc + np.roll(u_acc, -step) + delta  # slot t gets t and t + step
+            acc = state(acc + acc.rotate(step), u_acc)
         if np.any(s.bias_vec):
-            acc = acc + np.tile(s.bias_vec, slots // s.out.period)
-        return acc
+            bias = np.tile(s.bias_vec, slots // s.out.period)
+            u_acc = u_acc + np.abs(np.tile(s.bias_vec, L // s.out.period)) + eps
+            acc = state(acc + bias, u_acc)
+        return state(acc, u_acc)

@@ -417,3 +417,54 @@ def test_too_shallow_or_too_small_context_is_refused(rng):
     x = rng.uniform(-1, 1, 6)
     out = ctx.decrypt(m.decision_function(m.encrypt(ctx, x)))
     assert np.max(np.abs(out - m.plain(x[None])[0])) <= _error_bound(m, ctx, x[None])
+
+
+# ----------------------------------------------------------------------------- magnitude bounds
+def _all_slots(ctx, v):
+    """Decrypt every slot of a latency result (replicas and slots outside the layout too)."""
+    from he_ml.schemes.base import EncryptedVector
+    return ctx.decrypt(EncryptedVector(ctx, v.chunks, (ctx.slot_count,), dict(v.meta)))
+
+
+def test_stated_bounds_hold_on_every_slot_and_the_worst_case_input_runs(rng):
+    """The adversarial input x = sign(W[o]) reaches the row-sum bound; the plan must admit it,
+    and the bound the result carries must cover every slot while staying near the true maximum
+    (interval arithmetic over the BSGS sums would be several times larger)."""
+    W, b = rng.normal(size=(7, 30)), rng.normal(size=7)
+    m = LatencyModel([Dense(W, b)], (30,))
+    ctx = m.context(input_abs_max=1.0)
+    true_max = float(np.max(np.abs(W).sum(axis=1) + np.abs(b)))
+    o = int(np.argmax(np.abs(W).sum(axis=1) + np.abs(b)))
+    x = np.sign(W[o]) * np.sign(b[o])           # |y_o| = sum_f |W_of| + |b_o|, |x| = 1
+    out = m.decision_function(m.encrypt(ctx, x))
+    slots = _all_slots(ctx, out)
+    assert abs(abs(slots[o]) - true_max) <= _error_bound(m, ctx, x[None])
+    assert np.max(np.abs(slots)) <= out.bound
+    s = m._stages[0]
+    interval = sum(float(np.max(np.abs(d))) for d in s.diagonals.values()) * 2 ** len(s.sum_steps)
+    assert true_max <= out.bound <= 1.05 * true_max < interval
+
+
+def test_stated_bounds_hold_through_a_conv_network(rng):
+    """Scattered conv layout, square, dense: every slot of the result within its public bound."""
+    conv = Conv2d(rng.normal(size=(2, 1, 3, 3)) * 0.5, rng.normal(size=2) * 0.1, 2, 1, (1, 8, 8))
+    m = LatencyModel([conv, Activation.square(), Flatten((2, 4, 4)),
+                      Dense(rng.normal(size=(4, 32)) * 0.2, rng.normal(size=4) * 0.1)], (1, 8, 8))
+    X = rng.uniform(0, 1, (4, 1, 8, 8))
+    ctx = m.context(X)
+    out = m.decision_function(m.encrypt(ctx, X[1]))
+    assert np.max(np.abs(_all_slots(ctx, out))) <= out.bound
+    assert np.max(np.abs(ctx.decrypt(out) - m.plain(X[1:2])[0])) <= _error_bound(m, ctx, X)
+
+
+def test_inputs_above_the_planned_bound_are_refused_and_the_advice_works(rng):
+    from he_ml.errors import EncodingOverflowError
+    W = rng.normal(size=(7, 30))
+    m = LatencyModel([Dense(W, np.zeros(7)), Activation.square()], (30,))
+    ctx = m.context(input_abs_max=1.0)
+    x = np.sign(W[0]) * 4.0  # declared bound 4: the square's bound grows 16-fold
+    with pytest.raises(EncodingOverflowError, match=r"input_abs_max=4"):
+        m.decision_function(m.encrypt(ctx, x))
+    ctx4 = m.context(input_abs_max=4.0)
+    out = ctx4.decrypt(m.decision_function(m.encrypt(ctx4, x)))
+    assert np.max(np.abs(out - (W @ x) ** 2)) <= _error_bound(m, ctx4, x[None])
