@@ -87,7 +87,7 @@ def bench_scheme(scheme, clients, values, repeats, key_bits):
         ctx = aggregation_context("paillier", max_clients=max(clients, 8), key_bits=key_bits)
         base_label = f"single-key Paillier CRT decrypt ({key_bits} bits)"
     else:
-        from he_ml.schemes.ckks import multiparty_context
+        from he_ml.schemes.seal_rns import multiparty_context
 
         plan = committee.plan
         ctx = multiparty_context(scheme, poly_modulus_degree=plan["poly_modulus_degree"],
@@ -114,7 +114,7 @@ def _native_vs_seal(scheme, ctx, total, share, repeats):
 
     from he_ml import native
     from he_ml.aggregation import GradientAggregator
-    from he_ml.schemes.ckks import ciphertext_to_rns
+    from he_ml.schemes.seal_rns import ciphertext_to_rns
 
     ct = GradientAggregator(ctx)._parse(total).vector.chunks[0]
     c = ciphertext_to_rns(ct)

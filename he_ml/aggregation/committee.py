@@ -586,7 +586,7 @@ def partial_decrypt(share: KeyShare, total: bytes) -> PartialDecryption:
         return PartialDecryption("paillier", share.member, share.committee_id, digest,
                                  [int(cp.partial_exponentiate(c, share._payload["s"], share.members, n2))
                                   for c in chunks], share.members, share.threshold)
-    from ..schemes.ckks import ciphertext_to_rns
+    from ..schemes.seal_rns import ciphertext_to_rns
     from . import committee_lattice as cl
 
     p = share._payload
@@ -608,7 +608,7 @@ def _lattice_total_chunks(share: KeyShare, blob: Any) -> list[Any]:
     """SEAL ciphertexts of a total, parsed with a context of the committee's parameters (the
     share records them), so a member needs no public context to partially decrypt."""
     from ..schemes._format import Kind
-    from ..schemes.ckks import multiparty_context
+    from ..schemes.seal_rns import multiparty_context
 
     blob.expect(kind=Kind.AGGREGATE, what="total blob")
     prm = share._payload["params"]
@@ -793,7 +793,7 @@ def _combine_paillier(pub: Any, vector: EncryptedVector, by_member: dict[int, Pa
 
 def _combine_lattice(pub: Any, vector: EncryptedVector, by_member: dict[int, PartialDecryption],
                      members: int, threshold: int) -> np.ndarray:
-    from ..schemes.ckks import ciphertext_from_rns, ciphertext_to_rns, plaintext_decoder, rns_moduli
+    from ..schemes.seal_rns import ciphertext_from_rns, ciphertext_to_rns, plaintext_decoder, rns_moduli
     from . import committee_lattice as cl
 
     info = rns_moduli(pub)

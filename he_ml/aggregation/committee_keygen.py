@@ -104,7 +104,7 @@ class KeygenSession:
     def base_context(self) -> SchemeContext:
         """The parameters' SEAL context (its placeholder keys are never used)."""
         if self._base is None:
-            from ..schemes.ckks import multiparty_context
+            from ..schemes.seal_rns import multiparty_context
 
             p = self.plan
             base = multiparty_context(self.scheme, poly_modulus_degree=p.poly_modulus_degree,
@@ -116,7 +116,7 @@ class KeygenSession:
         return self._base
 
     def info(self) -> dict[str, Any]:
-        from ..schemes.ckks import rns_moduli
+        from ..schemes.seal_rns import rns_moduli
 
         return rns_moduli(self.base_context())
 
@@ -218,7 +218,7 @@ class KeygenMember:
         InvalidCiphertextError
             If a message is malformed, or a member's share or message is missing or repeated.
         """
-        from ..schemes.ckks import with_public_key
+        from ..schemes.seal_rns import with_public_key
 
         s = self.session
         kp, dp, n = self._info["key_primes"], self._info["data_primes"], self._info["n"]

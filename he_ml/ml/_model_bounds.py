@@ -88,7 +88,7 @@ class _TrackedBound:
 def _tracked_bounds(stages: list[Any], input_bounds: np.ndarray) -> list[tuple[float, int]]:
     """Every (bound, levels used) the CKKS tracker computes running `stages` on inputs of these bounds.
 
-    Linear stages: ``|b_o| + sum_j |W[o, j]| B_j`` (`he_ml.schemes.ckks.linear_map`); square:
+    Linear stages: ``|b_o| + sum_j |W[o, j]| B_j`` (`he_ml.schemes.ckks_linear.linear_map`); square:
     ``B^2``; polynomial activations: the input is first held to the interval (`_within_interval`),
     then the plan runs on the bound alone and its output gets the declared bound
     (``PolynomialApproximation._declare_output_bound``).

@@ -9,7 +9,7 @@ ciphertexts as the batch needs). Then
 * a linear layer (dense, convolution, average pooling and everything affine between two
   activations, fused into one sparse matrix) is, per output neuron, a multiply-accumulate of
   input vectors with plaintext scalars: ``sum_j W[o, j] x_j`` accumulated at scale
-  ``Delta * q`` and rescaled **once** (:func:`he_ml.schemes.ckks.linear_map`), one level;
+  ``Delta * q`` and rescaled **once** (:func:`he_ml.schemes.ckks_linear.linear_map`), one level;
 * an activation is evaluated slot-wise on every neuron's vector: ``x * x`` (one level) or a
   polynomial through the minimal-depth plan of :mod:`he_ml.ml.polynomial`
   (``ceil(log2(degree + 1))`` levels);
@@ -287,7 +287,7 @@ _FORK_JOB: tuple | None = None
 def _linear_stage(ctx: SchemeContext, vectors: list[EncryptedVector], stage: "_LinearStage",
                   n_jobs: int, post: Callable | None = None) -> list[EncryptedVector]:
     """One linear stage (and, if ``post`` is given, the activation after it, neuron by neuron)."""
-    from ..schemes.ckks import linear_map
+    from ..schemes.ckks_linear import linear_map
     m = stage.matrix
     n_out = m.shape[0]
     chunks = len(vectors[0].chunks)
@@ -318,7 +318,7 @@ def _linear_stage(ctx: SchemeContext, vectors: list[EncryptedVector], stage: "_L
 
 def _fork_linear_rows(a: int, b: int) -> list[bytes]:
     """Worker (forked): rows [a, b) of the current stage, returned as ciphertext bytes."""
-    from ..schemes.ckks import linear_map
+    from ..schemes.ckks_linear import linear_map
     ctx, vectors, m, bias, post = _FORK_JOB
     sub = m[a:b]
     return [v.to_bytes() for v in linear_map(ctx, vectors, sub.indptr, sub.indices, sub.data, bias[a:b], post)]
@@ -609,7 +609,7 @@ class EncryptedModel:
             v = _within_interval(a, v)
         out = v * v if a.kind == "square" else a.poly.evaluate(v)
         if v.context.name == "ckks":  # products keep a 3-polynomial buffer: re-allocate at 2
-            from ..schemes.ckks import compact
+            from ..schemes.ckks_linear import compact
             out = compact(v.context, out)
         return out
 

@@ -213,7 +213,7 @@ def test_smudging_noise_statistics(bfv_committee):
     a uniform is 9/5), so 6 standard deviations = 5.9 %; the mean's standard deviation is
     sigma/sqrt(n), checked at 6 of them.
     """
-    from he_ml.schemes.ckks import ciphertext_to_rns
+    from he_ml.schemes.seal_rns import ciphertext_to_rns
 
     pub = bfv_committee.public_context()
     agg = GradientAggregator(pub)

@@ -17,6 +17,7 @@ import pytest
 import he_ml
 from he_ml.errors import EncodingOverflowError
 from he_ml.schemes import ckks as ckks_mod
+from he_ml.schemes import ckks_linear
 
 rng = np.random.default_rng(2024)
 
@@ -197,7 +198,7 @@ def test_linear_map_tracks_a_bound_per_output_and_refuses_before_computing(light
     W = np.array([[0.5, -2.0, 0.0], [0.0, 0.0, 4.0], [1.5, 0.25, -1.0]])
     b = np.array([1.0, -0.5, 0.0])
     m = sparse.csr_matrix(W)
-    outs = ckks_mod.linear_map(light, xs, m.indptr, m.indices, m.data, b)
+    outs = ckks_linear.linear_map(light, xs, m.indptr, m.indices, m.data, b)
     want = np.abs(b) + np.abs(W) @ np.array([2.0, 4.0, 0.5])
     assert [o.bound for o in outs] == pytest.approx(list(want))
     assert all(o.level == xs[0].level - 1 for o in outs)
@@ -219,8 +220,8 @@ def test_linear_map_tracks_a_bound_per_output_and_refuses_before_computing(light
 
     big = sparse.csr_matrix(np.array([[0.0, 2.0 ** 18, 0.0]]))
     ok = sparse.csr_matrix(np.array([[0.0, 2.0 ** 17, 0.0]]))  # 327680 < 491520 fits
-    assert ckks_mod.linear_map(light, deep, ok.indptr, ok.indices, ok.data, np.zeros(1))[0].bound \
+    assert ckks_linear.linear_map(light, deep, ok.indptr, ok.indices, ok.data, np.zeros(1))[0].bound \
         == pytest.approx(2.5 * 2.0 ** 17)
     monkeypatch.setattr(light, "_evaluator", Untouchable())
     with pytest.raises(EncodingOverflowError, match=r"linear layer \(output 0 of 1\).*at level 0"):
-        ckks_mod.linear_map(light, deep, big.indptr, big.indices, big.data, np.zeros(1))
+        ckks_linear.linear_map(light, deep, big.indptr, big.indices, big.data, np.zeros(1))

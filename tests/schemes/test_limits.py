@@ -30,6 +30,7 @@ from he_ml.errors import (
     ParameterError,
 )
 from he_ml.schemes import ckks as ckks_mod
+from he_ml.schemes import seal_rns
 from he_ml.schemes._format import _HEAD, FORMAT_VERSION, MAGIC, SCHEME_IDS, Kind, pack_blob, unpack_blob
 from he_ml.schemes.limits import LIMITS, limit, seal_context_bytes_estimate
 
@@ -559,16 +560,16 @@ def test_raw_rns_objects_share_the_checked_seal_header(small_ckks):
     here = ckks_mod.seal_serialization_version()
     section = unpack_blob(small_ckks.encrypt(np.ones(2)).to_bytes()).sections[0]
     assert ckks_mod._section_seal_version(section) == here  # the loader reads real SEAL headers
-    raw = ckks_mod._seal_object_bytes(b"")  # the header the committee code writes
+    raw = seal_rns._seal_object_bytes(b"")  # the header the committee code writes
     assert ckks_mod._section_seal_version(raw) == here
     # a raw-RNS round trip (what committee decryption does) gives back the same ciphertext
     x = small_ckks.encrypt(np.arange(4.0))
     chunk = x.chunks[0]
-    polys = ckks_mod.ciphertext_to_rns(chunk)
-    assert polys.shape[2] == ckks_mod.rns_moduli(small_ckks)["n"]
-    back = ckks_mod.ciphertext_from_rns(small_ckks, polys, parms_id=chunk.parms_id(), ntt_form=True,
+    polys = seal_rns.ciphertext_to_rns(chunk)
+    assert polys.shape[2] == seal_rns.rns_moduli(small_ckks)["n"]
+    back = seal_rns.ciphertext_from_rns(small_ckks, polys, parms_id=chunk.parms_id(), ntt_form=True,
                                         scale=chunk.scale)
-    np.testing.assert_array_equal(ckks_mod.ciphertext_to_rns(back), polys)
+    np.testing.assert_array_equal(seal_rns.ciphertext_to_rns(back), polys)
     same = he_ml.EncryptedVector(small_ckks, [back], x.shape, dict(x.meta))
     np.testing.assert_array_equal(small_ckks.decrypt(same), small_ckks.decrypt(x))  # deterministic decrypt
 
