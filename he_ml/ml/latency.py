@@ -717,8 +717,8 @@ class LatencyModel:
     Cost per sample: for every affine group, one plaintext product per non-zero generalized
     diagonal and ``|baby| + |giant| (+ log2(L / P_out))`` rotations; activations cost their
     ciphertext products.  The CryptoNets network (conv 5x5/2 -> 5 maps, square, 720 -> 100,
-    square, 100 -> 10) needs 125 + 128 + 16 products, 64 rotations and 46 rotation keys at
-    n = 8192.
+    square, 100 -> 10) needs 125 + 128 + 16 products, 64 rotations and 46 rotation keys; its layouts fit
+    n = 8192 (4096 slots), the planner picks the ring that holds its provable magnitude bounds.
 
     Example
     -------
