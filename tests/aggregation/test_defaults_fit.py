@@ -187,7 +187,9 @@ def test_predict_proba_depth_hint_is_followed(wine):
     ctx = eval(call)  # noqa: S307
     proba = ctx.decrypt(model.predict_proba(encrypt_features(ctx, X[:8])))
     expect = model.sigmoid_(clf.decision_function(X[:8]) / model.logit_range_)
-    assert np.max(np.abs(proba - expect)) < 1e-3  # CKKS noise at 20-bit precision, amplified by p
+    assert proba.shape == (8, 2)  # scikit-learn's layout: column 1 is the positive class
+    assert np.max(np.abs(proba[:, 1] - expect)) < 1e-3  # CKKS noise at 20-bit precision, amplified by p
+    assert np.max(np.abs(proba[:, 0] - (1 - expect))) < 1e-3
 
 
 def test_ckks_aggregation_at_full_planned_capacity():
