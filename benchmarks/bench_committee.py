@@ -29,26 +29,17 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
+from he_ml.bench.sysinfo import cpu_model
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 NAME = "bench_committee"
 
 
-def _cpu() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 def _median(fn, repeats):
@@ -155,7 +146,7 @@ def main(argv=None):
     repeats = args.repeats or (3 if args.quick else 5)
     key_bits = 2048 if args.quick else 3072
     rows = [bench_scheme(s, clients, values, repeats, key_bits) for s in args.schemes.split(",")]
-    print(f"\ncommittee 3-of-5, {clients} clients x {values} values; CPU: {_cpu()} ({os.cpu_count()} cores)")
+    print(f"\ncommittee 3-of-5, {clients} clients x {values} values; CPU: {cpu_model()} ({os.cpu_count()} cores)")
     hdr = (f"{'scheme':9} {'keygen s':>9} {'partial s':>10} {'combine s':>10} {'baseline s':>11} "
            f"{'ratio':>7} {'part MB':>8} {'max err':>9}")
     print(hdr)
@@ -172,7 +163,7 @@ def main(argv=None):
                   f"{r['native_backend']}); RNS export {r['rns_export_per_ct_ms']:.3f} ms")
     if args.save:
         RESULTS.mkdir(exist_ok=True)
-        out = {"benchmark": NAME, "cpu": _cpu(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
+        out = {"benchmark": NAME, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
                "quick": args.quick, "note": "shared machine (2 cores, several concurrent jobs): timings are noisy",
                "rows": rows}
         (RESULTS / f"{NAME}.json").write_text(json.dumps(out, indent=2, default=float))

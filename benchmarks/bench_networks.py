@@ -39,7 +39,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _timing import Clock  # noqa: E402
+from he_ml.bench.sysinfo import cpu_model
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 NAME = "bench_networks"
@@ -62,17 +62,6 @@ LITERATURE = {
     "nGraph-HE2 (Boemer et al. 2019), 56-core Xeon": 1998.0,         # images/s
 }
 NGRAPH_PER_CORE = 1998.0 / 56
-
-
-def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 # ----------------------------------------------------------------------------- data and training

@@ -47,7 +47,6 @@ import argparse
 import json
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -59,19 +58,11 @@ sys.path.insert(0, str(ROOT))
 
 from he_ml.aggregation import GradientAggregator, aggregation_context  # noqa: E402
 from he_ml.aggregation import masking as mk  # noqa: E402
+from he_ml.bench.sysinfo import cpu_model
 
 PRECISION = 21
 
 
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return platform.processor() or "unknown"
 
 
 def workload(n: int, d: int, seed: int = 0) -> dict[int, np.ndarray]:
@@ -291,7 +282,7 @@ def main(argv=None) -> int:
                                           key_bits=key_bits)
     rows = []
     print(f"he_ml secure rounds: {n} clients x {d} values, neighbours {neighbors or 'all'} (holders {holders}), "
-          f"threshold {threshold}, {args.repeats} repeat(s); CPU: {cpu_name()}")
+          f"threshold {threshold}, {args.repeats} repeat(s); CPU: {cpu_model()}")
     print("CPU seconds (process_time) on a shared, noisy 2-core machine; medians over repeats.")
     for frac in drops_list:
         drops = dropped_ids(n, frac)
@@ -345,7 +336,7 @@ def main(argv=None) -> int:
         out = ROOT / "benchmarks" / "results"
         out.mkdir(parents=True, exist_ok=True)
         path = out / ("secure_rounds_quick.json" if args.quick else "secure_rounds.json")
-        meta = {"cpu": cpu_name(), "python": platform.python_version(), "clients": n, "values": d,
+        meta = {"cpu": cpu_model(), "python": platform.python_version(), "clients": n, "values": d,
                 "neighbors": neighbors, "threshold": threshold, "repeats": args.repeats,
                 "flower_repeats": args.flower_repeats or args.repeats,
                 "paillier_key_bits": key_bits, "timing": "process_time (CPU seconds), shared noisy machine",

@@ -96,6 +96,11 @@ def cpu_info(native: Any | None = None) -> dict[str, Any]:
             "features": feats, "features_source": source}
 
 
+def cpu_model() -> str:
+    """The CPU model name benchmarks record next to every figure (from /proc/cpuinfo)."""
+    return cpu_info()["model"] or "unknown"
+
+
 def _import_native() -> tuple[Any | None, str | None]:
     try:
         from .. import native  # noqa: PLC0415 - optional, may still be under construction
