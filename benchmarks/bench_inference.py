@@ -221,8 +221,8 @@ def main() -> None:
         pai = bench_paillier(X_te, clf, max(2, nb // 5))
 
     plain_acc = float(np.mean(clf.predict(X_te) == y_te))
-    proba = he.pop("proba")
-    proba_b = he.pop("proba_via_bytes")
+    proba = he.pop("proba")[:, 1]  # binary predict_proba decrypts to (n, 2); column 1 = positive class
+    proba_b = he.pop("proba_via_bytes")[:, 1]
     poly = he.pop("poly_proba")
     enc_acc = float(np.mean((proba[: len(y_te)] > 0.5).astype(int) == y_te))
     he["accuracy"] = enc_acc
