@@ -620,32 +620,17 @@ class EncryptedModel:
             return list(enc.vectors)
         s = stages[0]
         W = s.matrix.toarray()
-        outs = []
         if ctx.name == "bfv":
             wb = self._bfv_weight_bits(enc)
             frac = enc.fixed_point_bits + wb
             self._check_bfv_range(enc, wb)
             Wq = np.rint(W * float(1 << wb)).astype(np.int64)
-            for o in range(W.shape[0]):
-                acc = None
-                for j in np.flatnonzero(Wq[o]):
-                    term = enc.vectors[j] * int(Wq[o, j])
-                    acc = term if acc is None else acc + term
-                if acc is None:
-                    acc = enc.vectors[0] * 0
-                acc = acc + int(round(float(s.bias[o]) * 2.0 ** frac))
+            bq = [int(round(float(b) * 2.0 ** frac)) for b in s.bias]
+            outs = _multiply_accumulate(enc.vectors, Wq, bq, int)
+            for acc in outs:
                 acc.meta["fixed_point_bits"] = frac
-                outs.append(acc)
             return outs
-        for o in range(W.shape[0]):
-            acc = None
-            for j in np.flatnonzero(W[o]):
-                term = enc.vectors[j] * float(W[o, j])
-                acc = term if acc is None else acc + term
-            if acc is None:
-                acc = enc.vectors[0] * 0.0
-            outs.append(acc + float(s.bias[o]))
-        return outs
+        return _multiply_accumulate(enc.vectors, W, [float(b) for b in s.bias], float)
 
     def _bfv_weight_bits(self, enc: EncryptedFeatures) -> int:
         if self.bfv_weight_bits_ is not None:
@@ -1041,3 +1026,17 @@ class EncryptedModel:
             if classifier:
                 rep.agreement = float(np.mean(self.predict_from_scores(dec) == self.predict_from_scores(src)))
         return rep
+
+
+def _multiply_accumulate(vectors: list, W: np.ndarray, bias: list, cast: Callable) -> list:
+    """``out[o] = sum_j W[o, j] * vectors[j] + bias[o]`` with plaintext scalars (zero weights skipped)."""
+    outs = []
+    for o in range(W.shape[0]):
+        acc = None
+        for j in np.flatnonzero(W[o]):
+            term = vectors[j] * cast(W[o, j])
+            acc = term if acc is None else acc + term
+        if acc is None:
+            acc = vectors[0] * cast(0)
+        outs.append(acc + bias[o])
+    return outs
