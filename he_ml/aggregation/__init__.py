@@ -11,7 +11,7 @@
   HE-free or as a layer over Paillier / BFV (:class:`MaskedClient`, :class:`MaskedServer`,
   :func:`simulate_round`).
 * :mod:`he_ml.aggregation.policy` -- the key holder's decryption policy: one decryption per
-  round id, contribution count bound to signed receipts, noise-flooded CKKS releases.
+  round id, contribution count bound to signed receipts, smudged CKKS releases (2^-40 statistical).
 """
 from __future__ import annotations
 

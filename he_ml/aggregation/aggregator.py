@@ -329,6 +329,7 @@ class GradientAggregator:
         self.max_clients = None if max_clients is None else int(max_clients)
         self.dp = dp
         self.precision_bits = self._context_precision(context) if precision_bits is None else int(precision_bits)
+        self.last_release_plan = None  # set by decrypt(..., release_count=) on CKKS
         self.max_value = max_value
         self.layout = _normalize_layout(layout)
         self._scheme = context.name
@@ -966,7 +967,8 @@ class GradientAggregator:
                                   layout=self.layout)
 
     # ------------------------------------------------------------------ key holder
-    def decrypt(self, total: bytes, count: int | None = None) -> Any:
+    def decrypt(self, total: bytes, count: int | None = None, *, release_count: int | None = None,
+                security_bits: int = 40) -> Any:
         """Decrypt a total to the clients' structure, divided by ``count`` when given.
 
         Parameters
@@ -975,6 +977,15 @@ class GradientAggregator:
             A blob from :meth:`sum` / :meth:`result` (or a single client blob).
         count : int, optional
             Divide by this (usually ``count_of(total)``, the number of clients) to average.
+        release_count : int, optional
+            The result leaves the key holder: a CKKS total is smudged before decoding
+            (:func:`he_ml.aggregation.flooding.smudged_decrypt`, statistical distance
+            ``2^-security_bits``) for ``max(release_count, count_of(total))`` contributions;
+            ``self.last_release_plan`` then records the smudging and the precision kept. BFV and
+            Paillier decrypt exactly. Policies (:class:`~he_ml.aggregation.KeyHolderPolicy`,
+            the Flower key holder) pass the proven number of contributions.
+        security_bits : int, default 40
+            ``lambda`` of the smudging (with ``release_count``).
 
         Returns
         -------
@@ -998,7 +1009,17 @@ class GradientAggregator:
                                 hint="Pass the number of clients to average over, e.g. count_of(total).")
         p = self._parse(total, "total blob")
         self._check_units(p.vector, "total blob")
-        flat = np.asarray(self.context.decrypt(p.vector), dtype=np.float64).reshape(-1)
+        if release_count is not None and self.context.name == "ckks":
+            from .flooding import smudged_decrypt
+
+            release_count = check_count(release_count, "release_count", exc=ParameterError,
+                                        hint="Pass the proven number of contributions in the total.")
+            values, self.last_release_plan = smudged_decrypt(self.context, p.vector,
+                                                             count=max(int(release_count), int(p.count)),
+                                                             security_bits=security_bits)
+            flat = np.asarray(values, dtype=np.float64).reshape(-1)
+        else:
+            flat = np.asarray(self.context.decrypt(p.vector), dtype=np.float64).reshape(-1)
         enc = p.encoding
         if enc["kind"] == "fixed":
             flat = flat * 2.0 ** -int(enc["bits"])
@@ -1185,6 +1206,11 @@ def _parallel_sum(owner: GradientAggregator, acc: GradientAggregator, it: Iterat
 
 
 # ---------------------------------------------------------------------------- parameter choice
+#: Sum-only CKKS chains for released totals (128-bit: 180 and 218 bits <= 218 at n = 8192):
+#: two, then three 60-bit data primes; the last prime is SEAL's special prime (no keys use it).
+_CKKS_RELEASE_CHAINS = ((8192, (60, 60, 60)), (8192, (60, 60, 60, 38)))
+
+
 def aggregation_context(scheme: str = "paillier", *, max_clients: int = 1024, max_value: float = 1.0,
                         precision_bits: int = 24, key_bits: int = 3072) -> SchemeContext:
     """A key-holder context with the fewest bytes per value for summing ``max_clients`` updates.
@@ -1229,9 +1255,12 @@ def aggregation_context(scheme: str = "paillier", *, max_clients: int = 1024, ma
       ciphertext carries only the 60-bit data prime), plain modulus of
       ``2 + ceil(log2(max_clients * max_value * 2**precision_bits))`` bits (<= 39); 4096 values
       per 65.7 kB ciphertext = 16 B/value. Larger requests use n = 8192, [60, 60, 60] (32 B/value).
-    * **ckks**: n = 4096, [60, 49], 2048 values per 65.7 kB ciphertext = 32 B/value; the scale
-      is as large as the first prime allows for ``max_clients * max_value``, so the precision is
-      about ``scale_bits - 12`` bits (per-slot error ~ n/6 * 2**-scale per client).
+    * **ckks**: released totals are smudged for 2^-40 statistical distance
+      (:mod:`he_ml.aggregation.flooding`), which needs a scale of ~90 bits above the precision:
+      n = 8192 with two 60-bit data primes ([60, 60, 60], 64 B/value) when they keep
+      ``precision_bits`` after smudging (about 22 bits at 100 clients), else three
+      ([60, 60, 60, 38], 96 B/value); ``wide_scale=True`` (the scale spans the data primes).
+      BFV is exact and 4-6x smaller: prefer it for released sums.
 
     The schemes' own ``"sum"`` presets (CKKS n=8192 [60,40,60]: 57 B/value; BFV n=8192, 4 data
     primes: 53 B/value) keep room for other operations; for pure summation these sets are
@@ -1275,19 +1304,33 @@ def _aggregation_parameters(scheme: str, *, max_clients: int, max_value: float, 
             f"{t_bits}-bit plain modulus, more than BFV's 60; lower precision_bits or use 'paillier'."
         )
     if scheme == "ckks":
-        q0 = 60
-        scale = q0 - 2 - math.ceil(growth)  # |sum| * 2**scale < 2**(q0 - 1)
-        scale = min(scale, 50)
-        # per-slot noise of a sum of k fresh encryptions ~ sqrt(k) * n/6 * 2**-scale, tail x8
-        noise_bits = math.log2(4096 / 6 * 8) + 0.5 * math.log2(max_clients)
-        if scale - noise_bits < precision_bits:
-            raise ParameterError(
-                f"ckks: with one 60-bit prime, {max_clients} clients x |x| <= {max_value:g} leave a scale of "
-                f"2^{scale}, i.e. about {scale - noise_bits:.1f} bits of precision < {precision_bits}; "
-                f"use 'paillier' or 'bfv' (exact) for this many clients."
-            )
-        return "CKKS", dict(preset=None, poly_modulus_degree=4096, coeff_mod_bit_sizes=[60, 49],
-                            scale_bits=int(scale), relin_keys=False)
+        # A CKKS total leaves the key holder smudged (he_ml.aggregation.flooding): 2^-40 statistical
+        # distance needs coefficient noise ~2^(lambda + log2(n B_ct)), so the scale spans all data
+        # primes of a sum-only chain (wide_scale) and sits precision_bits above the smudged error.
+        from .committee_lattice import ciphertext_noise_bound, slot_error_bound, smudging_width
+        from .flooding import DEFAULT_SECURITY_BITS as lam
+
+        value_bits = max(0, math.ceil(growth))
+        best = 0.0
+        for n, bits in _CKKS_RELEASE_CHAINS:
+            data = bits[:-1]
+            q_bits = sum(data) - len(data)  # every prime > 2^(bits-1): log2 Q > this
+            b_ct = ciphertext_noise_bound(n, int(max_clients))
+            b = smudging_width(n, b_ct, lam)
+            tail_bits = math.log2(slot_error_bound(n, b, b_ct, lam))  # smudged slot error x 2**scale
+            top = q_bits - 2 - value_bits  # largest scale with |sum| * 2**scale < Q / 4
+            # the smallest scale that keeps precision_bits (+1 spare) leaves the most headroom for values
+            scale = min(top, math.ceil(precision_bits + tail_bits) + 1)
+            prec = scale - tail_bits
+            best = max(best, top - tail_bits)
+            if prec >= precision_bits and b + 3 <= q_bits:
+                return "CKKS", dict(preset=None, poly_modulus_degree=n, coeff_mod_bit_sizes=list(bits),
+                                    scale_bits=int(scale), relin_keys=False, wide_scale=True)
+        raise ParameterError(
+            f"ckks: {max_clients} clients x |x| <= {max_value:g} keep at most {best:.1f} bits of precision "
+            f"after the release smudging (2^-{lam} statistical distance) with 128-bit parameters, < "
+            f"{precision_bits}; ask for fewer precision_bits or use 'bfv' or 'paillier' (exact)."
+        )
     raise ParameterError(f"scheme must be 'paillier', 'bfv' or 'ckks'; got {scheme!r}.")
 
 

@@ -63,7 +63,8 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms
 from .. import native
 from ..errors import ParameterError
 
-__all__ = ["MAX_SUBKEYS", "SMUDGING_SECURITY", "LatticePlan", "plan_lattice", "unqualified_sets"]
+__all__ = ["MAX_SUBKEYS", "SMUDGING_SECURITY", "LatticePlan", "plan_lattice", "unqualified_sets",
+           "ciphertext_noise_bound", "smudging_width", "slot_error_bound"]
 
 #: Largest number of replicated sub-keys ``C(members, threshold - 1)`` a committee may have.
 MAX_SUBKEYS = 256
@@ -111,6 +112,29 @@ class LatticePlan:
         return math.sqrt(((2.0 ** (self.smudging_bits + 1)) ** 2 - 1) / 12.0)
 
 
+def ciphertext_noise_bound(n: int, count: int, members: int = 1) -> int:
+    """``B_ct = K (E + 1 + (2E + 1) n M)``: bound on ``||e_ct||_inf`` of a sum of ``K = count``
+    honest public-key encryptions under a key with ``M = members`` ternary shares (module docstring)."""
+    E = ERROR_BOUND
+    return int(count) * (E + 1 + (2 * E + 1) * int(n) * int(members))
+
+
+def smudging_width(n: int, noise_bound: float, security_bits: int) -> int:
+    """``b = ceil(log2(n B_ct)) + lambda - 1``: uniform smudging on ``[-2^b, 2^b)`` per coefficient
+    keeps the statistical distance to a ``B_ct``-shifted copy at ``<= n B_ct / 2^(b+1) <= 2^-lambda``."""
+    return math.ceil(math.log2(int(n) * float(noise_bound))) + int(security_bits) - 1
+
+
+def slot_error_bound(n: int, bits: int, noise_bound: float, security_bits: int, terms: int = 1) -> float:
+    """Bound (in units of the scale) on one CKKS slot's error after smudging, except with
+    probability ``<= 2^-lambda`` over all slots: Hoeffding on ``terms * n`` uniform terms of range
+    ``2^(b+1)`` (real part of the canonical embedding, weights ``|cos| <= 1``), union over ``n/2``
+    slots, plus the worst case ``||e_ct||_1 <= n B_ct``."""
+    lam = int(security_bits)
+    return (2.0 ** bits * math.sqrt(terms * n * math.log(n * 2.0 ** (lam + 1)))
+            + n * float(noise_bound))
+
+
 def unqualified_sets(members: int, threshold: int) -> list[tuple[int, ...]]:
     """The maximal unqualified sets: every ``threshold - 1`` subset of ``1..members``."""
     return list(itertools.combinations(range(1, members + 1), threshold - 1))
@@ -144,12 +168,11 @@ def plan_lattice(scheme: str, members: int, threshold: int, *, max_clients: int 
     lam = int(smudging_security)
     if not 20 <= lam <= 128:
         raise ParameterError(f"smudging_security must be in [20, 128]; got {smudging_security!r}.")
-    E = ERROR_BOUND
     shortfall = ""
     for n, bits in _CHAINS:
         q_bits = sum(bits[:-1]) - len(bits[:-1])  # every prime > 2^(bits-1): log2 Q > this
-        b_ct = max_clients * (E + 1 + (2 * E + 1) * n * members)
-        b = math.ceil(math.log2(n * b_ct)) + lam - 1
+        b_ct = ciphertext_noise_bound(n, max_clients, members)
+        b = smudging_width(n, b_ct, lam)
         total = b_ct + subkeys * 2.0 ** b
         total_bits = math.log2(total)
         common = dict(scheme=scheme, members=members, threshold=threshold, subkeys=subkeys,
@@ -160,10 +183,7 @@ def plan_lattice(scheme: str, members: int, threshold: int, *, max_clients: int 
             want = 10 if precision_bits is None else int(precision_bits)
             value_bits = max(0, math.ceil(math.log2(max_clients * float(max_value))))
             scale_bits = q_bits - 2 - value_bits  # |sum| * 2^scale < Q / 4
-            # Slot error: Hoeffding on n * subkeys uniform terms of range 2^(b+1) (real part of the
-            # canonical embedding, weights |cos| <= 1), union over n/2 slots at failure 2^-lambda,
-            # plus the worst case ||e_ct||_1 <= n B_ct.
-            tail = 2.0 ** b * math.sqrt(subkeys * n * math.log(n * 2.0 ** (lam + 1))) + n * b_ct
+            tail = slot_error_bound(n, b, b_ct, lam, terms=subkeys)
             prec = scale_bits - math.log2(tail)
             if prec >= want:
                 return LatticePlan(**common, margin_bits=prec - want, scale_bits=scale_bits,

@@ -19,7 +19,7 @@ run the same checks before its partial decryption) and decrypts a total only whe
    check; BFV: random integers, useless). CKKS cannot carry exact masks, so the policy then
    requires the **blobs** themselves, checks each against its receipt and sums them itself;
 4. every CKKS decryption released to anyone but the key holder (``release=True``) is
-   **noise-flooded** (:mod:`he_ml.aggregation.flooding`);
+   **smudged** before decoding, 2^-40 statistical distance (:mod:`he_ml.aggregation.flooding`);
 5. with distributed DP and fewer contributors than ``dp.num_clients``, the missing noise
    variance is **topped up** before release (central DP: the key holder adds all the noise).
 
@@ -56,7 +56,7 @@ from ..schemes.base import SchemeContext
 from . import _maskwire as wire
 from ._maskbackend import make_backend
 from .aggregator import GradientAggregator, unflatten_update
-from .flooding import DEFAULT_SECURITY_BITS, ckks_noise_bound, flood, flooding_sigma
+from .flooding import DEFAULT_SECURITY_BITS, ReleasePlan, _check_security, release_plan
 from .masking import MaskedUnmasker, _round_id
 
 __all__ = ["DecryptionPolicy", "PolicyClient", "Release", "receipt_info"]
@@ -167,8 +167,9 @@ class Release:
     round_id : str
     clients : list of int
         Contributors proven by receipts or the masked round's survivor list.
-    flood_sigma : float
-        Std of the CKKS flooding noise added (0.0 when none).
+    smudging : ReleasePlan or None
+        How a released CKKS total was smudged (``smudging_bits``, ``error_bound``,
+        ``precision_bits``); None for BFV/Paillier (exact) or when not released.
     dp_topup_variance : float
         Noise variance added for missing distributed-DP shares (0.0 when none).
     noise_fraction : float
@@ -178,13 +179,13 @@ class Release:
     value: Any
     round_id: str
     clients: list[int]
-    flood_sigma: float = 0.0
+    smudging: ReleasePlan | None = None
     dp_topup_variance: float = 0.0
     noise_fraction: float = 1.0
 
 
 class DecryptionPolicy:
-    """The key holder: decrypts each round's proven total once, flooded when released.
+    """The key holder: decrypts each round's proven total once, smudged when released (CKKS).
 
     Parameters
     ----------
@@ -195,7 +196,8 @@ class DecryptionPolicy:
     identities : mapping int -> bytes
         Registered clients' Ed25519 public keys (32 raw bytes each).
     security_bits : int, default 40
-        IND-CPA^D security of a released CKKS decryption (:mod:`he_ml.aggregation.flooding`).
+        Statistical security of a released CKKS decryption: distance ``<= 2^-security_bits``
+        from a value independent of the secret key (:mod:`he_ml.aggregation.flooding`).
     dp : DPConfig, optional
         Central mode: the policy adds the noise. Distributed mode: it tops up missing shares.
     max_value, precision_bits
@@ -252,8 +254,9 @@ class DecryptionPolicy:
             raise ParameterError(f"min_signers must be a non-negative int; got {min_signers!r}.")
         self.min_signers = min_signers
         self.identities = wire.as_public_registry(identities, "identities") or {}
-        flooding_sigma(1.0, 1, security_bits=security_bits)  # validates security_bits
-        self.security_bits = security_bits
+        self.security_bits = _check_security(security_bits)
+        if context.name == "ckks" and context.has_secret_key:
+            release_plan(context, min_clients, security_bits=self.security_bits)  # refuse early, with a hint
         self.dp = dp
         self._opts = dict(max_value=max_value, precision_bits=precision_bits, dp=dp)
         self._agg = GradientAggregator(context, max_value=max_value, precision_bits=precision_bits)
@@ -325,7 +328,7 @@ class DecryptionPolicy:
         blobs : sequence of bytes, optional
             The clients' blobs (required for CKKS): each must match its receipt.
         release : bool, default True
-            The result leaves the key holder: CKKS is noise-flooded. ``False`` only for the key
+            The result leaves the key holder: CKKS is smudged before decoding. ``False`` only for the key
             holder's own use.
         average : bool, default True
             Divide by the number of proven contributors.
@@ -423,9 +426,9 @@ class DecryptionPolicy:
 
     def _finish(self, total: bytes, rid: str, clients: list[int], release: bool, average: bool,
                 details: bool) -> Any:
-        parsed = self._agg._parse(total, "total blob")
         try:
-            value = self._agg.decrypt(total)
+            value = self._agg.decrypt(total, release_count=len(clients) if release else None,
+                                      security_bits=self.security_bits)
         except (InvalidCiphertextError, EncodingOverflowError) as e:
             raise InvalidCiphertextError(
                 f"round {rid!r}: the total does not unmask to valid slots ({e}); it is not the sum of the proven "
@@ -447,21 +450,21 @@ class DecryptionPolicy:
                 grid = np.rint(flat / dp.resolution).astype(np.int64)
                 flat = (grid + discrete_gaussian(missing, grid.shape)).astype(np.float64) * dp.resolution
                 topup = missing * dp.resolution**2
-        sigma = 0.0
-        if release and self.context.name == "ckks":
-            scale = 2.0 ** self.context.scale_bits
-            bound = ckks_noise_bound(self.context.poly_modulus_degree, scale, parsed.count)
-            sigma = flooding_sigma(bound, flat.size, security_bits=self.security_bits)
-            flat = flood(flat, sigma)
+        smudging = self._agg.last_release_plan if release and self.context.name == "ckks" else None
         if average:
             flat = flat / float(len(clients))
         out = unflatten_update(flat, spec, structure)
-        self.last = Release(out, rid, clients, sigma, topup, fraction)
+        self.last = Release(out, rid, clients, smudging, topup, fraction)
         return self.last if details else out
 
-    def release_sigma(self, values: int, count: int) -> float:
-        """Flooding std a released CKKS total of ``values`` slots and ``count`` clients gets (0.0 for BFV/Paillier)."""
+    def release_plan(self, count: int) -> ReleasePlan | None:
+        """The smudging a released CKKS total of ``count`` contributors gets (None for BFV/Paillier: exact).
+
+        Raises
+        ------
+        ParameterError
+            If the CKKS context cannot hold the smudging (the message names a context that can).
+        """
         if self.context.name != "ckks":
-            return 0.0
-        bound = ckks_noise_bound(self.context.poly_modulus_degree, 2.0 ** self.context.scale_bits, count)
-        return flooding_sigma(bound, values, security_bits=self.security_bits)
+            return None
+        return release_plan(self.context, count, security_bits=self.security_bits)

@@ -30,14 +30,14 @@ deviates -- forwards one client's blob with ``count`` edited and the checksum re
 total 200 times, edits a count -- is refused, or gets uniformly random values (BFV). CKKS cannot
 carry exact masks: the strategy then forwards the blobs and the key holder checks them against
 the receipts and sums them itself (it then *receives* the individual ciphertexts; it only ever
-decrypts the sum). CKKS releases are noise-flooded (Li-Micciancio countermeasure, see
-:mod:`he_ml.aggregation.flooding`). The key holder learns the average each round, like the server.
+decrypts the sum). CKKS releases are smudged before decoding, 2^-40 statistical distance
+(Li-Micciancio countermeasure, see :mod:`he_ml.aggregation.flooding`). The key holder learns the average each round, like the server.
 Collusion of server and key holder reveals individual updates (the key holder can remove one
 client's round mask); masked rounds (:mod:`he_ml.aggregation.masking`) or a committee remove that
 trust.
 
 ``key_holder=KeyHolder(secret_ctx)`` without identities -- **unauthenticated key holder (legacy).**
-It decrypts each round id and each total once and floods CKKS releases, but it cannot tell a
+It decrypts each round id and each total once and smudges CKKS releases, but it cannot tell a
 total from a single forwarded blob: a deviating server can obtain one client's update. Use it
 only with a server you trust to follow the protocol.
 
@@ -69,7 +69,7 @@ import numpy as np
 import hashlib
 
 from ..aggregation import GradientAggregator
-from ..aggregation.flooding import DEFAULT_SECURITY_BITS, ckks_noise_bound, flood, flooding_sigma
+from ..aggregation.flooding import DEFAULT_SECURITY_BITS, _check_security, release_plan
 from ..aggregation.policy import DecryptionPolicy, PolicyClient
 from ..errors import InvalidCiphertextError, ParameterError, SecretKeyMissingError
 from ..schemes import load_context
@@ -129,7 +129,9 @@ class KeyHolder:
     min_clients : int, default 2
         Fewest proven contributors a released average may have (policy key holder).
     security_bits : int, default 40
-        Noise flooding of released CKKS averages (:mod:`he_ml.aggregation.flooding`).
+        Statistical security of released CKKS averages: smudged to distance ``<= 2^-security_bits``
+        (:mod:`he_ml.aggregation.flooding`); the CKKS context must be planned for release
+        (``aggregation_context("ckks", ...)``), else a `ParameterError` names one that is.
     state_path : str, optional
         File that records decrypted round ids across restarts.
     **aggregator_options
@@ -158,7 +160,9 @@ class KeyHolder:
                                            max_value=aggregator_options.get("max_value"),
                                            precision_bits=aggregator_options.get("precision_bits"))
         self._agg = GradientAggregator(context, dp=dp, **aggregator_options)
-        self.security_bits = security_bits
+        self.security_bits = _check_security(security_bits)
+        if context.name == "ckks":
+            release_plan(context, min_clients, security_bits=self.security_bits)  # refuse early, with a hint
         self._seen_rounds: set[str] = set()
         self._seen_totals: set[bytes] = set()
         self.totals_decrypted = 0
@@ -175,7 +179,7 @@ class KeyHolder:
 
     def release(self, total: bytes | None, *, round_id: Any, receipts: Any = None, blobs: Any = None,
                 evidence: bytes | None = None) -> dict[str, np.ndarray]:
-        """The average of a proven total, under the policy (noise-flooded for CKKS).
+        """The average of a proven total, under the policy (smudged for CKKS).
 
         Raises
         ------
@@ -200,7 +204,7 @@ class KeyHolder:
 
         A policy key holder requires ``round_id`` and ``receipts`` (see :meth:`release`). The
         legacy key holder decrypts each ``round_id`` (when given) and each total's bytes once,
-        divides by the blob's count field and floods CKKS releases.
+        divides by the blob's count field and smudges CKKS releases.
         """
         if self.policy is not None:
             if receipts is None or round_id is None:
@@ -216,17 +220,10 @@ class KeyHolder:
                 f"this total (or round id {rid!r}) was already decrypted; the key holder decrypts each once "
                 f"(averaging repeated releases would strip their noise).")
         count = GradientAggregator.count_of(total)
-        flat = self._agg.decrypt(total)
+        flat = self._agg.decrypt(total, release_count=count, security_bits=self.security_bits)
         self._seen_totals.add(digest)
         if rid is not None:
             self._seen_rounds.add(rid)
-        if self.context.name == "ckks":
-            from ..aggregation.aggregator import flatten_update, unflatten_update
-
-            vec, spec, structure = flatten_update(flat)
-            bound = ckks_noise_bound(self.context.poly_modulus_degree, 2.0 ** self.context.scale_bits, count)
-            vec = flood(vec, flooding_sigma(bound, vec.size, security_bits=self.security_bits))
-            flat = unflatten_update(vec, spec, structure)
         mean = flat / count if not isinstance(flat, dict) else {k: v / count for k, v in flat.items()}
         self.totals_decrypted += 1
         if not isinstance(mean, dict):

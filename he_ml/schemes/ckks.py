@@ -1168,8 +1168,10 @@ class CKKS(_SEALContext):
     def __init__(self, preset: str | None = "inference", *, poly_modulus_degree: int | None = None,
                  coeff_mod_bit_sizes: list[int] | None = None, scale_bits: int | None = None,
                  rotations: Any = None, relin_keys: bool | None = None,
-                 allow_insecure: bool = False) -> None:
+                 allow_insecure: bool = False, wide_scale: bool = False) -> None:
         base = _resolve_preset(self.name, self._presets, preset)
+        if not isinstance(wide_scale, bool):
+            raise ParameterError(f"ckks: wide_scale must be True or False; got {wide_scale!r}.")
         n = poly_modulus_degree if poly_modulus_degree is not None else base.get("poly_modulus_degree")
         bits = list(coeff_mod_bit_sizes) if coeff_mod_bit_sizes is not None else base.get("coeff_mod_bit_sizes")
         if n is None or bits is None:
@@ -1183,23 +1185,32 @@ class CKKS(_SEALContext):
         relin = base.get("relin_keys", len(bits) > 2) if relin_keys is None else bool(relin_keys)
         self._build(preset=preset if not _overridden(base, n, bits, sb) else _custom_name(preset),
                     n=int(n), bits=[int(b) for b in bits], rotations=rotations, relin_keys=relin,
-                    allow_insecure=allow_insecure, extra={"scale_bits": int(sb)})
+                    allow_insecure=allow_insecure,
+                    extra={"scale_bits": int(sb), **({"wide_scale": True} if wide_scale else {})})
+
+    def _wide_scale(self) -> bool:
+        """True when the scale spans all data primes (sum-only contexts: committees, released sums)."""
+        return self._extra.get("multiparty") is True or self._extra.get("wide_scale") is True
 
     def _validate_extra(self, n: int, bits: list[int]) -> None:
         sb = self._extra.get("scale_bits")
         mp = self._extra.get("multiparty", False)  # committee keys (h9): scale spans the data primes
-        limit = sum(bits[:-1]) if mp is True else bits[0]
-        if not isinstance(mp, bool) or not isinstance(sb, int) or isinstance(sb, bool) or not 10 <= sb < limit:
+        ws = self._extra.get("wide_scale", False)  # sum-only key holder: scale spans the data primes
+        wide = mp is True or ws is True
+        limit = sum(bits[:-1]) if wide and len(bits) > 1 else bits[0]
+        if not isinstance(mp, bool) or not isinstance(ws, bool) or not isinstance(sb, int) \
+                or isinstance(sb, bool) or not 10 <= sb < limit:
             raise ParameterError(
-                f"ckks: scale_bits must be an integer in [10, q0_bits={limit}); got {sb!r}. The first "
-                f"prime must hold the scale plus the magnitude of the results."
+                f"ckks: scale_bits must be an integer in [10, {'data' if wide else 'q0'}_bits={limit}); got "
+                f"{sb!r}. The {'data primes' if wide else 'first prime'} must hold the scale plus the magnitude "
+                f"of the results."
             )
 
     def _setup_encoder(self) -> None:
         self._encoder = sa.CKKSEncoder(self._seal)
         self._scale = 2.0 ** self._extra["scale_bits"]
         # A result decrypts modulo q0 where it occupies |x| * scale; keep one bit for the sign.
-        q_bits = sum(self._bits[:-1]) if self._extra.get("multiparty") is True else self._bits[0]
+        q_bits = sum(self._bits[:-1]) if self._wide_scale() and len(self._bits) > 1 else self._bits[0]
         self._value_bound = 2.0 ** (q_bits - self._extra["scale_bits"] - 1)
         self._setup_bounds()
 
@@ -1350,6 +1361,15 @@ class CKKS(_SEALContext):
 
     def _check_magnitude(self, arr: np.ndarray | float, what: str) -> None:
         m = float(np.max(np.abs(arr))) if isinstance(arr, np.ndarray) else abs(float(arr))
+        if m >= self._value_bound and self._extra.get("wide_scale") is True:
+            data = sum(self._bits[:-1])
+            raise EncodingOverflowError(
+                f"ckks: {what} has |value| up to {m:g}, but this sum-only context holds |x| < "
+                f"{self._value_bound:g} = 2^({data} - {self.scale_bits} - 1) (data primes {data} bits, scale "
+                f"2^{self.scale_bits}). Plan the key holder's context for larger sums: "
+                f"he_ml.aggregation.aggregation_context('ckks', max_clients=..., max_value=...) with max_clients "
+                f"* max_value >= {m:g}, or scale the inputs down."
+            )
         if m >= self._value_bound:
             raise EncodingOverflowError(
                 f"ckks: {what} has |value| up to {m:g}, but these parameters hold |x| < "

@@ -106,12 +106,13 @@ def test_bfv_declared_headroom_hint_is_followed(bfv_default):
     np.testing.assert_allclose(agg.decrypt(total), [3.0, -0.75])
 
 
-def test_ckks_declared_headroom_hint_is_followed_even_when_ckks_cannot_fit():
+def test_ckks_declared_headroom_hint_is_followed_at_a_million_clients():
     ctx = he_ml.CKKS("sum")
     with pytest.raises(ParameterError) as e:
         GradientAggregator(ctx, max_clients=10 ** 6, max_value=1.0)
     call = _call(str(e.value), r"aggregation_context\('\w+'[^)]*\)")
-    assert "'ckks'" not in call  # CKKS cannot hold 10^6 clients at 24 bits: the hint says so
+    # since released CKKS sums are smudged, aggregation_context plans wide-scale 3-prime chains
+    # that hold 10^6 clients at 24 bits; whatever scheme the hint names, following it works
     ctx2 = eval("he_ml.aggregation." + call)  # noqa: S307
     agg = GradientAggregator(ctx2, max_clients=10 ** 6, max_value=1.0)
     np.testing.assert_allclose(agg.decrypt(agg.sum([agg.encrypt(np.array([0.5]))] * 4)), [2.0])

@@ -20,7 +20,7 @@ from he_ml.aggregation import (
     new_identity,
 )
 from he_ml.aggregation import masking as mk
-from he_ml.aggregation.flooding import ckks_noise_bound, flooding_sigma
+from he_ml.aggregation.flooding import release_plan
 from he_ml.aggregation.policy import DecryptionPolicy, PolicyClient, receipt_info
 from he_ml.errors import ContextMismatchError, InvalidCiphertextError, ParameterError, SecretKeyMissingError
 from he_ml.schemes._format import Kind, pack_blob, unpack_blob
@@ -73,7 +73,7 @@ def test_round_masked_total_decrypts_to_the_plaintext_mean(contexts, identities,
     total = GradientAggregator(ctx.public_context()).sum(blobs.values())
     rel = policy.decrypt(total, round_id="r1", receipts=list(receipts.values()), details=True)
     np.testing.assert_allclose(rel.value, sum(ups.values()) / N, rtol=0, atol=2.0 ** -(P + 1))
-    assert rel.clients == [1, 2, 3, 4, 5] and rel.flood_sigma == 0.0
+    assert rel.clients == [1, 2, 3, 4, 5] and rel.smudging is None
     assert "r1" in policy.used_rounds
 
 
@@ -198,7 +198,7 @@ def test_masked_round_over_a_committee(identities, scheme):
     np.testing.assert_allclose(np.asarray(value), expected, rtol=0, atol=len(clients) * 2.0**-20)
 
 
-def test_ckks_needs_the_blobs_and_floods_releases(contexts, identities):
+def test_ckks_needs_the_blobs_and_smudges_releases(contexts, identities):
     ctx = contexts["ckks"]
     policy = make_policy(ctx, identities)
     d = 6000
@@ -210,19 +210,25 @@ def test_ckks_needs_the_blobs_and_floods_releases(contexts, identities):
         policy.decrypt(None, round_id="c", receipts=list(receipts.values()), blobs=[blobs[1]] * N)
     rel = policy.decrypt(None, round_id="c", receipts=list(receipts.values()), blobs=list(blobs.values()),
                          average=False, details=True)
-    sigma = flooding_sigma(ckks_noise_bound(ctx.poly_modulus_degree, 2.0 ** ctx.scale_bits, N), d)
-    assert rel.flood_sigma == pytest.approx(sigma)
+    plan = release_plan(ctx, N)
+    assert rel.smudging == plan and plan.count == N and plan.security_bits == 40
     err = rel.value - sum(ups.values())
-    # released error = flooding noise (+ CKKS noise, < E = 2**-20 of sigma): sample variance of d
-    # Gaussians has relative std sqrt(2/(d-1)); mean has std sigma/sqrt(d); 6-sigma bounds
-    assert abs(np.var(err) / sigma**2 - 1) < 6 * math.sqrt(2 / (d - 1))
-    assert abs(np.mean(err)) < 6 * sigma / math.sqrt(d)
-    # the key holder's own (unreleased) decryption is not flooded: error within the noise bound
+    # released error = smudging noise (uniform coefficients on [-2^b, 2^b), per-slot std
+    # plan.slot_std, slots uncorrelated -- module docstring) + CKKS noise below 2^-60 of it:
+    # the sample variance of d values has relative std ~sqrt(2/(d-1)) (a uniform's kurtosis only
+    # lowers it after the n-term sum); the mean has std slot_std / sqrt(d); 6-sigma bounds.
+    s2 = plan.slot_std ** 2
+    assert abs(np.var(err) / s2 - 1) < 6 * math.sqrt(2 / (d - 1))
+    assert abs(np.mean(err)) < 6 * plan.slot_std / math.sqrt(d)
+    assert np.max(np.abs(err)) <= plan.error_bound
+    # the key holder's own (unreleased) decryption is not smudged: the fresh-noise error of N
+    # encryptions is below 64 N n / 2**scale_bits, and the float64 decoding (an FFT of depth
+    # log2 n = 13 over values |x| <= N) adds at most ~13 * N * 2**-52 -- 64 N 2**-52 bounds both.
     policy2 = make_policy(ctx, identities)
     own = policy2.decrypt(None, round_id="c", receipts=list(receipts.values()), blobs=list(blobs.values()),
                           average=False, release=False)
-    assert np.max(np.abs(own - sum(ups.values()))) < ckks_noise_bound(ctx.poly_modulus_degree,
-                                                                        2.0 ** ctx.scale_bits, N)
+    bound = 64 * N * (ctx.poly_modulus_degree * 2.0 ** -ctx.scale_bits + 2.0 ** -52)
+    assert np.max(np.abs(own - sum(ups.values()))) < bound
 
 
 def test_distributed_dp_top_up_in_the_policy(contexts, identities):

@@ -19,7 +19,7 @@ from flwr.app import ArrayRecord, ConfigRecord, Context, Message, RecordDict  # 
 from flwr.clientapp import ClientApp  # noqa: E402
 
 from he_ml.aggregation import GradientAggregator, aggregation_context, identity_public_key, new_identity  # noqa: E402
-from he_ml.aggregation.flooding import ckks_noise_bound, flooding_sigma  # noqa: E402
+from he_ml.aggregation.flooding import release_plan  # noqa: E402
 from he_ml.errors import InvalidCiphertextError, SecretKeyMissingError  # noqa: E402
 from he_ml.integrations.flower import (  # noqa: E402
     EncryptedClient,
@@ -147,7 +147,7 @@ def test_strategy_rejects_mixed_signed_and_unsigned_replies(ctxs):
         strategy.aggregate_train(1, [*replies.values(), unsigned])
 
 
-def test_legacy_key_holder_decrypts_each_total_once_and_floods_ckks():
+def test_legacy_key_holder_decrypts_each_total_once_and_smudges_ckks():
     ctx = aggregation_context("ckks", max_clients=4, max_value=1.0)
     kh = KeyHolder(ctx, max_value=1.0)
     client = EncryptedClient(ctx.public_context(), max_value=1.0)
@@ -155,9 +155,12 @@ def test_legacy_key_holder_decrypts_each_total_once_and_floods_ckks():
     ups = [np.random.default_rng(i).uniform(-1, 1, d) for i in range(3)]
     total = GradientAggregator(ctx.public_context()).sum(client.encrypt({"w": u}) for u in ups)
     mean = kh(total)["w"]
-    sigma = flooding_sigma(ckks_noise_bound(ctx.poly_modulus_degree, 2.0**ctx.scale_bits, 3), d) / 3
+    plan = release_plan(ctx, 3)
+    sigma = plan.slot_std / 3
     err = mean - sum(ups) / 3
-    assert abs(np.var(err) / sigma**2 - 1) < 6 * np.sqrt(2 / (d - 1))  # flooded release, stated variance
+    # smudged release, stated variance (sample variance of d uncorrelated slots, 6-sigma)
+    assert abs(np.var(err) / sigma**2 - 1) < 6 * np.sqrt(2 / (d - 1))
+    assert np.max(np.abs(err)) <= plan.error_bound / 3
     with pytest.raises(SecretKeyMissingError, match="already decrypted"):
         kh(total)
 
@@ -171,8 +174,11 @@ def test_ckks_policy_key_holder_gets_the_blobs_from_the_strategy():
     strategy = EncryptedFedAvg(ctx.public_context(), key_holder=kh)
     arrays, _ = strategy.aggregate_train(1, list(replies.values()))
     mean = arrays["w"].numpy()
-    sigma = kh.policy.release_sigma(500, NUM_CLIENTS) / NUM_CLIENTS
-    # flooded release of the mean: every value within 7 sigma (500 values: P(any beyond) < 2**-30)
-    assert np.max(np.abs(mean - sum(ups.values()) / NUM_CLIENTS)) < 7 * sigma
+    plan = kh.policy.release_plan(NUM_CLIENTS)
+    assert kh.policy.last.smudging == plan
+    # smudged release of the mean: every value within the plan's bound (failure <= 2**-40)
+    err = mean - sum(ups.values()) / NUM_CLIENTS
+    assert np.max(np.abs(err)) <= plan.error_bound / NUM_CLIENTS
+    assert np.max(np.abs(err)) > 0  # it was smudged (P(all 500 errors exactly 0) is nil)
     with pytest.raises(SecretKeyMissingError, match="already decrypted"):
         strategy.aggregate_train(1, list(replies.values()))
