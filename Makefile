@@ -66,10 +66,10 @@ fuzz-short:
 	$(BIN)/python fuzz/fuzz_blobs.py --iterations 2000 --seed 1
 	$(BIN)/python fuzz/fuzz_structured.py --iterations 300 --seed 1
 
-## fuzz: the long, repeatable fuzz run (one million inputs per parser)
+## fuzz: the long, repeatable fuzz run (one million inputs per parser; the structured run resumes)
 fuzz: install-test
 	$(BIN)/python fuzz/fuzz_blobs.py --iterations 1000000 --seed 1
-	$(BIN)/python fuzz/fuzz_structured.py --iterations 1000000 --seed 1
+	$(BIN)/python fuzz/long_run.py --target 1000000
 
 ## test-versions: the fast suite on every Python in PY_VERSIONS, each in its own .venv-<version>
 ## (fails with a clear message if pyenv has no such interpreter)
