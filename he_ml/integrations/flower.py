@@ -14,7 +14,8 @@
   (:mod:`he_ml.aggregation.masking`, SecAgg with dropout recovery, HE-free or over BFV/Paillier)
   carried by Flower messages: four exchanges per round, client state in ``context.state``; the
   policy key holder unmasks the total with ``KeyHolder.release(total, round_id=..., evidence=...)``.
-  Use it from your own ServerApp loop (``EncryptedFedAvg`` runs the one-exchange receipt path).
+* :class:`MaskedFedAvg` -- a FedAvg strategy whose every training round is such a masked round
+  (``strategy.start(grid=grid, initial_arrays=..., num_rounds=...)``, like Flower's own strategies).
 
 Trust model (two deployments, one strategy)
 -------------------------------------------
@@ -85,7 +86,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
     ) from e
 
 __all__ = ["EncryptedFedAvg", "EncryptedClient", "KeyHolder", "UPDATE_RECORD", "ENCRYPTED_MODEL_KEY", "round_id_of",
-           "MASKED_RECORD", "masked_client_step", "run_masked_round"]
+           "MASKED_RECORD", "masked_client_step", "run_masked_round", "MaskedFedAvg"]
 
 #: ConfigRecord key (in the reply's RecordDict) under which a client sends its blob.
 UPDATE_RECORD = "he_ml"
@@ -444,7 +445,7 @@ class EncryptedFedAvg(FedAvg):
 # ---------------------------------------------------------------------------- masked rounds over Flower
 #: ConfigRecord key of masked-round stage messages (both directions).
 MASKED_RECORD = "he_ml.masked"
-_STAGES = ("advertise", "share_keys", "masked_input", "unmask")
+_STAGES = ("hello", "advertise", "share_keys", "masked_input", "unmask")
 
 
 def masked_client_step(message: Message, state: RecordDict, *, context: SchemeContext | bytes | None,
@@ -487,6 +488,9 @@ def masked_client_step(message: Message, state: RecordDict, *, context: SchemeCo
     stage = cfg["stage"]
     if stage not in _STAGES:
         raise ParameterError(f"unknown masked-round stage {stage!r}; expected one of {_STAGES}.")
+    if stage == "hello":  # MaskedFedAvg asks each node which client id it is (ids bind identities)
+        return Message(content=RecordDict({MASKED_RECORD: ConfigRecord({"payload": str(int(client_id)).encode()})}),
+                       reply_to=message)
     neighbors = int(cfg["neighbors"]) or None
     setup = RoundSetup.create(str(cfg["round"]), [int(c) for c in cfg["clients"]], int(cfg["threshold"]), neighbors)
     if isinstance(context, (bytes, bytearray)):
@@ -573,3 +577,145 @@ def run_masked_round(grid: Any, nodes: Mapping[int, int], server: Any, *,
     request = server.receive_masked_inputs(masked.values())
     answers = exchange("unmask", {c: request for c in masked})
     return server.receive_unmask(answers.values())
+
+
+class MaskedFedAvg(FedAvg):
+    """FedAvg whose training rounds are masked rounds (SecAgg/SecAgg+ with dropout recovery).
+
+    Each round the strategy samples nodes as ``FedAvg`` does, asks each sampled node for its client
+    id (a ``"hello"`` stage), runs the four stages of :func:`run_masked_round` (the global model
+    travels with the ``masked_input`` stage, where clients train), and turns the round's result into
+    the next global model: over Paillier/BFV the policy key holder releases the average from the
+    round's evidence (``key_holder.release(total, round_id=..., evidence=...)``); HE-free, the server
+    unmasks the sum itself and averages it. Evaluation is ``FedAvg``'s. ClientApps answer with
+    :func:`masked_client_step`.
+
+    Parameters
+    ----------
+    public_context : SchemeContext, bytes or None
+        The public Paillier/BFV context (masks live in the plaintext: mod ``n`` or mod ``t``), or
+        None for the HE-free backend (integers mod ``2^k``; the server learns the sum).
+    key_holder : KeyHolder, optional
+        Required with a context: a policy key holder (``KeyHolder(ctx, identities=..., min_clients=...)``).
+    threshold : int, optional
+        Shamir threshold of the round (default :func:`he_ml.aggregation.masking.default_threshold`);
+        a round needs this many survivors.
+    neighbors : int, optional
+        SecAgg+ degree (even); None: every pair of clients shares a mask.
+    max_value, precision_bits, dp
+        As for :class:`~he_ml.aggregation.masking.MaskedServer` (the clients must use the same).
+    **fedavg_options
+        ``fraction_train``, ``min_train_nodes``, ``min_available_nodes``, evaluation options, ...
+
+    Notes
+    -----
+    Threat model: that of :mod:`he_ml.aggregation.masking` -- the server may deviate (drop,
+    reorder, lie about dropouts) and collude with fewer than ``threshold`` clients and learns only
+    the sum of the survivors (HE-free) or nothing (over HE: the key holder's policy releases the
+    average once per round id, with the survivors' signatures as evidence). A node that claims
+    another's client id is dropped by the protocol when identities are used (its signatures fail);
+    nodes claiming the same id are all left out of the round. Round ids are
+    ``"<run id>/masked/<server round>"``. ``self.last_result`` keeps the latest
+    :class:`~he_ml.aggregation.masking.MaskedResult` (``self.last_round_id`` its round id); train
+    metrics report ``survivors`` and
+    ``dropped`` per round.
+    """
+
+    def __init__(self, public_context: SchemeContext | bytes | None = None, *, key_holder: Any = None,
+                 threshold: int | None = None, neighbors: int | None = None, max_value: float | None = None,
+                 precision_bits: int | None = None, dp: Any = None, **fedavg_options: Any) -> None:
+        super().__init__(**fedavg_options)
+        ctx = None if public_context is None else _as_context(public_context, "MaskedFedAvg public_context")
+        if ctx is not None and ctx.has_secret_key:
+            raise ParameterError("MaskedFedAvg must run with the public context only; pass ctx.public_context() "
+                                 "and give the secret context to the KeyHolder.")
+        if ctx is not None and (key_holder is None or not callable(getattr(key_holder, "release", None))):
+            raise ParameterError("MaskedFedAvg over HE needs key_holder=KeyHolder(secret_ctx, identities=..., "
+                                 "min_clients=...): only the policy key holder can unmask a masked total.")
+        self.public_context = ctx
+        self.key_holder = key_holder
+        self.threshold = threshold
+        self.neighbors = neighbors
+        self._party = dict(max_value=max_value, precision_bits=precision_bits, dp=dp)
+        self.last_result: Any = None
+        self.last_round_id: str | None = None
+
+    def summary(self) -> None:
+        super().summary()
+        from flwr.common.logger import log
+        from logging import INFO
+
+        backend = "HE-free" if self.public_context is None else f"{self.public_context.name} (public)"
+        log(INFO, "\t└──> he_ml masked rounds: %s, neighbours %s", backend, self.neighbors or "all")
+
+    def _client_ids(self, grid: Any, nodes: list[int], timeout: float) -> dict[int, int]:
+        """client id -> node id for the sampled nodes (nodes claiming the same id are left out)."""
+        from flwr.app.message_type import MessageType
+
+        msgs = [Message(content=RecordDict({MASKED_RECORD: ConfigRecord({"stage": "hello"})}),
+                        dst_node_id=int(n), message_type=MessageType.TRAIN) for n in nodes]
+        claims: dict[int, list[int]] = {}
+        for reply in grid.send_and_receive(msgs, timeout=timeout):
+            if reply.has_error() or MASKED_RECORD not in reply.content:
+                continue
+            try:
+                cid = int(bytes(reply.content[MASKED_RECORD]["payload"]).decode())
+            except (KeyError, TypeError, ValueError):
+                continue
+            claims.setdefault(cid, []).append(int(reply.metadata.src_node_id))
+        return {cid: ns[0] for cid, ns in claims.items() if len(ns) == 1 and 1 <= cid < 2**31}
+
+    def train_round(self, grid: Any, server_round: int, arrays: ArrayRecord, config: ConfigRecord,
+                    timeout: float) -> tuple[ArrayRecord | None, MetricRecord | None]:
+        """One masked training round; returns the new global arrays and the round's metrics."""
+        from ..aggregation.masking import MaskedServer, RoundSetup
+
+        sampled = [int(m.metadata.dst_node_id) for m in self.configure_train(server_round, arrays, config, grid)]
+        ids = self._client_ids(grid, sampled, timeout)
+        if len(ids) < 2:
+            return None, None
+        run_id = getattr(getattr(grid, "run", None), "run_id", 0)
+        setup = RoundSetup.create(f"{run_id}/masked/{server_round}", sorted(ids), self.threshold, self.neighbors)
+        server = MaskedServer(self.public_context, setup, **self._party)
+        content = RecordDict({"arrays": arrays, "config": ConfigRecord({**dict(config), "server-round": server_round})})
+        result = run_masked_round(grid, ids, server, train_content=content, timeout=timeout)
+        self.last_result, self.last_round_id = result, setup.round_id
+        if self.public_context is None:
+            value = result.value if isinstance(result.value, dict) else {"update": result.value}
+            mean = {k: np.asarray(v) / len(result.survivors) for k, v in value.items()}
+        else:
+            mean = self.key_holder.release(result.total, round_id=setup.round_id, evidence=result.evidence)
+        metrics = MetricRecord({"survivors": len(result.survivors), "dropped": len(result.dropped)})
+        return arrays_to_record(mean), metrics
+
+    def start(self, grid: Any, initial_arrays: ArrayRecord, num_rounds: int = 3, timeout: float = 3600,
+              train_config: ConfigRecord | None = None, evaluate_config: ConfigRecord | None = None,
+              evaluate_fn: Callable[[int, ArrayRecord], MetricRecord | None] | None = None) -> Any:
+        """Run ``num_rounds`` masked rounds (and FedAvg's evaluation); returns Flower's ``Result``."""
+        from flwr.serverapp.strategy import Result
+
+        self.summary()
+        train_config = ConfigRecord() if train_config is None else train_config
+        evaluate_config = ConfigRecord() if evaluate_config is None else evaluate_config
+        result = Result()
+        if evaluate_fn:
+            res = evaluate_fn(0, initial_arrays)
+            if res is not None:
+                result.evaluate_metrics_serverapp[0] = res
+        arrays = initial_arrays
+        for rnd in range(1, num_rounds + 1):
+            new, metrics = self.train_round(grid, rnd, arrays, train_config, timeout)
+            if new is not None:
+                result.arrays = arrays = new
+            if metrics is not None:
+                result.train_metrics_clientapp[rnd] = metrics
+            replies = grid.send_and_receive(messages=self.configure_evaluate(rnd, arrays, evaluate_config, grid),
+                                            timeout=timeout)
+            agg = self.aggregate_evaluate(rnd, replies)
+            if agg is not None:
+                result.evaluate_metrics_clientapp[rnd] = agg
+            if evaluate_fn:
+                res = evaluate_fn(rnd, arrays)
+                if res is not None:
+                    result.evaluate_metrics_serverapp[rnd] = res
+        return result

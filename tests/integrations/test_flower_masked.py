@@ -102,3 +102,77 @@ def test_masked_round_over_flower_with_a_dropout(scheme):
     # until its next round starts
     holding = [n for n, c in grid.contexts.items() if any(k.startswith(MASKED_RECORD) for k in c.state)]
     assert holding == [3]
+
+
+class StagedGrid(DroppingGrid):
+    """DroppingGrid whose drops apply only to masked-round messages; counts the stages it saw."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.stages = []
+
+    def send_and_receive(self, messages, *, timeout=None):
+        messages = list(messages)
+        masked = [m for m in messages if MASKED_RECORD in m.content]
+        if masked:
+            self.stages.append(masked[0].content[MASKED_RECORD]["stage"])
+            return DroppingGrid.send_and_receive(self, masked, timeout=timeout)
+        return LoopbackGrid.send_and_receive(self, messages, timeout=timeout)
+
+
+@pytest.mark.parametrize("scheme", ["bfv", None])
+def test_masked_fedavg_strategy_runs_masked_rounds_with_a_dropout(scheme):
+    """MaskedFedAvg.start(): every round is a masked round; node 3 vanishes at masked_input each time.
+
+    Each round's global model must equal the plain FedAvg of the survivors' local training from
+    the previous round's model (captured by evaluate_fn), within the fixed-point error 2**-25 (24
+    fractional bits per value and client, see the module docstring).
+    """
+    from flwr.app import ArrayRecord
+
+    from he_ml.integrations.flower import MaskedFedAvg
+
+    partitions, _ = example.load_partitions(N)
+    ctx = aggregation_context(scheme or "bfv", max_clients=N, max_value=example.MAX_VALUE, precision_bits=24)
+    public = ctx.public_context() if scheme else None
+    kh = KeyHolder(ctx, identities=PUBS, min_clients=3, max_value=example.MAX_VALUE, precision_bits=24) \
+        if scheme else None
+    app = masked_app(public.to_bytes() if public else None, partitions, kh.public_key if scheme else None)
+    grid = StagedGrid(app, N, drop={"masked_input": {3}})
+    strategy = MaskedFedAvg(public, key_holder=kh, max_value=example.MAX_VALUE, precision_bits=24,
+                            fraction_evaluate=0.0)
+    d = partitions[0][0].shape[1]
+    seen = {}
+    result = strategy.start(grid=grid, initial_arrays=arrays_to_record({"w": np.zeros(d), "b": np.zeros(1)}),
+                            num_rounds=2, evaluate_fn=lambda rnd, arrays: seen.__setitem__(rnd, record_to_arrays(arrays)))
+    assert grid.stages == ["hello", "advertise", "share_keys", "masked_input", "unmask"] * 2
+    assert strategy.last_result.survivors == [1, 2, 4, 5]
+    for rnd in (1, 2):
+        prev = seen[rnd - 1]
+        expected = {"w": np.zeros(d), "b": np.zeros(1)}
+        for c in (1, 2, 4, 5):
+            x, y = partitions[c - 1]
+            w, b = example.local_train(prev["w"], float(prev["b"][0]), x, y)
+            expected["w"] += w / 4
+            expected["b"] += b / 4
+        np.testing.assert_allclose(seen[rnd]["w"], expected["w"], rtol=0, atol=2.0**-25)
+        np.testing.assert_allclose(seen[rnd]["b"], expected["b"], rtol=0, atol=2.0**-25)
+        assert dict(result.train_metrics_clientapp[rnd]) == {"survivors": 4, "dropped": 1}
+    assert isinstance(result.arrays, ArrayRecord)
+    np.testing.assert_array_equal(record_to_arrays(result.arrays)["w"], seen[2]["w"])
+    if scheme:
+        # the key holder released each round id once; replaying round 2's total is refused
+        with pytest.raises(SecretKeyMissingError, match="already decrypted"):
+            kh.release(strategy.last_result.total, round_id=strategy.last_round_id,
+                       evidence=strategy.last_result.evidence)
+
+
+def test_masked_fedavg_refuses_a_secret_context_or_a_missing_key_holder():
+    from he_ml.errors import ParameterError
+    from he_ml.integrations.flower import MaskedFedAvg
+
+    ctx = aggregation_context("bfv", max_clients=N, max_value=1.0)
+    with pytest.raises(ParameterError, match="public context only"):
+        MaskedFedAvg(ctx)
+    with pytest.raises(ParameterError, match="needs key_holder"):
+        MaskedFedAvg(ctx.public_context())
