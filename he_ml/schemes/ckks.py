@@ -1126,6 +1126,12 @@ class CKKS(_SEALContext):
     allow_insecure : bool, default False
         Allow a modulus above the 128-bit bound (tests only); ``security_level`` then reports the
         lower estimate.
+    wide_scale : bool, default False
+        Sum-only contexts: the scale may span all data primes (``scale_bits < sum of the data
+        primes``) instead of the first one, and values must satisfy ``|x| < 2^(data_bits -
+        scale_bits - 1)``. Products would exceed the modulus and are refused by the magnitude
+        tracking. Used by ``aggregation_context("ckks")`` so a released total can be smudged
+        (:mod:`he_ml.aggregation.flooding`).
 
     Notes
     -----
