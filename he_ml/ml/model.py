@@ -59,7 +59,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import numpy as np
 
@@ -72,256 +72,42 @@ from ..errors import (
     UnsupportedOperationError,
 )
 from ..schemes.base import EncryptedVector, SchemeContext, stack_columns
-from .ir import Activation, Flatten, ModelIR, run_plain, to_sparse, LINEAR_LAYERS
-from ._model_bounds import _shortfall, _tracked_bounds, _within_interval
+from .ir import Activation, ModelIR, run_plain
+from ._model_bounds import _within_interval
 from .feature_names import check_feature_names
-from .layout import DEFAULT_BFV_FEATURE_BITS, EncryptedFeatures, encrypt_features
+from .layout import EncryptedFeatures, encrypt_features
+from ._model_lowering import (  # noqa: F401  (re-exported: the old import path keeps working)
+    INTERVAL_MARGIN,
+    DEFAULT_ACTIVATION_DEGREE,
+    build_activation,
+    calibrate_layers,
+    _polynomial_activation,
+    _apply_linear,
+    _LinearStage,
+    _ActivationStage,
+    _lower,
+    _run_stages_plain,
+)
+from ._model_parallel import (  # noqa: F401  (re-exported: the old import path keeps working)
+    PARALLEL_MIN_PRODUCTS_PER_OUTPUT,
+    _FORK_JOB,
+    _linear_stage,
+    _fork_linear_rows,
+)
+from ._model_planning import (  # noqa: F401  (re-exported: the old import path keeps working)
+    VALUE_MARGIN,
+    DEFAULT_PRECISION_BITS,
+    _ModelPlanning,
+)
 
 __all__ = ["EncryptedModel", "INTERVAL_MARGIN", "VALUE_MARGIN", "DEFAULT_ACTIVATION_DEGREE",
            "DEFAULT_PRECISION_BITS", "ErrorReport", "build_activation", "calibrate_layers"]
 
-#: An approximated activation's interval half-width is this times the largest |input| on calibration.
-INTERVAL_MARGIN = 1.2
-#: The planner sizes CKKS for this times the largest magnitude met on calibration data.
-VALUE_MARGIN = 2.0
-#: Default polynomial degree per approximated activation (depth ceil(log2(degree + 1)) = 3).
-DEFAULT_ACTIVATION_DEGREE = {"relu": 7, "tanh": 7, "sigmoid": 7, "gelu": 7}
-#: CKKS precision target of the planner: absolute error ~2^-precision on unit-size values.
-DEFAULT_PRECISION_BITS = 20
 #: Largest memory the encrypted interpreter may need for one stage's neurons (ciphertexts of the
 #: widest stage); a model beyond it is refused before computing (use the latency layout).
 MAX_STAGE_BYTES = 8 << 30
 #: Degree of the sigmoid polynomial of a binary predict_proba.
 PROBA_SIGMOID_DEGREE = 15
-
-
-# ---------------------------------------------------------------------------- calibration
-def build_activation(name: str, pre_values: np.ndarray, degree: int | None = None, *,
-                     margin: float = INTERVAL_MARGIN) -> Activation:
-    """An "approximated" activation calibrated on the pre-activation values seen.
-
-    The interval is symmetric, ``[-R, R]`` with ``R = margin * max |pre_values|`` (symmetry lets
-    the minimax fit zero the wrong-parity coefficients of relu/tanh/sigmoid/gelu), and the
-    polynomial is fitted on the normalized variable ``t = x / R`` (see :class:`~he_ml.ml.ir.Activation`).
-    """
-    from .activations import get_activation
-    from .polynomial import approximate
-    f = get_activation(name)
-    deg = int(degree if degree is not None else DEFAULT_ACTIVATION_DEGREE[name])
-    peak = float(np.max(np.abs(pre_values))) if np.size(pre_values) else 0.0
-    if not math.isfinite(peak):
-        raise ParameterError(f"calibration values before the {name} activation are not finite.")
-    R = max(margin * peak, 1e-3)
-
-    def g(t, R=R, f=f):
-        return f(R * np.asarray(t, dtype=np.float64))
-    g.__name__ = f"{name}(R*t)"
-    poly = approximate(g, deg, (-1.0, 1.0))
-    return Activation("approximated", name, poly=poly, interval=(-R, R))
-
-
-def calibrate_layers(layers: Sequence[Any], input_shape: tuple[int, ...], X: np.ndarray | None,
-                     degree: int | dict | None = None) -> list[Any]:
-    """Replace every ``("approximate", name)`` placeholder by a calibrated :class:`Activation`.
-
-    Walks the layers in order on the float twin of ``X``, so each interval is measured on what the
-    encrypted model will actually feed the polynomial (earlier activations already approximated).
-    """
-    needs = [l for l in layers if isinstance(l, tuple) and l[0] == "approximate"]
-    if needs and X is None:
-        names = sorted({l[1] for l in needs})
-        raise ParameterError(
-            f"the model has non-polynomial activations ({', '.join(names)}) which run encrypted as "
-            f"polynomials on an interval measured on data: pass X_calibration=X (plaintext samples "
-            f"like the training set, shape (n, {', '.join(map(str, input_shape))})).")
-    out: list[Any] = []
-    x = None if X is None else np.asarray(X, dtype=np.float64).reshape((len(X),) + tuple(input_shape))
-    for layer in layers:
-        if isinstance(layer, tuple) and layer[0] == "polynomial":
-            layer = _polynomial_activation(np.asarray(layer[1], dtype=np.float64), x)
-        elif isinstance(layer, tuple):
-            name = layer[1]
-            d = degree.get(name) if isinstance(degree, dict) else degree
-            layer = build_activation(name, x, d)
-        out.append(layer)
-        if x is not None:
-            x = (layer.twin(x) if isinstance(layer, Activation)
-                 else _apply_linear(layer, x))
-    return out
-
-
-def _polynomial_activation(c: np.ndarray, x: np.ndarray | None) -> Activation:
-    """An exact trained polynomial (e.g. PolyActivation) with its interval measured on ``x``."""
-    from .polynomial import PolynomialApproximation
-    if c.size < 2 or not np.any(c[1:]):
-        raise ParameterError(f"a polynomial activation needs a non-constant polynomial; got coefficients {c}.")
-    R = max(INTERVAL_MARGIN * float(np.max(np.abs(x))), 1e-3) if x is not None and x.size else 1.0
-
-    def f(v, c=c):
-        return np.polynomial.polynomial.polyval(np.asarray(v, dtype=np.float64), c)
-    f.__name__ = "polynomial"
-    poly = PolynomialApproximation.from_coefficients(c, (-R, R), f)
-    return Activation("polynomial", "polynomial", poly=poly, interval=(-R, R), coefficients=c)
-
-
-def _apply_linear(layer, x):
-    from .ir import apply_linear_plain
-    return apply_linear_plain(layer, x)
-
-
-# ---------------------------------------------------------------------------- lowered stages
-@dataclass
-class _LinearStage:
-    matrix: Any  # scipy.sparse.csr_matrix (out, in)
-    bias: np.ndarray
-
-    @property
-    def depth(self) -> int:
-        return 1
-
-
-@dataclass
-class _ActivationStage:
-    activation: Activation
-
-    @property
-    def depth(self) -> int:
-        return self.activation.depth
-
-
-def _lower(ir: ModelIR, final_scale: float = 1.0) -> list[Any]:
-    """Lower the IR to the program the encrypted interpreter runs.
-
-    * maximal runs of affine layers become one sparse matrix (one level);
-    * an approximated activation's normalization ``(x - mid) / half`` is folded into the run
-      before it;
-    * a quadratic polynomial activation ``a x^2 + b x + c`` becomes ``a (x + s)^2 + k`` with
-      ``s = b / 2a``, ``k = c - b^2 / 4a``: ``+ s`` folds into the run before, ``a`` and ``k`` into
-      the run after, so it costs one level like ``x * x``; a degree-1 polynomial is affine.
-    """
-    from scipy import sparse
-    from .ir import layer_shapes
-    stages: list[Any] = []
-    pending: tuple[Any, np.ndarray] | None = None
-    identity_pending = True
-    widths = [int(np.prod(o)) for _, o in layer_shapes(ir)]
-    width = ir.n_inputs
-
-    def ensure_pending():
-        nonlocal pending
-        if pending is None:
-            pending = (sparse.identity(width, format="csr"), np.zeros(width))
-
-    def flush():
-        nonlocal pending, identity_pending
-        if pending is not None and not identity_pending:
-            stages.append(_LinearStage(sparse.csr_matrix(pending[0]), np.asarray(pending[1], dtype=np.float64)))
-        pending, identity_pending = None, True
-
-    for li, layer in enumerate(ir.layers):
-        if isinstance(layer, LINEAR_LAYERS):
-            M, b = to_sparse(layer)
-            pending = (M, b) if pending is None else (M @ pending[0], M @ pending[1] + b)
-            identity_pending = identity_pending and isinstance(layer, Flatten)
-        elif layer.kind == "identity":
-            pass
-        elif layer.kind == "polynomial" and np.flatnonzero(layer.coefficients).max(initial=0) <= 2:
-            c = np.pad(layer.coefficients, (0, 3))[:3]
-            ensure_pending()
-            identity_pending = False
-            if c[2] == 0.0:  # affine
-                pending = (pending[0] * c[1], pending[1] * c[1] + c[0])
-            else:
-                shift, const = c[1] / (2 * c[2]), c[0] - c[1] ** 2 / (4 * c[2])
-                pending = (pending[0], pending[1] + shift)
-                flush()
-                stages.append(_ActivationStage(Activation.square()))
-                n = widths[li]
-                pending = (sparse.identity(n, format="csr") * c[2], np.full(n, const))
-                identity_pending = False
-        else:
-            if layer.kind == "approximated":
-                mid, half = layer.normalization
-                ensure_pending()
-                pending = (pending[0] / half, (pending[1] - mid) / half)
-                identity_pending = False
-            flush()
-            stages.append(_ActivationStage(layer))
-        width = widths[li]
-    if final_scale != 1.0:
-        ensure_pending()
-        pending = (pending[0] * final_scale, pending[1] * final_scale)
-        identity_pending = False
-    flush()
-    for s in stages:
-        if isinstance(s, _LinearStage):
-            s.matrix.eliminate_zeros()
-            s.matrix.sort_indices()
-    return stages
-
-
-def _run_stages_plain(stages: list[Any], x: np.ndarray, observe: Callable | None = None) -> np.ndarray:
-    """Float twin of the *lowered* program (what the encrypted interpreter executes)."""
-    x = x.reshape(x.shape[0], -1)
-    for i, s in enumerate(stages):
-        if isinstance(s, _LinearStage):
-            if observe is not None:
-                observe(i, "partial", (abs(s.matrix) @ np.abs(x).T).T + np.abs(s.bias))
-            x = (s.matrix @ x.T).T + s.bias
-        else:
-            a = s.activation
-            x = a.poly(x) if a.kind == "approximated" else a.twin(x)
-        if observe is not None:
-            observe(i, "out", x)
-    return x
-
-
-# ---------------------------------------------------------------------------- process parallelism
-#: A linear stage is split over processes only when each output neuron costs at least this many
-#: plaintext products per ciphertext (serializing and loading an output ciphertext costs about as
-#: much as ~50 products; a 5x5 convolution's 25 products per output do not pay for it).
-PARALLEL_MIN_PRODUCTS_PER_OUTPUT = 128
-_FORK_JOB: tuple | None = None
-
-
-def _linear_stage(ctx: SchemeContext, vectors: list[EncryptedVector], stage: "_LinearStage",
-                  n_jobs: int, post: Callable | None = None) -> list[EncryptedVector]:
-    """One linear stage (and, if ``post`` is given, the activation after it, neuron by neuron)."""
-    from ..schemes.ckks_linear import linear_map
-    m = stage.matrix
-    n_out = m.shape[0]
-    chunks = len(vectors[0].chunks)
-    if n_jobs <= 1 or n_out < 2 * n_jobs or m.nnz * chunks / n_out < PARALLEL_MIN_PRODUCTS_PER_OUTPUT:
-        return linear_map(ctx, vectors, m.indptr, m.indices, m.data, stage.bias, post)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-    # split the rows into n_jobs groups of about equal work (non-zeros)
-    cum = np.asarray(m.indptr[1:], dtype=np.float64)
-    cuts = [0] + [int(np.searchsorted(cum, m.nnz * k / n_jobs)) + 1 for k in range(1, n_jobs)] + [n_out]
-    cuts = sorted(set(min(max(c, 0), n_out) for c in cuts))
-    groups = [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if b > a]
-    global _FORK_JOB
-    _FORK_JOB = (ctx, vectors, m, stage.bias, post)
-    try:
-        with ProcessPoolExecutor(max_workers=len(groups) - 1,
-                                 mp_context=multiprocessing.get_context("fork")) as ex:
-            futures = [ex.submit(_fork_linear_rows, a, b) for a, b in groups[1:]]
-            a, b = groups[0]
-            sub = m[a:b]
-            out = linear_map(ctx, vectors, sub.indptr, sub.indices, sub.data, stage.bias[a:b], post)
-            for f in futures:
-                out.extend(ctx.ciphertext_from_bytes(blob) for blob in f.result())
-    finally:
-        _FORK_JOB = None
-    return out
-
-
-def _fork_linear_rows(a: int, b: int) -> list[bytes]:
-    """Worker (forked): rows [a, b) of the current stage, returned as ciphertext bytes."""
-    from ..schemes.ckks_linear import linear_map
-    ctx, vectors, m, bias, post = _FORK_JOB
-    sub = m[a:b]
-    return [v.to_bytes() for v in linear_map(ctx, vectors, sub.indptr, sub.indices, sub.data, bias[a:b], post)]
 
 
 # ---------------------------------------------------------------------------- error report
@@ -378,7 +164,7 @@ class ErrorReport:
 
 
 # ---------------------------------------------------------------------------- the model
-class EncryptedModel:
+class EncryptedModel(_ModelPlanning):
     """A model lowered to the IR, evaluated on encrypted features (throughput layout).
 
     Build with :func:`he_ml.ml.from_sklearn` or :func:`he_ml.ml.from_torch` rather than directly.
@@ -791,188 +577,6 @@ class EncryptedModel:
         stages = self._get_proba_stages()
         p = self._run(enc, stages, "predict_proba", refresh, n_jobs)[0]
         return stack_columns([1.0 - p, p])
-
-    # ------------------------------------------------------------------ planning
-    def context(self, scheme: str = "ckks", *, proba: bool = False, precision_bits: int = DEFAULT_PRECISION_BITS,
-                refresh: bool = False) -> SchemeContext:
-        """The key holder's context with the smallest 128-bit parameters that fit this model.
-
-        Parameters
-        ----------
-        scheme : {"ckks", "bfv", "paillier"}, default "ckks"
-            BFV and Paillier only for linear models.
-        proba : bool, default False
-            Plan for the encrypted binary `predict_proba` (deeper) instead of the scores.
-        precision_bits : int, default 20
-            CKKS absolute precision target on unit-size values (sets the scale).
-        refresh : bool, default False
-            Plan only for the deepest single stage (client-aided refresh between stages, see
-            `decision_function`); for networks deeper than the largest secure ring.
-
-        Notes
-        -----
-        CKKS: ``max_value = VALUE_MARGIN * M`` with ``M`` the largest magnitude on calibration
-        data (inputs, partial sums ``|W||x| + |b|``, activations, polynomial intermediates), passed
-        to :func:`he_ml.plan`, which sizes ``q0 = scale + ceil(log2 max_value) + 2`` bits: values
-        up to about ``4 M`` decrypt correctly. Then ``max_value`` is raised until every public
-        bound the CKKS magnitude tracker will compute fits its level's limit: inputs with the
-        bounds of the calibration data (the power of two above each feature's maximum), linear stages
-        ``|b| + sum |w| B``, squares ``B^2`` and polynomial activations on their calibrated
-        interval (the model's input contract, see `check_inputs`). The public context holds relinearization keys only
-        if an activation multiplies ciphertexts, and never rotation keys.
-
-        BFV: the context's encoding is ``DEFAULT_BFV_FEATURE_BITS`` (8) fractional bits (its
-        ``fixed_point_bits``, which `encrypt_features` uses), weights get
-        ``bfv_weight_bits_`` bits (about 20 significant bits for the largest weight); the plain modulus
-        holds ``VALUE_MARGIN * max(|W||x| + |b|) * 2^(feature bits + weight bits)`` so nothing wraps.
-
-        Paillier: ``max_value = VALUE_MARGIN * max |x|``, ``max_additions`` = features + 1 and the
-        multiplier bits of the largest weight at 24 fractional bits.
-
-        Raises
-        ------
-        NotFittedError
-            No calibration data (build with X_calibration or call `calibrate`).
-        UnsupportedOperationError
-            A network on BFV/Paillier.
-        ParameterError
-            Nothing within the largest secure ring fits: the message gives the depth needed and
-            the refresh option.
-        """
-        from .. import schemes
-        scheme = str(scheme).lower()
-        if scheme not in ("ckks", "bfv", "paillier"):
-            raise ParameterError(f"scheme must be 'ckks', 'bfv' or 'paillier'; got {scheme!r}.")
-        if not self.calibration_:
-            raise NotFittedError(
-                "model.context() sizes the parameters from value ranges on calibration data: build the "
-                "model with X_calibration=X (from_sklearn/from_torch) or call model.calibrate(X) first.")
-        if scheme != "ckks":
-            if not self.is_linear:
-                raise UnsupportedOperationError(
-                    f"{scheme} cannot run this model: it multiplies ciphertexts or evaluates activations "
-                    f"(depth {self.depth}); {scheme} here supports linear models only. Use "
-                    f"model.context('ckks').")
-            return self._context_bfv() if scheme == "bfv" else self._context_paillier()
-        stages = self._get_proba_stages() if proba else self._stages
-        depth = sum(s.depth for s in stages)
-        if refresh:
-            depth = max((s.depth for s in stages), default=0)
-        from ..schemes.params import plan as plan_params
-        tracked = self._tracked_requirements(stages, refresh)
-        if proba and not refresh:  # predict_proba returns [1 - p, p]: 1 + bound(p) at the last level
-            tracked = tracked + [(1.0 + bb, u) for bb, u in tracked if u >= depth]
-        max_value = VALUE_MARGIN * max(self._peak_values(stages), 1.0)
-        try:
-            # The tracker refuses any operation whose public bound reaches its level's limit
-            # (15/16 * Q_l / 2^(scale_bits + 1), CKKS._setup_bounds): raise max_value until every
-            # bound the tracker will compute (`_tracked_bounds`) fits the planned chain.
-            for _ in range(64):
-                p = plan_params(depth=max(depth, 1), precision_bits=precision_bits, scheme="ckks",
-                                max_value=max_value)
-                short = _shortfall(p, max(depth, 1), tracked)
-                if short <= 1.0:
-                    break
-                max_value *= short
-        except ParameterError as e:
-            raise ParameterError(
-                f"{self.ir.source or 'this model'} needs depth {depth} (levels: "
-                f"{[s.depth for s in stages]}) with |values| up to {max_value:.3g}; no 128-bit CKKS "
-                f"ring fits ({e}). Options: lower activation degrees (degree=...), square activations "
-                f"(he_ml.ml.torch.make_he_friendly), or model.context(refresh=True) with "
-                f"decision_function(enc, refresh=ClientAidedRefresh(ctx)) -- the key holder then "
-                f"re-encrypts between layers and sees intermediate activations.") from e
-        kw = p.parameters()
-        kw["relin_keys"] = any(isinstance(s, _ActivationStage) and s.activation.kind != "identity"
-                               for s in stages)
-        kw.pop("rotations", None)
-        self.plan_ = p
-        return schemes.CKKS(preset=None, **kw)
-
-    def _tracked_requirements(self, stages: list[Any], refresh: bool) -> list[tuple[float, int]]:
-        """(bound, levels used) of every value the CKKS tracker will hold, for planning.
-
-        Each input feature is encrypted with a bound of the power of two above its largest
-        ``|value|`` (``CKKS.encrypt``); the plan covers new data whose per-feature maxima round
-        up to the same powers of two as the calibration data's (at least the calibration
-        maximum, up to twice it). No further margin is added at the inputs: it would be raised to
-        the network's degree (a factor 2 before two square activations is 16 on the scores) and
-        push the first prime of CryptoNets-sized models beyond 60 bits. Larger inputs are refused
-        before computing with `EncodingOverflowError`, naming a plan that fits. With ``refresh``
-        every stage starts from fresh (re-encrypted) values: the powers of two above the float
-        twin's maxima there.
-        """
-        X = self._X_cal
-        if X is None:
-            return []
-        x = X.reshape(X.shape[0], -1)
-
-        def pow2(v: np.ndarray) -> np.ndarray:
-            v = np.maximum(np.asarray(v, dtype=np.float64), 2.0 ** -30)
-            return 2.0 ** np.ceil(np.log2(v))
-
-        if not refresh:
-            return _tracked_bounds(stages, pow2(np.max(np.abs(x), axis=0)))
-        out: list[tuple[float, int]] = []
-        for s in stages:
-            out.extend(_tracked_bounds([s], pow2(np.max(np.abs(x), axis=0))))
-            x = _run_stages_plain([s], x)
-        return out
-
-    def _peak_values(self, stages: list[Any]) -> float:
-        if self._X_cal is None:
-            return self.calibration_.get("values", 1.0)
-        vmax = [float(np.max(np.abs(self._X_cal)))]
-        _run_stages_plain(stages, self._X_cal, lambda i, k, v: vmax.append(float(np.max(np.abs(v)))))
-        for s in stages:
-            if isinstance(s, _ActivationStage) and s.activation.poly is not None:
-                mi = float(getattr(s.activation.poly, "max_intermediate", float("nan")))
-                if math.isfinite(mi):
-                    vmax.append(mi)
-        return max(vmax)
-
-    def _linear_bound(self) -> float:
-        X = self._X_cal.reshape(self._X_cal.shape[0], -1)
-        s = self._stages[0] if self._stages else None
-        if s is None:
-            return float(np.max(np.abs(X)))
-        return float(np.max((abs(s.matrix) @ np.abs(X).T).T + np.abs(s.bias)))
-
-    def _context_bfv(self) -> SchemeContext:
-        from .. import schemes
-        from ..schemes.params import plan as plan_params
-        bound = self._linear_bound()
-        self.calibration_["linear_bound"] = bound
-        wmax = float(abs(self._stages[0].matrix).max()) if self._stages else 1.0
-        fx = DEFAULT_BFV_FEATURE_BITS
-        wb = int(np.clip(20 - math.ceil(math.log2(max(wmax, 1e-12))), 0, 30))
-        while True:
-            ints = VALUE_MARGIN * bound * 2.0 ** (fx + wb) + 2.0 ** (fx + wb)
-            if math.log2(ints) + 2 <= 59 or wb == 0:
-                break
-            wb -= 1
-        self.bfv_weight_bits_ = wb
-        p = plan_params(depth=0, scheme="bfv", max_value=ints)
-        # Plaintext products grow the noise by ~ log2(n * |w_int| * terms) bits on top of the fresh
-        # noise, which the depth-0 plan does not count: take the ring-8192 BFV default modulus
-        # (174 data bits, 128-bit secure), leaving > 60 bits of budget for t <= 60 bits and 2^30 weights.
-        from ..schemes.params import BFV_PRESETS
-        base = BFV_PRESETS["sum"]
-        self.plan_ = p
-        return schemes.BFV(preset=None, poly_modulus_degree=base.poly_modulus_degree,
-                           coeff_mod_bit_sizes=list(base.coeff_mod_bit_sizes),
-                           plain_modulus_bits=max(p.plain_modulus_bits, 17), relin_keys=False,
-                           # the context carries its fixed-point encoding (encrypt_features takes it
-                           # from there): the one t was sized for above
-                           fixed_point_bits=fx)
-
-    def _context_paillier(self) -> SchemeContext:
-        from .. import schemes
-        xmax = float(np.max(np.abs(self._X_cal)))
-        wmax = float(abs(self._stages[0].matrix).max()) if self._stages else 1.0
-        mult_bits = max(1, math.ceil(math.log2(max(wmax, 1.0))) + 25)
-        return schemes.Paillier(max_value=max(VALUE_MARGIN * xmax, 1.0),
-                                max_additions=self.ir.n_inputs + 2, multiplier_bits=mult_bits)
 
     # ------------------------------------------------------------------ error report
     def error_report(self, X: Any = None, *, context: SchemeContext | None = None,
