@@ -98,6 +98,7 @@ from ..schemes.base import SchemeContext
 from . import _maskwire as wire
 from . import shamir
 from ._maskbackend import make_backend
+from ._maskgraph import SecAggPlusParameters, secagg_plus_parameters
 
 __all__ = [
     "MaskedClient",
@@ -110,6 +111,8 @@ __all__ = [
     "identity_public_key",
     "default_threshold",
     "neighbourhood",
+    "secagg_plus_parameters",
+    "SecAggPlusParameters",
 ]
 
 _MAX_CLIENTS = 1 << 16
@@ -298,9 +301,10 @@ class MaskedClient(_Party):
         self._sharers: set[int] = set()
         self._c_shared: dict[int, bytes] = {}
 
-    def _c_agree(self, v: int, what: str) -> bytes:
+    def _c_key(self, v: int, what: str) -> bytes:
+        """The AEAD key of the pair (self, v) for sealed shares (symmetric: one X25519 + HKDF per pair)."""
         if v not in self._c_shared:
-            self._c_shared[v] = wire.agree(self._c_sk, self._keys[v][0], what)
+            self._c_shared[v] = self._share_key(wire.agree(self._c_sk, self._keys[v][0], what), self.id, v)
         return self._c_shared[v]
 
     def state_bytes(self) -> bytes:
@@ -420,7 +424,7 @@ class MaskedClient(_Party):
             if v == self.id:
                 self._shares[v] = (s_sh[v], b_sh[v])
                 continue
-            key = self._share_key(self._c_agree(v, "key broadcast"), self.id, v)
+            key = self._c_key(v, "key broadcast")
             body = shamir.share_to_bytes(s_sh[v]) + shamir.share_to_bytes(b_sh[v])
             to.append(v)
             cts.append(wire.seal(key, body, self._aad("share", self.id, v)))
@@ -452,7 +456,7 @@ class MaskedClient(_Party):
         for w, ct in zip(senders, sections):
             if w == self.id or w not in self._keys or self.id not in self.setup.graph[w]:
                 raise InvalidCiphertextError(f"share bundle: client {w} is not a neighbour that advertised keys.")
-            key = self._share_key(self._c_agree(w, "share bundle"), w, self.id)
+            key = self._c_key(w, "share bundle")
             body = wire.open_sealed(key, ct, self._aad("share", w, self.id), f"share from client {w}")
             if len(body) != 2 * shamir.SHARE_BYTES:
                 raise InvalidCiphertextError(f"share from client {w} has the wrong length.")
@@ -461,13 +465,12 @@ class MaskedClient(_Party):
         partners = sorted(v for v in self.setup.graph[self.id] if v in self._sharers)
 
         def mask_for_size(size: int):
-            dom = self.backend.domain(size)
-            total = dom.expand(self._self_key(self._b, self.id))
+            dom = self.backend.domain(size)  # one lazy sum, reduced once (see _maskdomain)
+            acc = dom.accumulate(dom.accumulator(), self._self_key(self._b, self.id))
             for v in partners:
                 shared = wire.agree(self._s_sk, self._keys[v][1], "key broadcast")
-                m = dom.expand(self._pair_key(shared, self.id, v))
-                total = dom.add(total, m) if v > self.id else dom.sub(total, m)
-            return total
+                dom.accumulate(acc, self._pair_key(shared, self.id, v), 1 if v > self.id else -1)
+            return dom.finish(acc)
 
         payload = self.backend.masked_payload(update, mask_for_size)
         return wire.pack("masked", {"round": rid, "from": self.id, "partners": partners}, [payload])
@@ -701,7 +704,7 @@ class MaskedServer(_Party):
                     s_shares[owner][h] = shamir.share_from_bytes(data)
         size = self.backend.domain_size(self._total)
         dom = self.backend.domain(size)
-        correction = dom.zero()
+        acc = dom.accumulator()  # every mask to remove, summed lazily and reduced once
         for v in dropped_shared:  # pairwise masks the survivors added with v
             if len(s_shares[v]) < setup.threshold:
                 raise SecretKeyMissingError(f"masked round {rid!r}: only {len(s_shares[v])} holders returned shares "
@@ -713,8 +716,8 @@ class MaskedServer(_Party):
                                              f"rebuild its advertised key; a holder sent a wrong share.")
             for w in self._survivors:
                 if v in self._partners[w]:
-                    m = dom.expand(self._pair_key(wire.agree(s_v, self._adverts[w][1], "keys"), w, v))
-                    correction = dom.add(correction, m) if v > w else dom.sub(correction, m)
+                    dom.accumulate(acc, self._pair_key(wire.agree(s_v, self._adverts[w][1], "keys"), w, v),
+                                   1 if v > w else -1)
         evidence = None
         if not sealed:
             for u in self._survivors:
@@ -723,9 +726,10 @@ class MaskedServer(_Party):
                                                 f"shares of survivor {u}'s self-mask seed; {setup.threshold} needed.")
                 pts = {h: shamir.share_from_bytes(d) for h, d in b_shares[u].items()}
                 b = shamir.reconstruct(pts, setup.threshold).to_bytes(32, "big")
-                correction = dom.add(correction, dom.expand(self._self_key(b, u)))
+                dom.accumulate(acc, self._self_key(b, u))
         else:
             evidence = self._evidence(answered, signatures, b_shares)
+        correction = dom.finish(acc)
         dropped = [c for c in setup.clients if c not in surv]
         noise_fraction, topup = 1.0, 0.0
         if self.dp is not None and self.dp.mode == "distributed" and len(surv) < self.dp.num_clients:
@@ -867,11 +871,11 @@ class MaskedUnmasker:
         public = self.context.public_context() if self.context.has_secret_key else self.context
         backend = make_backend(public, max_clients=None, **self._opts)
         dom = backend.domain(backend.domain_size(total))
-        correction = dom.zero()
+        acc = dom.accumulator()
         for u in survivors:
             b = shamir.reconstruct(shares[u], threshold).to_bytes(32, "big")
-            correction = dom.add(correction, dom.expand(wire.hkdf(b, rid, f"self-mask/{u}")))
-        return backend.subtract(total, correction), list(survivors)
+            dom.accumulate(acc, wire.hkdf(b, rid, f"self-mask/{u}"))
+        return backend.subtract(total, dom.finish(acc)), list(survivors)
 
 
 def simulate_round(updates: Mapping[int, Any] | Sequence[Any], *, context: SchemeContext | None = None,

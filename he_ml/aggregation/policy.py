@@ -415,11 +415,11 @@ class DecryptionPolicy:
         public = self.context.public_context()
         backend = make_backend(public, max_clients=None, **self._opts)
         dom = backend.domain(backend.domain_size(total))
-        correction = dom.zero()
+        acc = dom.accumulator()  # lazy sum of the round masks, reduced once
         for cid, info in infos.items():
             key = _round_mask_key(wire.agree(self._key, info["mask_pk"], f"receipt of client {cid}"), rid, cid)
-            correction = dom.add(correction, dom.expand(key))
-        return backend.subtract(total, correction)
+            dom.accumulate(acc, key)
+        return backend.subtract(total, dom.finish(acc))
 
     def _finish(self, total: bytes, rid: str, clients: list[int], release: bool, average: bool,
                 details: bool) -> Any:
