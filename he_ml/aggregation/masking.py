@@ -851,6 +851,10 @@ class MaskedUnmasker:
         """
         rid = _round_id(round_id)
         header, sections = self.verify(evidence, rid, min_signers)
+        return self._unmask_verified(total, header, sections, rid)
+
+    def _unmask_verified(self, total: bytes, header: dict, sections: list[bytes], rid: str) -> tuple[bytes, list[int]]:
+        """:meth:`unmask` on evidence that :meth:`verify` already accepted (its header and sections)."""
         survivors, adverts = header["survivors"], header["adverts"]
         threshold = header["threshold"]
         c_pks = {cid: sections[3 * i] for i, cid in enumerate(adverts)}

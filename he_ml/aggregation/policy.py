@@ -374,12 +374,12 @@ class DecryptionPolicy:
             if self._unmasker is None:
                 raise ParameterError(f"masked-round evidence needs a Paillier or BFV context; this is "
                                      f"{self.context.name}.")
-            header, _ = self._unmasker.verify(evidence, rid, self.min_signers)
+            header, sections = self._unmasker.verify(evidence, rid, self.min_signers)
             clients = list(header["survivors"])
             self._refuse_small(len(clients), rid)
             self._check_count(total, len(clients))
             self._consume(rid)
-            total, _ = self._unmasker.unmask(total, evidence, rid, self.min_signers)
+            total, _ = self._unmasker._unmask_verified(total, header, sections, rid)  # verified once, above
         else:
             infos = self._verify_receipts(receipts, rid)
             clients = sorted(infos)
