@@ -63,7 +63,10 @@ survivors sign the survivor list they answer for (the consistency check of secti
 holder refuses to remove self masks unless ``>= threshold`` survivors signed the same list.
 SecAgg+ neighbourhoods (``neighbors=k``) are a Harary graph over a permutation derived from the
 round id (public), as in Bell et al.; its guarantees are statistical over the graph, for a
-bounded fraction of corrupt clients (Bell et al., Theorem 3.6).
+bounded fraction of corrupt clients fixed before the graph is drawn and a round id the server
+does not choose. :func:`secagg_plus_parameters` picks ``k`` and ``t`` for a stated number of
+clients, dropout fraction, corrupt fraction, ``sigma`` and ``eta`` from Bell et al.'s three
+conditions, bounded exactly for this graph (:mod:`he_ml.aggregation._maskgraph`).
 
 What each party learns: the server -- the survivor set and the sum of the survivors' updates
 (HE-free backend) or nothing but ciphertexts (HE layers); the key holder -- the sum only;
@@ -172,7 +175,8 @@ class RoundSetup:
         Shares needed to recover a secret (and the fewest survivors a round may finish with).
         Default :func:`default_threshold` of the holder count. Must exceed half the holders.
     neighbors : int, optional
-        SecAgg+ degree (even, >= 2); None: the complete graph (SecAgg).
+        SecAgg+ degree (even, >= 2); None: the complete graph (SecAgg). Choose it, with
+        ``threshold``, by :func:`secagg_plus_parameters`.
     """
 
     round_id: str
