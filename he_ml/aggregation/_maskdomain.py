@@ -20,11 +20,12 @@ own (``expand(key) == finish(accumulate(accumulator(), key))``), at a fraction o
 
 Statistical distance (`PrimeDomain`). A word ``X`` uniform on ``[0, 2**w)`` reduced mod ``t``
 is within ``t / 2**w`` of uniform on ``Z_t`` (each residue has ``floor(2**w / t)`` or one more
-pre-image). With ``w = 32 L >= bit_length(t) + 80`` that is ``< 2**-80`` per value, so all the
-masks of a round -- at most ``2**16`` clients x ``2**16`` masks x ``2**27`` values, ``2**59``
-values -- are jointly within ``2**-21``, and the ``7 * 10**6`` mask values of a 100-client round with
-66 neighbours over 10,000 values within ``2**-57``, of independent uniform masks. The words are read as
-little-endian uint32 limbs and summed per limb in int64 (each term ``< 2**32``, so ``2**31``
+pre-image). With ``w = 32 L >= bit_length(t) + 80`` that is ``< 2**-80`` per value for any ``t``;
+for he_ml's 30-bit BFV plain modulus ``L = 4`` and it is ``t / 2**128 < 2**-98``. Distances add up
+over the masks of a round: the ``7 * 10**7`` mask values of a 100-client round with 66 neighbours
+over 10,000 values are within ``2**-72`` of independent uniform masks, and even the largest round
+the limits allow (``2**16`` clients x ``2**16`` masks x ``2**27`` values) within ``2**-39``. The
+words are read as little-endian uint32 limbs and summed per limb in int64 (each term ``< 2**32``, so ``2**31``
 terms cannot overflow; we allow at most ``2**24``), then combined with the weights
 ``2**(32 j) mod t``. The previous rejection sampler was exactly uniform but drew a data-dependent
 number of words and needed one reduction per mask.
