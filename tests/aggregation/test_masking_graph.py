@@ -14,7 +14,7 @@ from he_ml.aggregation import _maskdomain as md
 from he_ml.aggregation import masking as mk
 from he_ml.aggregation import shamir
 from he_ml.aggregation._maskgraph import _tail, graph_failure_bits
-from he_ml.errors import ParameterError
+from he_ml.errors import InvalidCiphertextError, ParameterError
 
 BFV_T = 1073692673  # aggregation_context("bfv", ...)'s plain modulus (30 bits)
 
@@ -219,3 +219,29 @@ def test_parameter_errors_say_what_to_change():
     with pytest.raises(ParameterError, match="lower the dropout or corrupt fraction"):
         mk.secagg_plus_parameters(10, dropout=0.4, corrupt=0.4)
     assert mk.secagg_plus_parameters(10, dropout=0.1, corrupt=0.1).threshold <= 10  # following the advice works
+
+
+def test_sparse_graph_substituted_keys_are_refused_by_exactly_the_neighbours():
+    # SecAgg+: a client checks (and uses) only its holders' advertisements; a key the server substitutes
+    # for client 5 is refused by each of 5's neighbours, and the other clients never use it
+    ids = list(range(1, 10))
+    setup = mk.RoundSetup.create("mitm-sparse", ids, neighbors=4)
+    idents = {i: mk.new_identity() for i in ids}
+    pubs = {i: mk.identity_public_key(k) for i, k in idents.items()}
+    clients = {i: mk.MaskedClient(None, setup, i, max_value=1.0, identity=idents[i], peer_identities=pubs)
+               for i in ids}
+    adverts = {i: c.advertise_keys() for i, c in clients.items()}
+    adverts[5] = mk.MaskedClient(None, setup, 5, max_value=1.0, identity=mk.new_identity()).advertise_keys()
+    keys = mk.MaskedServer(None, setup, max_value=1.0).receive_keys(list(adverts.values()))
+    refused = set()
+    for i in ids:
+        if i == 5:
+            continue
+        try:
+            clients[i].share_keys(keys)
+        except InvalidCiphertextError as e:
+            assert "client 5" in str(e) and "not signed by its registered identity" in str(e)
+            refused.add(i)
+        else:
+            assert 5 not in clients[i]._keys  # never stored, so never used
+    assert refused == set(setup.graph[5])
