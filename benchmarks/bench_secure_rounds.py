@@ -6,10 +6,21 @@ expensive case: the server must rebuild the dropped clients' pairwise masks). Ev
 median over ``--repeats`` runs, in **CPU seconds** (``time.process_time``; everything runs in this
 one process, so each party's CPU time is measured around its own calls):
 
-* ``client s`` -- CPU per client, all stages, averaged over the clients;
+* ``client s`` -- CPU of one client that finished the round, all stages (mean over survivors);
+* ``total s`` -- all CPU of all parties: every client's (dropped ones included, for the stages
+  they ran), the server's and the key holder's -- the ratio ``t vs 1 KH`` is taken on it;
 * ``server s`` -- the server's CPU for the whole round;
 * ``key holder s`` -- decryption (and, for masked HE rounds, removing the self masks);
 * ``B/client`` -- bytes one surviving client uploads over all stages.
+
+Graph and threshold
+-------------------
+Each dropout rate gets the SecAgg+ neighbour count ``k`` and Shamir threshold ``t`` that
+:func:`he_ml.aggregation.masking.secagg_plus_parameters` derives from Bell et al.'s three
+conditions for ``delta`` = that rate (``--design-dropout`` fixes one rate for all rows),
+``gamma = --corrupt`` (0.05), ``sigma = 40``, ``eta = 20``: at 100 clients ``k/t`` = 12/10, 28/18
+and 66/37 for 0 %, 10 % and 30 %. Flower's SecAgg+ row uses the same ``k`` and ``t``
+(``num_shares = k + 1``), so the byte comparison is at the same dropout tolerance.
 
 Rows
 ----
@@ -26,7 +37,7 @@ Rows
   public keys, the share ciphertexts, the masked-parameter bytes (``ndarray_to_bytes``) and the
   unmask shares (payload only, no Flower message framing).
 * ``he_ml masked plain`` -- :func:`he_ml.aggregation.masking.simulate_round` with ``context=None``
-  (integers mod ``2**k``, ``k = 2 + ceil(log2(clients * 2**21))``, same graph and threshold).
+  (integers mod ``2**b``, ``b = 2 + ceil(log2(clients * 2**21))``, same graph and threshold).
 * ``he_ml masked bfv`` / ``paillier`` -- the same round with masks inside the BFV / Paillier
   plaintexts (public contexts from ``aggregation_context``; Paillier 3072-bit), self masks
   removed by the key holder (:class:`MaskedUnmasker`) before it decrypts.
@@ -38,7 +49,7 @@ Rows
 Usage::
 
     python benchmarks/bench_secure_rounds.py            # 100 clients x 10,000 values
-    python benchmarks/bench_secure_rounds.py --quick    # 20 clients x 2,000 values, one repeat
+    python benchmarks/bench_secure_rounds.py --quick    # 20 clients x 2,000 values, one repeat, Paillier 2048
     python benchmarks/bench_secure_rounds.py --save     # JSON to benchmarks/results/
 """
 from __future__ import annotations
@@ -97,8 +108,10 @@ def run_masked(ups, context, secret, neighbors, threshold, drops):
     err = float(np.max(np.abs(value - expected)))
     limit = len(surv) * 2.0 ** -(PRECISION + 1) * 1.0001
     assert err <= limit, f"masked sum off by {err} > {limit}"
-    return {"client_s": timings["client_seconds"] / len(ups), "server_s": timings["server_seconds"],
-            "key_holder_s": kh, "bytes_per_client": timings["bytes_per_client"], "max_error": err}
+    each = timings["client_seconds_each"]
+    return {"client_s": statistics.fmean(each[i] for i in surv), "client_total_s": timings["client_seconds"],
+            "server_s": timings["server_seconds"], "key_holder_s": kh,
+            "bytes_per_client": timings["bytes_per_client"], "max_error": err}
 
 
 # ---------------------------------------------------------------------------- single key holder
@@ -108,7 +121,8 @@ def run_single(ups, ctx, drops):
     alive = [i for i in ups if i not in drops]
     t = time.process_time()
     blobs = [client.encrypt(ups[i]) for i in alive]
-    t_client = (time.process_time() - t) / len(alive)
+    t_client_total = time.process_time() - t
+    t_client = t_client_total / len(alive)
     t = time.process_time()
     total = GradientAggregator(pub, max_value=1.0, precision_bits=PRECISION).sum(blobs)
     t_server = time.process_time() - t
@@ -116,7 +130,7 @@ def run_single(ups, ctx, drops):
     value = GradientAggregator(ctx, max_value=1.0, precision_bits=PRECISION).decrypt(total)
     t_kh = time.process_time() - t
     err = float(np.max(np.abs(value - sum(ups[i] for i in alive))))
-    return {"client_s": t_client, "server_s": t_server, "key_holder_s": t_kh,
+    return {"client_s": t_client, "client_total_s": t_client_total, "server_s": t_server, "key_holder_s": t_kh,
             "bytes_per_client": len(blobs[0]), "max_error": err, "_total": total}
 
 
@@ -244,7 +258,8 @@ def run_flower(ups, neighbors, threshold, drops):
     t_server += time.process_time() - t
     # SecAggPlusWorkflow returns the example-weighted MEAN (weights 1 here): compare on the sum's scale
     err = float(np.max(np.abs(agg[0] * len(alive) - sum(ups[i] for i in alive))))
-    return {"client_s": statistics.fmean(cpu_client[i] for i in ids), "server_s": t_server, "key_holder_s": 0.0,
+    return {"client_s": statistics.fmean(cpu_client[i] for i in alive), "client_total_s": sum(cpu_client.values()),
+            "server_s": t_server, "key_holder_s": 0.0,
             "bytes_per_client": max(sent[i] for i in alive), "max_error": err}
 
 
@@ -255,23 +270,37 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--flower-repeats", type=int, default=None,
                     help="repeats of the (slow) Flower SecAgg+ rows; default: --repeats")
-    ap.add_argument("--neighbors", type=int, default=0,
-                    help="SecAgg+ degree (even); 0 = complete graph (default: 30 %% dropouts of 100 clients would "
-                         "leave a sparse neighbourhood below any threshold > half of it too often)")
-    ap.add_argument("--threshold", type=int, default=None, help="default: half the holders + 1 (the smallest "
-                                                                   "allowed), so 30 %% dropouts are tolerated")
+    ap.add_argument("--neighbors", type=int, default=None,
+                    help="SecAgg+ degree (even; 0 = complete graph). Default: from secagg_plus_parameters "
+                         "(Bell et al. 2020) for the design dropout, --corrupt, --sigma and --eta")
+    ap.add_argument("--threshold", type=int, default=None,
+                    help="Shamir threshold; default: from secagg_plus_parameters (with --neighbors: half the "
+                         "holders + 1)")
+    ap.add_argument("--design-dropout", type=float, default=None,
+                    help="dropout fraction the graph is designed for; default: each row's own dropout rate")
+    ap.add_argument("--corrupt", type=float, default=0.05, help="fraction of clients colluding with the server")
+    ap.add_argument("--sigma", type=float, default=40.0, help="security bits of the graph conditions")
+    ap.add_argument("--eta", type=float, default=20.0, help="correctness bits (round aborts w.p. <= 2**-eta)")
     ap.add_argument("--drops", default="0,0.1,0.3")
     ap.add_argument("--schemes", default="plain,flower,bfv,paillier")
-    ap.add_argument("--quick", action="store_true", help="20 clients x 2,000 values, 1 repeat, 1024-bit Paillier")
+    ap.add_argument("--quick", action="store_true", help="20 clients x 2,000 values, 1 repeat, 2048-bit Paillier")
     ap.add_argument("--save", action="store_true")
     args = ap.parse_args(argv)
     if args.quick:
         args.clients, args.values, args.repeats = 20, 2000, 1
     n, d = args.clients, args.values
-    neighbors = None if args.neighbors == 0 or args.neighbors >= n - 1 else args.neighbors
-    holders = n if neighbors is None else neighbors + 1
-    threshold = args.threshold or holders // 2 + 1
     drops_list = [float(x) for x in args.drops.split(",")]
+
+    def graph_for(frac: float) -> tuple[int | None, int, str]:
+        """(neighbors, threshold, how) of the round run at dropout ``frac``; Flower's row uses the same."""
+        if args.neighbors is not None:
+            nb = None if args.neighbors == 0 or args.neighbors >= n - 1 else args.neighbors
+            holders = n if nb is None else nb + 1
+            return nb, args.threshold or holders // 2 + 1, "given"
+        design = frac if args.design_dropout is None else args.design_dropout
+        p = mk.secagg_plus_parameters(n, dropout=design, corrupt=args.corrupt, sigma=args.sigma, eta=args.eta)
+        return p.neighbors, args.threshold or p.threshold, (f"Bell et al. for delta={design:g}, gamma={args.corrupt:g}"
+                                                            f", sigma={args.sigma:g}, eta={args.eta:g}")
     schemes = args.schemes.split(",")
     ups = workload(n, d)
     ctxs = {}
@@ -281,11 +310,14 @@ def main(argv=None) -> int:
             ctxs[s] = aggregation_context(s, max_clients=n, max_value=1.0, precision_bits=PRECISION,
                                           key_bits=key_bits)
     rows = []
-    print(f"he_ml secure rounds: {n} clients x {d} values, neighbours {neighbors or 'all'} (holders {holders}), "
-          f"threshold {threshold}, {args.repeats} repeat(s); CPU: {cpu_model()}")
+    print(f"he_ml secure rounds: {n} clients x {d} values, {args.repeats} repeat(s); CPU: {cpu_model()}")
     print("CPU seconds (process_time) on a shared, noisy 2-core machine; medians over repeats.")
+    graphs = {}
     for frac in drops_list:
         drops = dropped_ids(n, frac)
+        neighbors, threshold, how = graphs[frac] = graph_for(frac)
+        print(f"dropout {frac:.0%}: neighbours {neighbors or 'all'}, threshold {threshold} ({how}); the same for "
+              f"Flower's SecAgg+", flush=True)
         cases = []
         if "flower" in schemes:
             cases.append(("flower secagg+", lambda: run_flower(ups, neighbors, threshold, drops)))
@@ -300,10 +332,13 @@ def main(argv=None) -> int:
         for name, fn in cases:
             reps = args.flower_repeats if (name.startswith("flower") and args.flower_repeats) else args.repeats
             runs = [fn() for _ in range(reps)]
-            row = {"case": name, "dropout": frac, "clients": n, "values": d}
-            for k in ("client_s", "server_s", "key_holder_s", "bytes_per_client", "max_error"):
+            row = {"case": name, "dropout": frac, "clients": n, "values": d,
+                   "neighbors": neighbors if "single" not in name else None,
+                   "threshold": threshold if "single" not in name else None}
+            for k in ("client_s", "client_total_s", "server_s", "key_holder_s", "bytes_per_client", "max_error"):
                 row[k] = statistics.median(r[k] for r in runs)
-            row["total_s"] = row["client_s"] * n + row["server_s"] + row["key_holder_s"]
+            # all CPU spent by all parties, dropped clients' work before they dropped included
+            row["total_s"] = statistics.median(r["client_total_s"] + r["server_s"] + r["key_holder_s"] for r in runs)
             rows.append(row)
             print(f"  .. {name} at {frac:.0%}: client {row['client_s']:.4f} s, server {row['server_s']:.3f} s, "
                   f"key holder {row['key_holder_s']:.3f} s, {row['bytes_per_client']:,} B/client", flush=True)
@@ -319,7 +354,7 @@ def main(argv=None) -> int:
         fl = by.get(("flower secagg+", r["dropout"]))
         if fl and "bytes_per_client" in r:
             r["bytes_vs_flower_secagg+"] = r["bytes_per_client"] / fl["bytes_per_client"]
-    hdr = (f"{'case':26} {'drop':>5} {'client s':>9} {'server s':>9} {'key h. s':>9} {'total s':>9} "
+    hdr = (f"{'case':26} {'drop':>5} {'k/t':>6} {'client s':>9} {'server s':>9} {'key h. s':>9} {'total s':>9} "
            f"{'B/client':>10} {'B vs SecAgg+':>12} {'t vs 1 KH':>9} {'max err':>9}")
     print(hdr)
     print("-" * len(hdr))
@@ -328,7 +363,8 @@ def main(argv=None) -> int:
             print(f"{r['case']:26} {r['dropout']:5.0%}  {r['note']}")
             continue
         fmt = lambda k, f: (format(r[k], f) if k in r and r[k] == r[k] else "-")  # noqa: E731
-        print(f"{r['case']:26} {r['dropout']:5.0%} {fmt('client_s', '9.4f')} {fmt('server_s', '9.3f')} "
+        kt = "-" if r.get("threshold") is None else f"{r['neighbors'] or 'all'}/{r['threshold']}"
+        print(f"{r['case']:26} {r['dropout']:5.0%} {kt:>6} {fmt('client_s', '9.4f')} {fmt('server_s', '9.3f')} "
               f"{fmt('key_holder_s', '9.3f')} {fmt('total_s', '9.2f')} {r['bytes_per_client']:10,d} "
               f"{fmt('bytes_vs_flower_secagg+', '12.2f')} {fmt('time_vs_single_key_holder', '9.2f')} "
               f"{r['max_error']:9.1e}")
@@ -337,7 +373,8 @@ def main(argv=None) -> int:
         out.mkdir(parents=True, exist_ok=True)
         path = out / ("secure_rounds_quick.json" if args.quick else "secure_rounds.json")
         meta = {"cpu": cpu_model(), "python": platform.python_version(), "clients": n, "values": d,
-                "neighbors": neighbors, "threshold": threshold, "repeats": args.repeats,
+                "graphs": {f"{f:g}": {"neighbors": g[0], "threshold": g[1], "how": g[2]} for f, g in graphs.items()},
+                "corrupt": args.corrupt, "sigma": args.sigma, "eta": args.eta, "repeats": args.repeats,
                 "flower_repeats": args.flower_repeats or args.repeats,
                 "paillier_key_bits": key_bits, "timing": "process_time (CPU seconds), shared noisy machine",
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}

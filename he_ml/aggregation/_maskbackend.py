@@ -221,7 +221,7 @@ class BFVBackend(_HEBackend):
         dom = self.domain(flat.size)
         t = np.int64(dom.t)
         residues = np.where(q < 0, q + t, q).astype(np.uint64)
-        masked = dom.centered(dom.add(residues, mask_for_size(flat.size)))
+        masked = dom.centered(dom.add(residues, mask_for_size(flat.size)))  # one add mod t: masks are reduced
         chunks, _ = ctx._encrypt_flat(masked)
         vector = EncryptedVector(ctx, chunks, (flat.size,), ctx._meta(int_bound, 0, "encryption"))
         return agg._pack(vector, structure, spec, 1, encoding)

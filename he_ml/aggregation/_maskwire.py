@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 import struct
 from typing import Any
 
@@ -148,18 +149,19 @@ def agree(priv: X25519PrivateKey, pub: bytes, what: str) -> bytes:
         raise InvalidCiphertextError(f"{what}: the X25519 public key is of low order ({e}); refused.") from e
 
 
-def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:
-    import os
-
+def seal(key: bytes | ChaCha20Poly1305, plaintext: bytes, aad: bytes) -> bytes:
+    """ChaCha20-Poly1305 with a random 96-bit nonce (``key``: 32 bytes, or an AEAD object built from them)."""
     nonce = os.urandom(12)
-    return nonce + ChaCha20Poly1305(key).encrypt(nonce, plaintext, aad)
+    aead = key if isinstance(key, ChaCha20Poly1305) else ChaCha20Poly1305(key)
+    return nonce + aead.encrypt(nonce, plaintext, aad)
 
 
-def open_sealed(key: bytes, data: bytes, aad: bytes, what: str) -> bytes:
+def open_sealed(key: bytes | ChaCha20Poly1305, data: bytes, aad: bytes, what: str) -> bytes:
     if len(data) < 28:
         raise InvalidCiphertextError(f"{what}: an AEAD ciphertext has at least 28 bytes; got {len(data)}.")
     try:
-        return ChaCha20Poly1305(key).decrypt(data[:12], data[12:], aad)
+        aead = key if isinstance(key, ChaCha20Poly1305) else ChaCha20Poly1305(key)
+        return aead.decrypt(data[:12], data[12:], aad)
     except InvalidTag as e:
         raise InvalidCiphertextError(f"{what}: authentication failed (forged, altered, or sealed for another "
                                      f"party or round); refused.") from e

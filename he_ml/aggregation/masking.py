@@ -63,7 +63,10 @@ survivors sign the survivor list they answer for (the consistency check of secti
 holder refuses to remove self masks unless ``>= threshold`` survivors signed the same list.
 SecAgg+ neighbourhoods (``neighbors=k``) are a Harary graph over a permutation derived from the
 round id (public), as in Bell et al.; its guarantees are statistical over the graph, for a
-bounded fraction of corrupt clients (Bell et al., Theorem 3.6).
+bounded fraction of corrupt clients fixed before the graph is drawn and a round id the server
+does not choose. :func:`secagg_plus_parameters` picks ``k`` and ``t`` for a stated number of
+clients, dropout fraction, corrupt fraction, ``sigma`` and ``eta`` from Bell et al.'s three
+conditions, bounded exactly for this graph (:mod:`he_ml.aggregation._maskgraph`).
 
 What each party learns: the server -- the survivor set and the sum of the survivors' updates
 (HE-free backend) or nothing but ciphertexts (HE layers); the key holder -- the sum only;
@@ -87,6 +90,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 
 from ..errors import (
     ContextMismatchError,
@@ -98,6 +102,7 @@ from ..schemes.base import SchemeContext
 from . import _maskwire as wire
 from . import shamir
 from ._maskbackend import make_backend
+from ._maskgraph import SecAggPlusParameters, secagg_plus_parameters
 
 __all__ = [
     "MaskedClient",
@@ -110,6 +115,8 @@ __all__ = [
     "identity_public_key",
     "default_threshold",
     "neighbourhood",
+    "secagg_plus_parameters",
+    "SecAggPlusParameters",
 ]
 
 _MAX_CLIENTS = 1 << 16
@@ -169,7 +176,8 @@ class RoundSetup:
         Shares needed to recover a secret (and the fewest survivors a round may finish with).
         Default :func:`default_threshold` of the holder count. Must exceed half the holders.
     neighbors : int, optional
-        SecAgg+ degree (even, >= 2); None: the complete graph (SecAgg).
+        SecAgg+ degree (even, >= 2); None: the complete graph (SecAgg). Choose it, with
+        ``threshold``, by :func:`secagg_plus_parameters`.
     """
 
     round_id: str
@@ -296,11 +304,13 @@ class MaskedClient(_Party):
         self._keys: dict[int, tuple[bytes, bytes]] = {}
         self._shares: dict[int, tuple[int, int]] = {}  # holder-side: owner -> (s share, b share)
         self._sharers: set[int] = set()
-        self._c_shared: dict[int, bytes] = {}
+        self._c_shared: dict[int, ChaCha20Poly1305] = {}
 
-    def _c_agree(self, v: int, what: str) -> bytes:
+    def _c_key(self, v: int, what: str) -> ChaCha20Poly1305:
+        """The AEAD of the pair (self, v) for sealed shares (symmetric: one X25519 + HKDF per pair)."""
         if v not in self._c_shared:
-            self._c_shared[v] = wire.agree(self._c_sk, self._keys[v][0], what)
+            self._c_shared[v] = ChaCha20Poly1305(self._share_key(wire.agree(self._c_sk, self._keys[v][0], what),
+                                                                 self.id, v))
         return self._c_shared[v]
 
     def state_bytes(self) -> bytes:
@@ -391,6 +401,7 @@ class MaskedClient(_Party):
         if len(sections) != 3 * len(ids):
             raise InvalidCiphertextError("key broadcast: expected three sections per client.")
         seen: set[bytes] = set()
+        mine = set(setup.holders(self.id))  # only these keys are ever used (SecAgg+: O(k) work, Bell et al.)
         for i, cid in enumerate(ids):
             c_pk, s_pk, sig = sections[3 * i:3 * i + 3]
             if cid not in setup.graph or len(c_pk) != 32 or len(s_pk) != 32:
@@ -399,6 +410,8 @@ class MaskedClient(_Party):
                 raise InvalidCiphertextError("key broadcast repeats a public key; refused (Bonawitz et al., "
                                              "round 1 check).")
             seen.update((c_pk, s_pk))
+            if cid not in mine:
+                continue
             if self.peers is not None and not (cid in self.peers and wire.verify(
                     self.peers[cid], sig, wire.advert_message(rid, cid, c_pk, s_pk))):
                 raise InvalidCiphertextError(f"key broadcast: the keys advertised for client {cid} are not signed "
@@ -420,7 +433,7 @@ class MaskedClient(_Party):
             if v == self.id:
                 self._shares[v] = (s_sh[v], b_sh[v])
                 continue
-            key = self._share_key(self._c_agree(v, "key broadcast"), self.id, v)
+            key = self._c_key(v, "key broadcast")
             body = shamir.share_to_bytes(s_sh[v]) + shamir.share_to_bytes(b_sh[v])
             to.append(v)
             cts.append(wire.seal(key, body, self._aad("share", self.id, v)))
@@ -452,7 +465,7 @@ class MaskedClient(_Party):
         for w, ct in zip(senders, sections):
             if w == self.id or w not in self._keys or self.id not in self.setup.graph[w]:
                 raise InvalidCiphertextError(f"share bundle: client {w} is not a neighbour that advertised keys.")
-            key = self._share_key(self._c_agree(w, "share bundle"), w, self.id)
+            key = self._c_key(w, "share bundle")
             body = wire.open_sealed(key, ct, self._aad("share", w, self.id), f"share from client {w}")
             if len(body) != 2 * shamir.SHARE_BYTES:
                 raise InvalidCiphertextError(f"share from client {w} has the wrong length.")
@@ -461,13 +474,12 @@ class MaskedClient(_Party):
         partners = sorted(v for v in self.setup.graph[self.id] if v in self._sharers)
 
         def mask_for_size(size: int):
-            dom = self.backend.domain(size)
-            total = dom.expand(self._self_key(self._b, self.id))
+            dom = self.backend.domain(size)  # one lazy sum, reduced once (see _maskdomain)
+            acc = dom.accumulate(dom.accumulator(), self._self_key(self._b, self.id))
             for v in partners:
                 shared = wire.agree(self._s_sk, self._keys[v][1], "key broadcast")
-                m = dom.expand(self._pair_key(shared, self.id, v))
-                total = dom.add(total, m) if v > self.id else dom.sub(total, m)
-            return total
+                dom.accumulate(acc, self._pair_key(shared, self.id, v), 1 if v > self.id else -1)
+            return dom.finish(acc)
 
         payload = self.backend.masked_payload(update, mask_for_size)
         return wire.pack("masked", {"round": rid, "from": self.id, "partners": partners}, [payload])
@@ -505,7 +517,8 @@ class MaskedClient(_Party):
         sig = wire.sign(self.identity, wire.survivors_message(rid, survivors))
         seal_key = None
         if self.unmasker_key is not None:
-            seal_key = wire.hkdf(wire.agree(self._c_sk, self.unmasker_key, "unmasker key"), rid, f"unmasker/{self.id}")
+            seal_key = ChaCha20Poly1305(wire.hkdf(wire.agree(self._c_sk, self.unmasker_key, "unmasker key"), rid,
+                                                  f"unmasker/{self.id}"))
         for owner in sorted(self._shares):
             s_share, b_share = self._shares[owner]
             if owner in surv:
@@ -701,7 +714,7 @@ class MaskedServer(_Party):
                     s_shares[owner][h] = shamir.share_from_bytes(data)
         size = self.backend.domain_size(self._total)
         dom = self.backend.domain(size)
-        correction = dom.zero()
+        acc = dom.accumulator()  # every mask to remove, summed lazily and reduced once
         for v in dropped_shared:  # pairwise masks the survivors added with v
             if len(s_shares[v]) < setup.threshold:
                 raise SecretKeyMissingError(f"masked round {rid!r}: only {len(s_shares[v])} holders returned shares "
@@ -713,8 +726,8 @@ class MaskedServer(_Party):
                                              f"rebuild its advertised key; a holder sent a wrong share.")
             for w in self._survivors:
                 if v in self._partners[w]:
-                    m = dom.expand(self._pair_key(wire.agree(s_v, self._adverts[w][1], "keys"), w, v))
-                    correction = dom.add(correction, m) if v > w else dom.sub(correction, m)
+                    dom.accumulate(acc, self._pair_key(wire.agree(s_v, self._adverts[w][1], "keys"), w, v),
+                                   1 if v > w else -1)
         evidence = None
         if not sealed:
             for u in self._survivors:
@@ -723,9 +736,10 @@ class MaskedServer(_Party):
                                                 f"shares of survivor {u}'s self-mask seed; {setup.threshold} needed.")
                 pts = {h: shamir.share_from_bytes(d) for h, d in b_shares[u].items()}
                 b = shamir.reconstruct(pts, setup.threshold).to_bytes(32, "big")
-                correction = dom.add(correction, dom.expand(self._self_key(b, u)))
+                dom.accumulate(acc, self._self_key(b, u))
         else:
             evidence = self._evidence(answered, signatures, b_shares)
+        correction = dom.finish(acc)
         dropped = [c for c in setup.clients if c not in surv]
         noise_fraction, topup = 1.0, 0.0
         if self.dp is not None and self.dp.mode == "distributed" and len(surv) < self.dp.num_clients:
@@ -847,6 +861,10 @@ class MaskedUnmasker:
         """
         rid = _round_id(round_id)
         header, sections = self.verify(evidence, rid, min_signers)
+        return self._unmask_verified(total, header, sections, rid)
+
+    def _unmask_verified(self, total: bytes, header: dict, sections: list[bytes], rid: str) -> tuple[bytes, list[int]]:
+        """:meth:`unmask` on evidence that :meth:`verify` already accepted (its header and sections)."""
         survivors, adverts = header["survivors"], header["adverts"]
         threshold = header["threshold"]
         c_pks = {cid: sections[3 * i] for i, cid in enumerate(adverts)}
@@ -858,8 +876,8 @@ class MaskedUnmasker:
             if owner not in shares or not isinstance(holder, int) or holder not in c_pks:
                 continue
             if holder not in keys:
-                keys[holder] = wire.hkdf(wire.agree(self._key, c_pks[holder], "round evidence"), rid,
-                                         f"unmasker/{holder}")
+                keys[holder] = ChaCha20Poly1305(wire.hkdf(wire.agree(self._key, c_pks[holder], "round evidence"),
+                                                          rid, f"unmasker/{holder}"))
             key = keys[holder]
             aad = wire.round_hash(rid) + f"/b-share/{owner}/{holder}".encode()
             shares[owner][holder] = shamir.share_from_bytes(
@@ -867,11 +885,11 @@ class MaskedUnmasker:
         public = self.context.public_context() if self.context.has_secret_key else self.context
         backend = make_backend(public, max_clients=None, **self._opts)
         dom = backend.domain(backend.domain_size(total))
-        correction = dom.zero()
+        acc = dom.accumulator()
         for u in survivors:
             b = shamir.reconstruct(shares[u], threshold).to_bytes(32, "big")
-            correction = dom.add(correction, dom.expand(wire.hkdf(b, rid, f"self-mask/{u}")))
-        return backend.subtract(total, correction), list(survivors)
+            dom.accumulate(acc, wire.hkdf(b, rid, f"self-mask/{u}"))
+        return backend.subtract(total, dom.finish(acc)), list(survivors)
 
 
 def simulate_round(updates: Mapping[int, Any] | Sequence[Any], *, context: SchemeContext | None = None,
@@ -895,7 +913,8 @@ def simulate_round(updates: Mapping[int, Any] | Sequence[Any], *, context: Schem
     unmasker : MaskedUnmasker, optional
         Seal the self-mask shares to this key holder (the result then carries ``evidence``).
     timings : dict, optional
-        Filled with ``client_seconds`` (CPU seconds, total over clients), ``server_seconds`` (CPU) and
+        Filled with ``client_seconds`` (CPU seconds, total over clients, dropped ones included),
+        ``client_seconds_each`` (``{id: CPU seconds}``), ``server_seconds`` (CPU) and
         ``bytes_per_client`` (largest upload of a surviving client over all stages).
 
     Returns
@@ -928,23 +947,26 @@ def simulate_round(updates: Mapping[int, Any] | Sequence[Any], *, context: Schem
         keys = {i: new_identity() for i in ids} if identities else {}
     pubs = {i: identity_public_key(k) for i, k in keys.items()} if identities else None
     opts = dict(max_value=max_value, precision_bits=precision_bits, dp=dp)
-    t_client = 0.0
+    each = {i: 0.0 for i in ids}  # CPU seconds of each client, all its stages
+    clients = {}
+    for i in ids:
+        t0 = time.process_time()
+        clients[i] = MaskedClient(context, setup, i, identity=keys.get(i), peer_identities=pubs,
+                                  unmasker_key=None if unmasker is None else unmasker.public_key, **opts)
+        each[i] += time.process_time() - t0
     t0 = time.process_time()
-    clients = {i: MaskedClient(context, setup, i, identity=keys.get(i), peer_identities=pubs,
-                               unmasker_key=None if unmasker is None else unmasker.public_key, **opts) for i in ids}
     server = MaskedServer(context, setup, **opts)
-    t_client += time.process_time() - t0
+    t_server_init = time.process_time() - t0
     alive = set(ids)
     sent = {i: 0 for i in ids}
 
     def run(stage: str, fn):
-        nonlocal t_client
         alive.difference_update(drops.get(stage, ()))
         out = {}
         for i in sorted(alive):
             t = time.process_time()
             out[i] = fn(i)
-            t_client += time.process_time() - t
+            each[i] += time.process_time() - t
             sent[i] += len(out[i])
         return out
 
@@ -953,7 +975,7 @@ def simulate_round(updates: Mapping[int, Any] | Sequence[Any], *, context: Schem
         r = fn(arg)
         return r, time.process_time() - t
 
-    ts = 0.0
+    ts = t_server_init
     adv = run("advertise", lambda i: clients[i].advertise_keys())
     keys_msg, dt = serve(server.receive_keys, list(adv.values()))
     ts += dt
@@ -968,7 +990,8 @@ def simulate_round(updates: Mapping[int, Any] | Sequence[Any], *, context: Schem
     result, dt = serve(server.receive_unmask, list(un.values()))
     ts += dt
     if timings is not None:
-        timings["client_seconds"] = t_client
+        timings["client_seconds"] = sum(each.values())
+        timings["client_seconds_each"] = dict(each)
         timings["server_seconds"] = ts
         timings["bytes_per_client"] = max(sent[i] for i in result.survivors)
     return result

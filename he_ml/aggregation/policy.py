@@ -377,12 +377,12 @@ class DecryptionPolicy:
             if self._unmasker is None:
                 raise ParameterError(f"masked-round evidence needs a Paillier or BFV context; this is "
                                      f"{self.context.name}.")
-            header, _ = self._unmasker.verify(evidence, rid, self.min_signers)
+            header, sections = self._unmasker.verify(evidence, rid, self.min_signers)
             clients = list(header["survivors"])
             self._refuse_small(len(clients), rid)
             self._check_count(total, len(clients))
             self._consume(rid)
-            total, _ = self._unmasker.unmask(total, evidence, rid, self.min_signers)
+            total, _ = self._unmasker._unmask_verified(total, header, sections, rid)  # verified once, above
         else:
             infos = self._verify_receipts(receipts, rid)
             clients = sorted(infos)
@@ -418,11 +418,11 @@ class DecryptionPolicy:
         public = self.context.public_context()
         backend = make_backend(public, max_clients=None, **self._opts)
         dom = backend.domain(backend.domain_size(total))
-        correction = dom.zero()
+        acc = dom.accumulator()  # lazy sum of the round masks, reduced once
         for cid, info in infos.items():
             key = _round_mask_key(wire.agree(self._key, info["mask_pk"], f"receipt of client {cid}"), rid, cid)
-            correction = dom.add(correction, dom.expand(key))
-        return backend.subtract(total, correction)
+            dom.accumulate(acc, key)
+        return backend.subtract(total, dom.finish(acc))
 
     def _finish(self, total: bytes, rid: str, clients: list[int], release: bool, average: bool,
                 details: bool) -> Any:

@@ -24,6 +24,8 @@ References
 """
 from __future__ import annotations
 
+import functools
+import math
 import secrets
 from collections.abc import Iterable, Sequence
 
@@ -75,13 +77,53 @@ def split(secret: int, xs: Sequence[int], threshold: int) -> dict[int, int]:
         raise ParameterError(f"threshold must be an int in [1, {len(xs)}] (the number of share holders); "
                              f"got {threshold!r}.")
     coeffs = [secret] + [secrets.randbelow(PRIME) for _ in range(threshold - 1)]
+    top = coeffs[::-1]
     out = {}
     for x in xs:
+        # Horner with lazy reduction: x < 2**31, so each step adds 31 bits to a 257-bit value;
+        # reducing every _LAZY steps keeps the operands below ~760 bits (exact: same value mod p)
         acc = 0
-        for c in reversed(coeffs):  # Horner
-            acc = (acc * x + c) % PRIME
-        out[x] = acc
+        for i, c in enumerate(top, 1):
+            acc = acc * x + c
+            if i % _LAZY == 0:
+                acc %= PRIME
+        out[x] = acc % PRIME
     return out
+
+
+_LAZY = 16
+
+
+def _prod_mod(values: list[int]) -> int:
+    """``prod(values) mod p`` for small ints, multiplied exactly in chunks of ``_LAZY`` (C-level math.prod)."""
+    acc = 1
+    for k in range(0, len(values), _LAZY):
+        acc = acc * math.prod(values[k:k + _LAZY]) % PRIME
+    return acc
+
+
+@functools.lru_cache(maxsize=1024)
+def _lagrange_at_zero(xs: tuple[int, ...]) -> tuple[int, ...]:
+    """``lambda_i = prod_{j != i} x_j / (x_j - x_i) mod p`` for the distinct ids ``xs``.
+
+    Numerators and denominators are exact products of small integers, reduced mod p; the ``t``
+    denominators are inverted together with one modular inversion (Montgomery's trick).
+    """
+    t = len(xs)
+    nums, dens = [], []
+    for i, xi in enumerate(xs):
+        others = xs[:i] + xs[i + 1:]
+        nums.append(_prod_mod(others))
+        dens.append(_prod_mod([xj - xi for xj in others]))
+    prefix = [1] * (t + 1)
+    for i, d in enumerate(dens):
+        prefix[i + 1] = prefix[i] * d % PRIME
+    inv = pow(prefix[t], -1, PRIME)
+    lam = [0] * t
+    for i in range(t - 1, -1, -1):
+        lam[i] = nums[i] * (inv * prefix[i] % PRIME) % PRIME  # inv * prefix[i] = 1 / dens[i]
+        inv = inv * dens[i] % PRIME
+    return tuple(lam)
 
 
 def reconstruct(shares: dict[int, int] | Iterable[tuple[int, int]], threshold: int) -> int:
@@ -107,15 +149,8 @@ def reconstruct(shares: dict[int, int] | Iterable[tuple[int, int]], threshold: i
         _check_x(x)
         if isinstance(y, bool) or not isinstance(y, int) or not 0 <= y < PRIME:
             raise ParameterError(f"a Shamir share value must be an int in [0, PRIME); got one for id {x}.")
-    secret = 0
-    for i, (xi, yi) in enumerate(pts):
-        num, den = 1, 1
-        for j, (xj, _) in enumerate(pts):
-            if i != j:
-                num = num * xj % PRIME
-                den = den * (xj - xi) % PRIME
-        secret = (secret + yi * num * pow(den, -1, PRIME)) % PRIME
-    return secret
+    lam = _lagrange_at_zero(tuple(x for x, _ in pts))  # cached per holder set
+    return sum(y * c for (_, y), c in zip(pts, lam)) % PRIME
 
 
 def share_to_bytes(value: int) -> bytes:
