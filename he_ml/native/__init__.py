@@ -571,19 +571,22 @@ def _fast_transform(kind: str, a: object, moduli: object, tier: object, out: obj
                     rns: bool) -> np.ndarray | None:
     """The repeated call of RNS code, without the Python validation; ``None`` if unsure.
 
-    Applies when ``a`` is a C-contiguous uint64 ndarray transformed in place
-    (``out=a``) or into a new array (``out=None``: allocated, copied and
-    transformed by the compiled core in one call), and ``moduli`` (a list or
-    tuple of plain ints) was fully validated with this ``n`` by an earlier call.
-    Everything else the slow path establishes is re-checked by the compiled
-    layer on every call (dtype, C order, writability, shapes, each coefficient
-    below its modulus, tier support) and it changes nothing when a check fails,
-    so on any ``ValueError`` / ``TypeError`` the caller simply runs the full
-    path, which raises the documented :class:`ParameterError`.
+    Applies when ``a`` is a C-contiguous uint64 ndarray and ``moduli`` (a list
+    or tuple of plain ints) was fully validated with this ``n`` by an earlier
+    call. ``out=None``: the compiled core allocates the result (from its pool
+    of warm buffers) in ``a``'s shape and writes it with the out-of-place
+    kernels, whose first pass reads ``a`` (no copy sweep, no reshape here).
+    ``out`` given: the core writes into it, in place when it is ``a``, else out
+    of place. Everything else the slow path establishes is re-checked by the
+    compiled layer on every call (dtype, C order, writability, shapes, overlap,
+    each coefficient below its modulus, tier support); ``a`` is never changed
+    by a failed check, so on any ``ValueError`` / ``TypeError`` the caller
+    simply runs the full path, which raises the documented
+    :class:`ParameterError`.
     """
     if (_active != "cpp" or type(tier) is not str or type(a) is not np.ndarray
             or a.dtype != _UINT64 or not a.flags.c_contiguous
-            or (out is not None and out is not a)):
+            or (out is not None and type(out) is not np.ndarray)):
         return None
     if rns:
         if type(moduli) not in (list, tuple) or a.ndim not in (2, 3) \
@@ -601,13 +604,12 @@ def _fast_transform(kind: str, a: object, moduli: object, tier: object, out: obj
         if type(q) is not int:
             return None
     try:
-        if out is None:  # new array allocated (from warm memory) and filled by the core
-            return getattr(_cpp_module, kind + "_copy")(
-                a.reshape(-1, n), _moduli_array_cached(mods), tier).reshape(a.shape)
-        getattr(_cpp_module, kind)(a.reshape(-1, n), _moduli_array_cached(mods), tier)
+        if out is None:  # new array of a's shape, allocated and filled by the core
+            return getattr(_cpp_module, kind + "_copy")(a, _moduli_array_cached(mods), tier)
+        getattr(_cpp_module, kind + "_into")(a, out, _moduli_array_cached(mods), tier)
     except (ValueError, TypeError):
         return None
-    return a
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -617,10 +619,13 @@ def _transform(kind: str, arr: np.ndarray, moduli: np.ndarray, n: int, tier: str
                out: object) -> np.ndarray:
     inputs = [(arr.reshape(-1, n), "a")]
     _check_inputs_below(inputs, moduli)
-    if out is None and _active == "cpp":
+    if _active == "cpp":
         arr = np.ascontiguousarray(arr)
-        res = _call(kind + "_copy", (_rows(arr, n), moduli, tier), inputs, moduli)
-        return res.reshape(arr.shape)  # type: ignore[union-attr]
+        if out is None:  # the core allocates the result and fuses the copy into its first pass
+            return _call(kind + "_copy", (arr, moduli, tier), inputs, moduli)  # type: ignore
+        res = _prepare_out(out, arr.shape, [arr], may_alias=True)
+        _call(kind + "_into", (arr, res, moduli, tier), inputs, moduli)  # in place if res is arr
+        return res
     res = _prepare_out(out, arr.shape, [arr], may_alias=True)
     if res is not arr and not _same_buffer(res, arr):
         np.copyto(res, arr)

@@ -145,3 +145,71 @@ def test_no_out_errors_are_parameter_errors(impl, rng):
     np.testing.assert_array_equal(bad[:2], a[:2])  # the failed call wrote nothing
     with pytest.raises(ParameterError, match="coefficients of b must be in"):
         native.polymul(a, bad, q)
+
+
+@pytest.mark.parametrize("n", [2, 16, 64, 4096])
+@pytest.mark.parametrize("shape", ["1d", "2d", "3d"])
+def test_out_into_a_separate_array_equals_reference(path, rng, n, shape):
+    """out= a separate array: the core transforms out of place (the copy fused into the
+    first pass) instead of copying then transforming in place; the answer is the plain
+    reference's on every path and shape, and the input is never written."""
+    moduli = [prime(45, n, i) for i in range(2)]
+    for q in moduli:
+        skip_unless_tier_runs(path, q)
+    psi = {q: minimal_psi_reference(n, q) for q in moduli}
+    if shape == "1d":
+        a, mods = random_coeffs(rng, moduli[0], n), moduli[:1]
+    else:
+        a = np.stack([random_coeffs(rng, q, n) for q in moduli])
+        if shape == "3d":
+            a = np.stack([a, a[::-1] % np.array(moduli, dtype=np.uint64)[:, None]])
+        mods = moduli
+    kept = a.copy()
+    rows = a.reshape(-1, n)
+    expected = np.array([ntt_fast_reference([int(v) for v in row], mods[i % len(mods)],
+                                            psi[mods[i % len(mods)]])
+                         for i, row in enumerate(rows)], dtype=np.uint64).reshape(a.shape)
+    for _ in range(3):  # first call: full validation; later calls: the shortcut
+        out, back = np.empty_like(a), np.empty_like(a)
+        if shape == "1d":
+            assert native.ntt(a, mods[0], tier=path, out=out) is out
+            assert native.intt(out, mods[0], tier=path, out=back) is back
+        else:
+            assert native.ntt_rns(a, mods, tier=path, out=out) is out
+            assert native.intt_rns(out, mods, tier=path, out=back) is back
+        np.testing.assert_array_equal(out, expected)
+        np.testing.assert_array_equal(back, kept)
+        np.testing.assert_array_equal(a, kept)
+
+
+def test_out_errors_into_a_separate_array(impl, rng):
+    n = 64
+    q = prime(50, n)
+    a = random_coeffs(rng, q, (3, n))
+    native.ntt(a, q, out=np.empty_like(a))  # validated: the next calls try the shortcut first
+    bad = a.copy()
+    bad[2, 5] = q
+    before = bad.copy()
+    for fn in (native.ntt, native.intt):
+        with pytest.raises(ParameterError, match="row 2, column 5"):
+            fn(bad, q, out=np.empty_like(bad))
+        np.testing.assert_array_equal(bad, before)  # the input is never written
+    # out overlapping the input without being it: refused, input untouched
+    buf = np.concatenate([a.reshape(-1), np.zeros(n, np.uint64)])
+    src, dst = buf[:3 * n].reshape(3, n), buf[n:].reshape(3, n)
+    kept = src.copy()
+    with pytest.raises(ParameterError, match="overlap"):
+        native.ntt(src, q, out=dst)
+    np.testing.assert_array_equal(src, kept)
+    # following the advice (a fresh array) works
+    fresh = np.empty_like(src)
+    np.testing.assert_array_equal(native.ntt(src, q, out=fresh), native.ntt(a, q))
+    # wrong shape, dtype, read-only out
+    with pytest.raises(ParameterError, match="shape"):
+        native.ntt(a, q, out=np.empty((2, n), np.uint64))
+    with pytest.raises(ParameterError, match="uint64"):
+        native.ntt(a, q, out=np.empty((3, n), np.int64))
+    ro = np.empty_like(a)
+    ro.flags.writeable = False
+    with pytest.raises(ParameterError, match="writable"):
+        native.ntt(a, q, out=ro)
