@@ -26,6 +26,14 @@ _VALIDATED: set[tuple[tuple[int, ...], int]] = set()
 _VALIDATED_MAX = 1024
 
 
+# The compiled entry points of the fast path, looked up once (a dict hit instead of a string
+# concatenation and a module getattr per call).
+_RAW_COPY = {} if _cpp_module is None else {
+    "forward_ntt": _cpp_module.forward_ntt_copy, "inverse_ntt": _cpp_module.inverse_ntt_copy}
+_RAW_INTO = {} if _cpp_module is None else {
+    "forward_ntt": _cpp_module.forward_ntt_into, "inverse_ntt": _cpp_module.inverse_ntt_into}
+
+
 def _remember_valid(mods: Sequence[int], n: int) -> None:
     if len(_VALIDATED) >= _VALIDATED_MAX:
         _VALIDATED.clear()
@@ -70,8 +78,8 @@ def _fast_transform(kind: str, a: object, moduli: object, tier: object, out: obj
             return None
     try:
         if out is None:  # new array of a's shape, allocated and filled by the core
-            return getattr(_cpp_module, kind + "_copy")(a, _moduli_array_cached(mods), tier)
-        getattr(_cpp_module, kind + "_into")(a, out, _moduli_array_cached(mods), tier)
+            return _RAW_COPY[kind](a, _moduli_array_cached(mods), tier)
+        _RAW_INTO[kind](a, out, _moduli_array_cached(mods), tier)
     except (ValueError, TypeError):
         return None
     return out
