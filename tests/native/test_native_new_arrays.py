@@ -213,3 +213,33 @@ def test_out_errors_into_a_separate_array(impl, rng):
     ro.flags.writeable = False
     with pytest.raises(ParameterError, match="writable"):
         native.ntt(a, q, out=ro)
+
+
+@pytest.mark.parametrize("n", [8192, 16384, 32768])
+@pytest.mark.parametrize("bits", [50, 60])
+def test_large_rings_every_tier_and_form_equals_numba(rng, n, bits):
+    """The sizes of issue 10's target: every compiled tier, called without out=, with out=
+    a separate array and in place, gives the numba fallback's answer bit for bit (the
+    reference tier and numba are checked against the plain Python reference at the smaller
+    sizes above and in test_native_ntt.py)."""
+    need_cpp()
+    moduli = [prime(bits, n, i) for i in range(3)]
+    x = np.stack([np.stack([random_coeffs(rng, q, n) for q in moduli]) for _ in range(2)])
+    b = np.stack([np.stack([random_coeffs(rng, q, n) for q in moduli]) for _ in range(2)])
+    with native.use_backend("numba"):
+        fwd, inv = native.ntt_rns(x, moduli), native.intt_rns(x, moduli)
+        prod = native.polymul_rns(x, b, moduli)
+    kept = x.copy()
+    with native.use_backend("cpp"):
+        for tier in ["auto", *native.available_tiers(moduli[0])]:
+            for fn, expected in ((native.ntt_rns, fwd), (native.intt_rns, inv)):
+                np.testing.assert_array_equal(fn(x, moduli, tier=tier), expected, err_msg=tier)
+                out = np.empty_like(x)
+                np.testing.assert_array_equal(fn(x, moduli, tier=tier, out=out), expected)
+                y = x.copy()
+                np.testing.assert_array_equal(fn(y, moduli, tier=tier, out=y), expected)
+            np.testing.assert_array_equal(native.polymul_rns(x, b, moduli, tier=tier), prod)
+            np.testing.assert_array_equal(native.ntt(x[1, 2], moduli[2], tier=tier), fwd[1, 2])
+            np.testing.assert_array_equal(
+                native.polymul(x[0, 1], b[0, 1], moduli[1], tier=tier), prod[0, 1])
+    np.testing.assert_array_equal(x, kept)
