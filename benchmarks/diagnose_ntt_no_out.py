@@ -24,6 +24,10 @@ of one call after an untimed call of the same candidate (steady state):
 5. **First touch of fresh memory** (what 3 pays per page): writing a fresh
    anonymous mapping (one fault per 4 KiB page), one made with MAP_POPULATE,
    one advised MADV_HUGEPAGE, and an already-touched one.
+6. **Alignment**: the raw kernels in place on a 64-byte aligned array against
+   one starting 16 bytes past a cache line (where numpy puts large arrays), and
+   out of place into such an array. The no-out path's pool buffers are aligned,
+   so a misalignment penalty of the kernels lands on the ``out=`` side only.
 
 Usage::
 
@@ -223,6 +227,32 @@ def first_touch(reps: int) -> list[dict]:
     return out
 
 
+def alignment(rounds: int) -> list[dict]:
+    cpp = native._cpp_module
+    out = []
+    for n in (4096, 16384, 32768):
+        q = native.find_primes(50, n, 1)[0]
+        mods = np.array([q], np.uint64)
+        bufs = [np.zeros(n + 64, np.uint64) for _ in range(3)]
+
+        def at(buf: np.ndarray, offset_bytes: int) -> np.ndarray:
+            start = ((-buf.__array_interface__["data"][0]) % 64 + offset_bytes) // 8
+            return buf[start:start + n].reshape(1, n)
+
+        aligned, shifted, dst = at(bufs[0], 0), at(bufs[1], 16), at(bufs[2], 16)
+        x = np.random.default_rng(n).integers(0, q, n, dtype=np.uint64)
+        aligned[:] = x
+        shifted[:] = x
+        m = _medians({"in place, aligned": lambda: cpp.forward_ntt(aligned, mods),
+                      "in place, 16 past a line": lambda: cpp.forward_ntt(shifted, mods),
+                      "out of place into 16 past a line":
+                          lambda: cpp.forward_ntt_into(aligned, dst, mods)}, rounds)
+        base = m["in place, aligned"]
+        out.append({"n": n, "aligned_us": base * 1e6,
+                    **{f"{k} ratio": v / base for k, v in m.items() if k != "in place, aligned"}})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=31)
@@ -271,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     for r in res["first_touch"]:
         print(f"   {r['bytes'] >> 10:5d} KiB  " + "  ".join(
             f"{k[:-3]} {v:.0f}" for k, v in r.items() if k.endswith(" us")))
+    res["alignment"] = alignment(args.rounds)
+    print(f"\n6. alignment, forward NTT of one polynomial, tier {native.backend()}: time / in place "
+          "on a 64-byte aligned array")
+    for r in res["alignment"]:
+        print(f"   n={r['n']:6d}  aligned {r['aligned_us']:.1f} us  " + "  ".join(
+            f"{k[:-6]} {v:.2f}" for k, v in r.items() if k.endswith(" ratio")))
     res["load_average_1min"] = [round(load0, 2), round(os.getloadavg()[0], 2)]
     print(f"\nload average before / after: {load0:.2f} / {os.getloadavg()[0]:.2f} "
           "(a shared machine: other jobs compete for the caches too)")
