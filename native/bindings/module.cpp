@@ -51,14 +51,19 @@ std::string dtype_name(const Array& a) {
     return std::string(kind) + std::to_string(d.bits);
 }
 
-/// Checks dtype uint64, the number of dimensions and C-contiguity.
+/// Checks dtype uint64, the number of dimensions (in [min_ndim, max_ndim]) and C-contiguity.
 template <class Array>
-void check_uint64_c_contiguous(const Array& a, const char* name, size_t ndim) {
+void check_uint64_c_contiguous(const Array& a, const char* name, size_t min_ndim,
+                               size_t max_ndim) {
     if (a.dtype() != nb::dtype<u64>()) {
         fail(std::string(name) + " must be a uint64 array; got dtype " + dtype_name(a));
     }
-    if (a.ndim() != ndim) {
-        fail(std::string(name) + " must be " + std::to_string(ndim) + "-D; got shape " + shape_of(a));
+    const size_t ndim = a.ndim();
+    if (ndim < min_ndim || ndim > max_ndim) {
+        fail(std::string(name) + " must be " +
+             (min_ndim == max_ndim ? std::to_string(min_ndim)
+                                   : std::to_string(min_ndim) + "- to " + std::to_string(max_ndim)) +
+             "-D; got shape " + shape_of(a));
     }
     if (a.size() == 0) return;  // nothing is read or written
     // C order: unit stride in the last axis, row stride n (a stride is irrelevant where the
@@ -90,13 +95,19 @@ struct Rows {
 
 /// Validates shapes and every (n, moduli[i]); the validation result is the cached table
 /// lookup, so repeated calls with the same moduli cost a map lookup, not a primality test.
+/// `first` is (rows, n), or with max_ndim 3 also (n,) or (m, k, n): a C-contiguous array
+/// of any of these shapes is the (rows, n) array of its rows (rows = product of the
+/// leading axes), so the Python layer needs no reshape.
 template <class Array>
-Rows check_rows(const Array& first, const char* first_name, const InArray& moduli) {
-    check_uint64_c_contiguous(first, first_name, 2);
-    check_uint64_c_contiguous(moduli, "moduli", 1);
+Rows check_rows(const Array& first, const char* first_name, const InArray& moduli,
+                size_t min_ndim = 2, size_t max_ndim = 2) {
+    check_uint64_c_contiguous(first, first_name, min_ndim, max_ndim);
+    check_uint64_c_contiguous(moduli, "moduli", 1, 1);
     Rows r;
-    r.rows = first.shape(0);
-    r.n = first.shape(1);
+    const size_t ndim = first.ndim();
+    r.n = first.shape(ndim - 1);
+    r.rows = 1;
+    for (size_t i = 0; i + 1 < ndim; ++i) r.rows *= first.shape(i);
     r.k = moduli.shape(0);
     r.moduli = static_cast<const u64*>(moduli.data());
     if (r.k == 0 ? r.rows != 0 : r.rows % r.k != 0) {
@@ -106,7 +117,7 @@ Rows check_rows(const Array& first, const char* first_name, const InArray& modul
     }
     if (r.rows == 0) return r;
     if (r.n < he_native::kMinN || r.n > he_native::kMaxN || (r.n & (r.n - 1)) != 0) {
-        fail(std::string(first_name) + ".shape[1] (n) must be a power of two in [2, 65536]; got " +
+        fail(std::string(first_name) + ".shape[-1] (n) must be a power of two in [2, 65536]; got " +
              std::to_string(r.n));
     }
     r.tables.resize(r.k);
@@ -128,10 +139,12 @@ Rows check_rows(const Array& first, const char* first_name, const InArray& modul
 
 template <class ArrayA, class ArrayB>
 void check_same_shape(const ArrayA& a, const char* a_name, const ArrayB& b, const char* b_name) {
-    check_uint64_c_contiguous(b, b_name, 2);
-    if (a.shape(0) != b.shape(0) || a.shape(1) != b.shape(1)) {
-        fail(std::string(b_name) + " must have the shape of " + a_name + ", " + shape_of(a) +
-             "; got " + shape_of(b));
+    check_uint64_c_contiguous(b, b_name, a.ndim(), a.ndim());
+    for (size_t i = 0; i < a.ndim(); ++i) {
+        if (a.shape(i) != b.shape(i)) {
+            fail(std::string(b_name) + " must have the shape of " + a_name + ", " + shape_of(a) +
+                 "; got " + shape_of(b));
+        }
     }
 }
 
@@ -284,14 +297,23 @@ OutputPool& output_pool() {
     return *pool;
 }
 
-using OutArray = nb::ndarray<nb::numpy, u64, nb::ndim<2>, nb::c_contig>;
+using OutArray = nb::ndarray<nb::numpy, u64, nb::c_contig>;
 
-/// Uninitialised (rows, n) uint64 numpy array from the pool; the caller fills every element.
-OutArray allocate_rows(size_t rows, size_t n) {
-    void* base = output_pool().take(rows * n * sizeof(u64));
+/// Uninitialised uint64 numpy array of the given shape (ndim <= 3) from the pool; the
+/// caller fills every element.
+OutArray allocate_like(size_t ndim, const size_t* shape) {
+    size_t count = 1;
+    for (size_t i = 0; i < ndim; ++i) count *= shape[i];
+    void* base = output_pool().take(count * sizeof(u64));
     nb::capsule owner(base, [](void* p) noexcept { output_pool().give_back(p); });
-    const size_t shape[2] = {rows, n};
-    return OutArray(static_cast<char*>(base) + OutputPool::kAlign, 2, shape, owner);
+    return OutArray(static_cast<char*>(base) + OutputPool::kAlign, ndim, shape, owner);
+}
+
+template <class Array>
+OutArray allocate_like(const Array& a) {
+    size_t shape[3] = {0, 0, 0};
+    for (size_t i = 0; i < a.ndim(); ++i) shape[i] = a.shape(i);
+    return allocate_like(a.ndim(), shape);
 }
 
 void transform_rows(u64* data, const Rows& r, const std::vector<NTTTier>& tiers, bool forward) {
@@ -315,37 +337,62 @@ void transform(InOutArray a, InArray moduli, const std::string& tier, bool forwa
     transform_rows(data, r, tiers, forward);
 }
 
-/// The transform of `a` into a new array (a is only read). Row by row, the range check and
-/// the out-of-place transform (whose first pass reads `a` and writes the output, so there
-/// is no separate copy sweep) run back to back while the row is in L1/L2; a failed check
-/// discards the new array, and `a` is never written.
-OutArray transform_copy(InArray a, InArray moduli, const std::string& tier, bool forward) {
-    const Rows r = check_rows(a, "a", moduli);
-    const std::vector<NTTTier> tiers = resolve_tiers(tier, r);
-    const u64* src = static_cast<const u64*>(a.data());
-    OutArray out = allocate_rows(r.rows, r.n);
-    u64* dst = out.data();
-    {
-        nb::gil_scoped_release release;
-        for (size_t i = 0; i < r.rows; ++i) {
-            const u64* in_row = src + i * r.n;
-            u64* out_row = dst + i * r.n;
-            const size_t bad = he_native::find_first_not_below(in_row, r.n, r.modulus(i));
-            if (bad != r.n) {
-                fail("a coefficients must be < the row's modulus q = " +
-                     std::to_string(r.modulus(i)) + "; got a[" + std::to_string(i) + ", " +
-                     std::to_string(bad) + "] = " + std::to_string(in_row[bad]) +
-                     " (reduce mod q first)");
-            }
-            const size_t m = i % r.k;  // copy fused into the kernel's first pass
-            if (forward) {
-                he_native::forward_ntt(in_row, out_row, *r.tables[m], tiers[m]);
-            } else {
-                he_native::inverse_ntt(in_row, out_row, *r.tables[m], tiers[m]);
-            }
+/// Row by row, the range check of `src` and the out-of-place transform into `dst` (whose
+/// first pass reads `src` and writes `dst`, so there is no separate copy sweep) run back to
+/// back while the row is in L1/L2. `src` is never written; on a failed check the rows of
+/// `dst` before the offending one are already written.
+void transform_rows_out_of_place(const u64* src, u64* dst, const Rows& r,
+                                 const std::vector<NTTTier>& tiers, bool forward) {
+    nb::gil_scoped_release release;
+    for (size_t i = 0; i < r.rows; ++i) {
+        const u64* in_row = src + i * r.n;
+        u64* out_row = dst + i * r.n;
+        const size_t bad = he_native::find_first_not_below(in_row, r.n, r.modulus(i));
+        if (bad != r.n) {
+            fail("a coefficients must be < the row's modulus q = " +
+                 std::to_string(r.modulus(i)) + "; got a[" + std::to_string(i) + ", " +
+                 std::to_string(bad) + "] = " + std::to_string(in_row[bad]) +
+                 " (reduce mod q first)");
+        }
+        const size_t m = i % r.k;  // copy fused into the kernel's first pass
+        if (forward) {
+            he_native::forward_ntt(in_row, out_row, *r.tables[m], tiers[m]);
+        } else {
+            he_native::inverse_ntt(in_row, out_row, *r.tables[m], tiers[m]);
         }
     }
+}
+
+/// The transform of `a` ((n,), (rows, n) or (m, k, n)) into a new array of its shape; `a`
+/// is only read, and a failed check discards the new array.
+OutArray transform_copy(InArray a, InArray moduli, const std::string& tier, bool forward) {
+    const Rows r = check_rows(a, "a", moduli, 1, 3);
+    const std::vector<NTTTier> tiers = resolve_tiers(tier, r);
+    OutArray out = allocate_like(a);
+    transform_rows_out_of_place(static_cast<const u64*>(a.data()), out.data(), r, tiers, forward);
     return out;
+}
+
+/// The transform of `a` into `out` (same shape, (n,), (rows, n) or (m, k, n)). `out` is `a`
+/// itself (in place: every coefficient is checked before anything is written, so a failed
+/// check leaves `a` unchanged) or an array that does not overlap it (out of place, the
+/// copy fused into the first pass; `a` is never written, `out` is unspecified after a
+/// failed check).
+void transform_into(InArray a, InOutArray out, InArray moduli, const std::string& tier,
+                    bool forward) {
+    const Rows r = check_rows(a, "a", moduli, 1, 3);
+    check_same_shape(a, "a", out, "out");
+    const std::vector<NTTTier> tiers = resolve_tiers(tier, r);
+    const u64* src = static_cast<const u64*>(a.data());
+    u64* dst = static_cast<u64*>(out.data());
+    if (static_cast<const void*>(src) == static_cast<const void*>(dst)) {
+        nb::gil_scoped_release release;
+        check_coefficients(dst, r, "a");
+        transform_rows(dst, r, tiers, forward);
+        return;
+    }
+    check_no_partial_overlap(dst, src, r.rows * r.n * sizeof(u64), "a");
+    transform_rows_out_of_place(src, dst, r, tiers, forward);
 }
 
 void pointwise_mul_into(const Rows& r, const u64* pa, const u64* pb, u64* po) {
@@ -388,7 +435,7 @@ nb::object binary_op(InArray a, InArray b, std::optional<InOutArray> out, InArra
         }
         return nb::cast(*out);
     }
-    OutArray res = allocate_rows(r.rows, r.n);
+    OutArray res = allocate_like(a);
     u64* po = res.data();
     {
         nb::gil_scoped_release release;
@@ -442,13 +489,27 @@ NB_MODULE(_native, m) {
               return transform_copy(a, moduli, tier, true);
           },
           "a"_a, "moduli"_a, "tier"_a = "auto",
-          "forward_ntt into a new (rows, n) array; a is only read.");
+          "forward_ntt of a ((n,), (rows, n) or (m, k, n)) into a new array of its shape; a is "
+          "only read.");
     m.def("inverse_ntt_copy",
           [](InArray a, InArray moduli, const std::string& tier) {
               return transform_copy(a, moduli, tier, false);
           },
           "a"_a, "moduli"_a, "tier"_a = "auto",
-          "inverse_ntt into a new (rows, n) array; a is only read.");
+          "inverse_ntt into a new array of a's shape; a is only read.");
+    m.def("forward_ntt_into",
+          [](InArray a, InOutArray out, InArray moduli, const std::string& tier) {
+              transform_into(a, out, moduli, tier, true);
+          },
+          "a"_a, "out"_a, "moduli"_a, "tier"_a = "auto",
+          "forward_ntt of a ((n,), (rows, n) or (m, k, n)) written into out (a itself, or an "
+          "array of a's shape not overlapping it); a is only read unless out is a.");
+    m.def("inverse_ntt_into",
+          [](InArray a, InOutArray out, InArray moduli, const std::string& tier) {
+              transform_into(a, out, moduli, tier, false);
+          },
+          "a"_a, "out"_a, "moduli"_a, "tier"_a = "auto",
+          "inverse_ntt of a written into out; see forward_ntt_into.");
     m.def("pointwise_mul",
           [](InArray a, InArray b, std::optional<InOutArray> out, InArray moduli) {
               return binary_op(a, b, std::move(out), moduli, std::nullopt);

@@ -56,6 +56,23 @@ std::unique_ptr<AVX512Tables> build_avx512_tables(const NTTTables& t) {
     return out;
 }
 
+std::uint64_t* aligned_work_buffer(std::size_t n) {
+    struct Buffer {
+        std::uint64_t* data = nullptr;
+        std::size_t size = 0;
+        ~Buffer() { ::operator delete(data, std::align_val_t{64}); }
+    };
+    thread_local Buffer buffer;
+    if (buffer.size < n) {
+        std::uint64_t* grown = static_cast<std::uint64_t*>(
+            ::operator new(n * sizeof(std::uint64_t), std::align_val_t{64}));
+        ::operator delete(buffer.data, std::align_val_t{64});
+        buffer.data = grown;
+        buffer.size = n;
+    }
+    return buffer.data;
+}
+
 std::size_t avx512_tables_bytes(const AVX512Tables& tb) {
     const auto vec = [](const AlignedU64& v) { return v.capacity() * sizeof(std::uint64_t); };
     return sizeof(AVX512Tables) + vec(tb.fwd_w) + vec(tb.fwd_w52) + vec(tb.fwd_w64) +

@@ -145,6 +145,18 @@ std::unique_ptr<AVX512Tables> build_avx512_tables(const NTTTables& t);
 /// Bytes held by tb's vectors (what the table cache charges for them).
 std::size_t avx512_tables_bytes(const AVX512Tables& tb);
 
+/// A 64-byte aligned buffer of at least n entries owned by the calling thread (grown on
+/// demand, at most kMaxN entries = 512 KiB, freed at thread exit), where the pass skeletons
+/// run their intermediate passes when the caller's array is not 64-byte aligned (see
+/// forward_ntt_passes). Defined in ntt_avx512_tables.cpp (baseline flags).
+std::uint64_t* aligned_work_buffer(std::size_t n);
+
+/// True if p is 64-byte (cache-line) aligned: every 64-byte vector access then stays within
+/// one cache line.
+inline bool is_cache_line_aligned(const void* p) {
+    return reinterpret_cast<std::uintptr_t>(p) % 64 == 0;
+}
+
 /// The AVX-512 tables of t for the duration of one kernel call: t.simd when the cache built
 /// them with t (the normal case, no lookup at all), else a temporary copy built into
 /// `scratch` (tables made outside get_ntt_tables, or an AVX-512 tier switched off by the
@@ -341,20 +353,27 @@ HE_AVX512_INLINE void fwd_tail_pass(std::uint64_t* a, const std::uint64_t* in, s
 /// log2(n) - 4; if that is odd the tail pass also does stride 16, so that the
 /// rest pairs up exactly into radix-4 passes (no radix-2 pass, which would
 /// cost a full extra sweep over memory for one layer).
-/// The first pass reads `in` (== a for in place), every later pass works on `a`.
+/// The first pass reads `in` (== a for in place), the tail pass writes `a`.
+/// The radix-4 passes in between run on `a` when it is 64-byte aligned, else on
+/// the thread's aligned work buffer: numpy's large arrays start 16 bytes past a
+/// cache line, where every 64-byte access of every pass straddles two lines
+/// (measured 13-25 % slower on the IFMA tier at n >= 4096); this way only the
+/// first pass's loads and the tail's stores do.
 template <class Ops>
 HE_AVX512_INLINE void forward_ntt_passes(std::uint64_t* a, const std::uint64_t* in, std::uint64_t n,
                                          std::uint64_t log_n, const Ops& ops) {
     const bool tail_takes_stride16 = (log_n - 4) % 2 == 1;
     const std::uint64_t last_radix4_t = tail_takes_stride16 ? 64 : 32;  // smallest upper stride pair (t, t/2)
     std::uint64_t m = 1, t = n / 2;
+    std::uint64_t* work = a;
     if (t >= last_radix4_t) {
-        fwd_radix4_pass<true>(a, in, m, t, ops);
-        in = a;
+        if (!is_cache_line_aligned(a)) work = aligned_work_buffer(n);
+        fwd_radix4_pass<true>(work, in, m, t, ops);
+        in = work;
         m *= 4;
         t /= 4;
     }
-    for (; t >= last_radix4_t; m *= 4, t /= 4) fwd_radix4_pass<false>(a, a, m, t, ops);
+    for (; t >= last_radix4_t; m *= 4, t /= 4) fwd_radix4_pass<false>(work, work, m, t, ops);
     if (tail_takes_stride16) {
         fwd_tail_pass<true>(a, in, n, ops);
     } else {
@@ -429,9 +448,11 @@ HE_AVX512_INLINE void inv_head_pass(std::uint64_t* a, const std::uint64_t* in, s
 
 /// Inverse layers m and m/2 in one pass (radix-4), stride of layer m t >= 16.
 /// A group of layer m/2 is four quarters A B C D of t elements; layer m pairs
-/// (A, B) and (C, D), layer m/2 pairs (A, C), (B, D).
+/// (A, B) and (C, D), layer m/2 pairs (A, C), (B, D). Reads `in`, writes `a`
+/// (in == a: in place).
 template <class Ops, bool kLast>
-HE_AVX512_INLINE void inv_radix4_pass(std::uint64_t* a, std::uint64_t m, std::uint64_t t, const Ops& ops) {
+HE_AVX512_INLINE void inv_radix4_pass(std::uint64_t* a, const std::uint64_t* in, std::uint64_t m,
+                                      std::uint64_t t, const Ops& ops) {
     const std::uint64_t groups = m / 2;
     for (std::uint64_t i = 0; i < groups; ++i) {
         const auto w1a = ops.root_bcast(m + 2 * i);
@@ -441,8 +462,10 @@ HE_AVX512_INLINE void inv_radix4_pass(std::uint64_t* a, std::uint64_t m, std::ui
         std::uint64_t* pb = pa + t;
         std::uint64_t* pc = pb + t;
         std::uint64_t* pd = pc + t;
+        const std::uint64_t* ia = in + 4 * i * t;
         for (std::uint64_t j = 0; j < t; j += 8) {
-            __m512i A = load(pa + j), B = load(pb + j), C = load(pc + j), D = load(pd + j);
+            __m512i A = load(ia + j), B = load(ia + t + j), C = load(ia + 2 * t + j),
+                    D = load(ia + 3 * t + j);
             ops.inv_bf(A, B, w1a);
             ops.inv_bf(C, D, w1b);
             if constexpr (kLast) {
@@ -462,25 +485,28 @@ HE_AVX512_INLINE void inv_radix4_pass(std::uint64_t* a, std::uint64_t m, std::ui
 
 /// Inverse transform driver (n >= 16): head pass (strides 1 .. 8, and 16 when
 /// the number of layers of stride >= 16 is odd), then radix-4 passes; the last
-/// one (m = 1) folds in n^-1.
-/// The head pass reads `in` (== a for in place), every later pass works on `a`.
+/// one (m = 2, layers 2 and 1: the sequence of m always ends there) folds in n^-1.
+/// The head pass reads `in` (== a for in place), the last pass writes `a`; the
+/// passes in between run on `a` or, when `a` is not 64-byte aligned, on the
+/// thread's aligned work buffer (see forward_ntt_passes).
 template <class Ops>
 HE_AVX512_INLINE void inverse_ntt_passes(std::uint64_t* a, const std::uint64_t* in, std::uint64_t n,
                                          std::uint64_t log_n, const Ops& ops) {
     const bool head_takes_stride16 = (log_n - 4) % 2 == 1;
-    std::uint64_t m = n / 32, t = 16;
+    std::uint64_t m = head_takes_stride16 ? n / 64 : n / 32;  // of the first radix-4 pass
+    std::uint64_t t = head_takes_stride16 ? 32 : 16;
+    // Without radix-4 passes (m < 2) the head pass is the whole transform and writes `a`.
+    std::uint64_t* work = (m >= 2 && !is_cache_line_aligned(a)) ? aligned_work_buffer(n) : a;
     if (head_takes_stride16) {
-        inv_head_pass<true>(a, in, n, ops);
-        m /= 2;
-        t *= 2;
+        inv_head_pass<true>(work, in, n, ops);
     } else {
-        inv_head_pass<false>(a, in, n, ops);
+        inv_head_pass<false>(work, in, n, ops);
     }
     for (; m >= 2; m /= 4, t *= 4) {
         if (m == 2) {
-            inv_radix4_pass<Ops, true>(a, m, t, ops);
+            inv_radix4_pass<Ops, true>(a, work, m, t, ops);
         } else {
-            inv_radix4_pass<Ops, false>(a, m, t, ops);
+            inv_radix4_pass<Ops, false>(work, work, m, t, ops);
         }
     }
 }

@@ -1,5 +1,4 @@
 // Element-wise products mod q and negacyclic polynomial multiplication through the NTT.
-#include <algorithm>
 #include <vector>
 
 #include "he_native/ntt.hpp"
@@ -27,10 +26,9 @@ void polymul_negacyclic(const u64* a, const u64* b, u64* out, const NTTTables& t
     thread_local std::vector<u64> scratch;
     if (scratch.size() < n) scratch.resize(n);
     u64* b_hat = scratch.data();
-    std::copy(b, b + n, b_hat);  // b first: out may alias b
-    if (out != a) std::copy(a, a + n, out);
-    forward_ntt(out, t, tier);
-    forward_ntt(b_hat, t, tier);
+    // Out-of-place transforms: the copies ride on the kernels' first pass (AVX-512 tiers).
+    forward_ntt(b, b_hat, t, tier);  // b first: out may alias b
+    forward_ntt(a, out, t, tier);    // a == out is the in-place form
     // In the NTT domain the negacyclic product is the element-wise product (both operands
     // are in the same bit-reversed order, which the inverse transform expects).
     pointwise_mul_mod(out, b_hat, out, n, q);
