@@ -299,9 +299,11 @@ def combine_labels(left: dict[str, Any] | None, right: dict[str, Any] | None, sh
         labels = left if right is None else right
         if not labels_fit(labels, shape):
             what = "DataFrame" if labels["kind"] == "frame" else "Series"
+            described = ((len(labels["index"]), len(labels["columns"])) if labels["kind"] == "frame"
+                         else (len(labels["index"]),))
             raise LabelMismatchError(
                 f"{scheme}: {op} of an encrypted array of shape {tuple(shape)} with a {what} whose labels "
-                f"describe shape {(len(labels['index']), len(labels['columns'])) if labels['kind'] == 'frame' else (len(labels['index']),)}; "
+                f"describe shape {described}; "
                 f"pandas would refuse to combine them. Reshape the encrypted vector to the {what}'s shape "
                 f"(e.reshape(...)), or pass the plaintext operand as .to_numpy().")
         return labels
