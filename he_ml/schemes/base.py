@@ -650,6 +650,11 @@ class EncryptedVector:
         return self._labelled(self.context._op_mul_plain(self, 1.0 / np.asarray(plain, dtype=np.float64)
                                                          if isinstance(plain, np.ndarray) else 1.0 / plain), labels)
 
+    def __rtruediv__(self, other: Any) -> "EncryptedVector":
+        # x / enc (numpy and pandas defer here): a named error instead of Python's bare TypeError
+        raise self.context._unsupported(
+            "division by a ciphertext", "Divide by a plaintext, or approximate 1/x with he_ml.ml.approximate.")
+
     def sum(self, axis: int | None = None) -> "EncryptedVector":
         """Encrypted sum of all values (shape (1,)), or along one axis like ``numpy.sum``.
 

@@ -228,6 +228,11 @@ def test_mismatched_labels_raise_and_the_hint_works(case):
     with pytest.raises(LabelMismatchError, match="Reshape"):
         flat + other
     close((flat.reshape(df.shape) + other).to_pandas(ctx), df + other, tol)
+    # dividing by a ciphertext (pandas and numpy defer to the encrypted operand) is a named error
+    with pytest.raises(UnsupportedOperationError, match="division by a ciphertext"):
+        other / enc
+    with pytest.raises(UnsupportedOperationError, match="division by a ciphertext"):
+        other.to_numpy() / enc
     # reshaping to another shape drops the labels; to the same shape keeps them
     assert enc.reshape(-1).labels is None and enc.reshape(df.shape).labels is not None
 
