@@ -27,8 +27,14 @@ encoding represents exactly, so the decrypted total must equal the integer sum o
 
 The server runs in a **separate process** (so generation memory does not count): it
 loads the public context, reads length-prefixed blobs from the cache files one at a time
-and runs ``GradientAggregator.sum(stream, processes=2)``; it reports its wall time and
-``resource.getrusage`` max RSS of itself and of its worker processes.
+and runs ``GradientAggregator.sum(stream, processes=2)``, which validates every blob
+completely before adding it (container, checksum, key fingerprint, metadata, every
+ciphertext range-checked and one gcd per blob; see ``he_ml.aggregation.aggregator``); it
+reports its wall time and
+``resource.getrusage`` max RSS of itself and of its worker processes. The server runs
+``--repeats`` times (median wall time reported) with ``--processes`` and, as the baseline
+measured in the same run, with ``--baseline-processes`` (default 1); every run's total is
+decrypted and checked exactly.
 
 Usage::
 
@@ -185,6 +191,9 @@ def main(argv=None) -> dict:
     ap.add_argument("--values", type=int, default=100)
     ap.add_argument("--distinct", type=int, default=2000, help="real client encryptions (the rest re-randomized)")
     ap.add_argument("--processes", type=int, default=2)
+    ap.add_argument("--baseline-processes", type=int, default=1,
+                    help="server processes of the baseline measured in the same run (default 1)")
+    ap.add_argument("--repeats", type=int, default=3, help="server runs per configuration (median reported)")
     ap.add_argument("--regenerate", action="store_true")
     ap.add_argument("--quick", action="store_true", help="10,000 clients, 500 real encryptions")
     ap.add_argument("--server-only", type=Path, help=argparse.SUPPRESS)
@@ -215,34 +224,68 @@ def main(argv=None) -> dict:
             while f.read(1 << 24):
                 pass
     env = dict(os.environ, PYTHONPATH=str(HERE.parent) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([sys.executable, __file__, "--server-only", str(cache), "--processes",
-                           str(args.processes)], capture_output=True, text=True, env=env)
-    if proc.returncode != 0:
-        raise SystemExit(proc.stderr)
-    server = json.loads(proc.stdout.strip().splitlines()[-1])
-    # Key holder: decrypt and compare with the exact integer sum.
+    # Key holder: decrypt every run's total and compare with the exact integer sum.
     ctx = he_ml.load_context((cache / "secret_context.bin").read_bytes())
-    total = (cache / "total.bin").read_bytes()
-    count = GradientAggregator.count_of(total)
-    got = GradientAggregator(ctx).decrypt(total)
     truth = np.load(cache / "truth.npy")
-    got_ints = np.rint(got * 2.0**PRECISION_BITS).astype(np.int64)
-    exact = bool(np.array_equal(got_ints, truth)) and bool(np.all(got * 2.0**PRECISION_BITS == got_ints))
-    max_err = float(np.max(np.abs(got - truth / 2.0**PRECISION_BITS)))
+
+    def run_server(processes: int) -> dict:
+        proc = subprocess.run([sys.executable, __file__, "--server-only", str(cache), "--processes",
+                               str(processes)], capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise SystemExit(proc.stderr)
+        out = json.loads(proc.stdout.strip().splitlines()[-1])
+        total = (cache / "total.bin").read_bytes()
+        got = GradientAggregator(ctx).decrypt(total)
+        got_ints = np.rint(got * 2.0**PRECISION_BITS).astype(np.int64)
+        out["count_in_total"] = GradientAggregator.count_of(total)
+        out["exact"] = bool(np.array_equal(got_ints, truth)) and bool(np.all(got * 2.0**PRECISION_BITS == got_ints))
+        out["max_abs_error"] = float(np.max(np.abs(got - truth / 2.0**PRECISION_BITS)))
+        return out
+
+    load_before = os.getloadavg()
+    runs = {p: [run_server(p) for _ in range(max(1, args.repeats))]
+            for p in dict.fromkeys([args.baseline_processes, args.processes])}
+    load_after = os.getloadavg()
+    main_runs, base_runs = runs[args.processes], runs[args.baseline_processes]
+    median = float(np.median([r["server_seconds"] for r in main_runs]))
+    base_median = float(np.median([r["server_seconds"] for r in base_runs]))
+    server = {"server_seconds": median, "server_seconds_runs": [r["server_seconds"] for r in main_runs],
+              "server_maxrss_mib": max(r["server_maxrss_mib"] for r in main_runs),
+              "worker_maxrss_mib": max(r["worker_maxrss_mib"] for r in main_runs), "processes": args.processes}
+    count = main_runs[-1]["count_in_total"]
+    exact = all(r["exact"] and r["count_in_total"] == info["clients"] for rs in runs.values() for r in rs)
+    max_err = max(r["max_abs_error"] for rs in runs.values() for r in rs)
     rate = info["clients"] / server["server_seconds"] * 60
     peak_total = server["server_maxrss_mib"] + args.processes * server["worker_maxrss_mib"]
+    cpu_model = platform.processor() or "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu_model = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
     res = {
         "name": "bench_scale", "clients": info["clients"], "values": info["values"], "scheme": "paillier",
         "key_bits": KEY_BITS, "precision_bits": PRECISION_BITS, "slots_per_ciphertext": ctx.slot_count,
         "bytes_per_blob": info["bytes_on_disk"] / info["clients"] - 4, **server,
+        "per_blob_validation": True, "repeats": max(1, args.repeats),
+        "baseline": {"processes": args.baseline_processes, "server_seconds": base_median,
+                     "server_seconds_runs": [r["server_seconds"] for r in base_runs]},
+        "speedup_vs_baseline": base_median / median,
         "blobs_per_minute": rate, "peak_memory_mib_server_plus_workers": peak_total,
         "count_in_total": count, "decrypted_equals_plaintext_sum_exactly": exact, "max_abs_error": max_err,
         "targets": {"server_seconds": 60, "peak_memory_mib": 2048},
-        "generation": info, "platform": platform.platform(), "cpu_count": os.cpu_count(),
+        "generation": info, "platform": platform.platform(), "cpu_model": cpu_model, "cpu_count": os.cpu_count(),
+        "load_average_before_after": [load_before[0], load_after[0]],
         "command": "python benchmarks/bench_scale.py " + " ".join(argv if argv is not None else sys.argv[1:]),
     }
+    print(f"\nCPU: {cpu_model} ({os.cpu_count()} logical CPUs); load average {load_before[0]:.1f} before, "
+          f"{load_after[0]:.1f} after; median of {res['repeats']} server run(s)")
     print(f"\n{'metric':<44}{'value':>16}{'target':>12}")
     print(f"{'server wall time (s), ' + str(args.processes) + ' processes':<44}{server['server_seconds']:>16.1f}{'< 60':>12}")
+    if args.baseline_processes != args.processes:
+        label = f"baseline: {args.baseline_processes} process(es) (s)"
+        print(f"{label:<44}{base_median:>16.1f}{'':>12}")
+        print(f"{'speedup vs baseline':<44}{base_median / median:>15.2f}x{'':>12}")
     print(f"{'blobs per minute':<44}{rate:>16,.0f}{'':>12}")
     print(f"{'peak RSS server process (MiB)':<44}{server['server_maxrss_mib']:>16.0f}{'':>12}")
     print(f"{'peak RSS largest worker (MiB)':<44}{server['worker_maxrss_mib']:>16.0f}{'':>12}")

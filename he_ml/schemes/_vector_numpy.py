@@ -14,8 +14,9 @@ import numpy as np
 
 from ..errors import ParameterError, ShapeMismatchError, UnsupportedOperationError
 
-__all__ = ["MAX_INDEX_VALUES", "MAX_GATHER_SHIFTS", "NUMPY_HINTS", "NoEncryptedAttributeError", "positions", "select",
-           "sum_axis0_rotations", "pandas_kind", "select_labels", "to_pandas"]
+__all__ = ["MAX_INDEX_VALUES", "MAX_GATHER_SHIFTS", "NUMPY_HINTS", "NoEncryptedAttributeError", "LabelMismatchError",
+           "positions", "select", "sum_axis0_rotations", "pandas_kind", "labels_of", "combine_labels",
+           "select_labels", "to_pandas"]
 
 #: Largest vector `EncryptedVector.__getitem__` indexes (it builds an int64 index of every value: 128 MiB).
 MAX_INDEX_VALUES = 1 << 24
@@ -25,6 +26,13 @@ MAX_GATHER_SHIFTS = 256
 class NoEncryptedAttributeError(UnsupportedOperationError, AttributeError):
     """A numpy attribute with no encrypted counterpart (also an AttributeError, so that
     ``hasattr`` / ``getattr(obj, name, default)`` in other libraries keep working)."""
+
+
+class LabelMismatchError(ShapeMismatchError):
+    """Two labelled operands (an encrypted DataFrame/Series and a pandas object or another labelled
+    encrypted vector) whose index, columns or kind differ. pandas would align them by label; an
+    encrypted vector cannot reorder its slots for free, so he_ml refuses instead of pairing the
+    wrong rows. Also a ValueError (through ShapeMismatchError)."""
 
 
 _COMPARE = ("comparisons are not defined on ciphertexts (the server would learn the order); decrypt "
@@ -204,7 +212,8 @@ def to_pandas(vec: Any, context: Any, like: Any = None) -> Any:
     if labels is None:
         raise ParameterError(
             "this encrypted vector has no pandas labels (it was not made by EncryptedVector.from_pandas, "
-            "or an operator produced it); pass like=<the original DataFrame/Series>, or use "
+            "or a reshape or a whole-array sum() dropped them); pass like=<a DataFrame/Series with the "
+            "labels>, or use "
             "ctx.decrypt(vector) for a numpy array.")
     values = context.decrypt(vec)
     if labels["kind"] == "frame":
@@ -236,17 +245,122 @@ def pandas_kind(obj: Any) -> str | None:
     return None
 
 
-def select_labels(labels: dict[str, Any], key: Any) -> dict[str, Any] | None:
-    """The labels of ``vector[key]`` for a key on the first axis (rows); None when unknown."""
-    index = labels["index"]
+def labels_of(obj: Any) -> dict[str, Any] | None:
+    """The labels of a pandas DataFrame/Series (as `EncryptedVector.labels` stores them), else None."""
+    kind = pandas_kind(obj)
+    if kind == "frame":
+        return {"kind": "frame", "index": obj.index, "columns": obj.columns}
+    if kind == "series":
+        return {"kind": "series", "index": obj.index, "name": obj.name}
+    return None
+
+
+def labels_fit(labels: dict[str, Any], shape: tuple[int, ...]) -> bool:
+    """Whether ``labels`` describe an array of ``shape`` (a frame (n, k), a series (n,))."""
+    if labels["kind"] == "frame":
+        return tuple(shape) == (len(labels["index"]), len(labels["columns"]))
+    return tuple(shape) == (len(labels["index"]),)
+
+
+def _same_name(a: Any, b: Any) -> bool:
     try:
-        picked = index[key]
+        return a is b or bool(a == b)
+    except Exception:  # noqa: BLE001 - names pandas cannot compare are different names
+        return False
+
+
+def _describe(index: Any) -> str:
+    items = list(index[:4])
+    return f"{items}{' ...' if len(index) > 4 else ''} ({len(index)} labels)"
+
+
+def combine_labels(left: dict[str, Any] | None, right: dict[str, Any] | None, shape: tuple[int, ...], *,
+                   scheme: str, op: str) -> dict[str, Any] | None:
+    """Labels of an element-wise result of shape ``shape`` (the encrypted operand's shape), as pandas gives them.
+
+    An unlabelled operand (numpy array, scalar, plain vector) takes the other side's labels;
+    two labelled operands must agree exactly -- same kind, the same index (and columns) in
+    the same order -- and a Series result keeps its name only when both names agree (pandas'
+    rule). pandas would *align* differing labels; he_ml raises `LabelMismatchError` instead,
+    because the ciphertext slots are in a fixed order.
+
+    Raises
+    ------
+    LabelMismatchError
+        The labels differ (kind, index, columns), or the labelled operand's labels do not
+        describe ``shape``.
+    """
+    if left is None and right is None:
+        return None
+    align = ("Align them first on the plaintext side, e.g. `other = other.reindex_like(df)` or "
+             "`df, other = df.align(other, join=\"inner\")` before encrypting, or pass other.to_numpy() "
+             "to combine by position")
+    if left is None or right is None:
+        labels = left if right is None else right
+        if not labels_fit(labels, shape):
+            what = "DataFrame" if labels["kind"] == "frame" else "Series"
+            described = ((len(labels["index"]), len(labels["columns"])) if labels["kind"] == "frame"
+                         else (len(labels["index"]),))
+            raise LabelMismatchError(
+                f"{scheme}: {op} of an encrypted array of shape {tuple(shape)} with a {what} whose labels "
+                f"describe shape {described}; "
+                f"pandas would refuse to combine them. Reshape the encrypted vector to the {what}'s shape "
+                f"(e.reshape(...)), or pass the plaintext operand as .to_numpy().")
+        return labels
+    if left["kind"] != right["kind"]:
+        raise LabelMismatchError(
+            f"{scheme}: {op} of a {left['kind']} and a {right['kind']}: pandas would broadcast the Series "
+            f"along the DataFrame's columns, aligning labels; encrypted vectors do not broadcast. Build "
+            f"operands of the same kind and labels, or pass the plaintext operand as .to_numpy().")
+    axes = ("index", "columns") if left["kind"] == "frame" else ("index",)
+    for axis in axes:
+        a, b = left[axis], right[axis]
+        if not a.equals(b):
+            raise LabelMismatchError(
+                f"{scheme}: {op} of operands whose {axis} labels differ: {_describe(a)} vs {_describe(b)}. "
+                f"pandas would align them by label; he_ml combines ciphertext slots by position and refuses "
+                f"rather than pair the wrong values. {align}.")
+    if left["kind"] == "frame":
+        return dict(left)
+    return {"kind": "series", "index": left["index"],
+            "name": left["name"] if _same_name(left["name"], right["name"]) else None}
+
+
+def _is_basic(key: Any) -> bool:
+    return isinstance(key, (int, np.integer, slice)) and not isinstance(key, (bool, np.bool_))
+
+
+def select_labels(labels: dict[str, Any], key: Any) -> dict[str, Any] | None:
+    """The labels of ``vector[key]`` (positional, like ``DataFrame.iloc``); None when they do not apply.
+
+    Rows and columns are selected with ints, slices, lists of ints or boolean masks. Keys
+    numpy and ``iloc`` read differently (two arrays, which numpy pairs up element by element
+    while ``iloc`` takes the outer product), ``Ellipsis``, ``None`` and 2-D masks give an
+    unlabelled result (``to_pandas(like=...)`` labels it).
+    """
+    parts = key if isinstance(key, tuple) else (key,)
+    if any(k is Ellipsis or k is None for k in parts):
+        return None
+    frame = labels["kind"] == "frame"
+    if len(parts) > (2 if frame else 1):
+        return None
+    row_key = parts[0]
+    col_key = parts[1] if len(parts) == 2 else slice(None)
+    if frame and not (_is_basic(row_key) or _is_basic(col_key)):
+        return None
+    try:
+        rows = labels["index"][row_key]
+        cols = labels["columns"][col_key] if frame else None
     except Exception:  # noqa: BLE001 - any key pandas cannot apply: drop the labels
         return None
-    if labels["kind"] == "frame":
-        if isinstance(key, (int, np.integer)):  # one row -> a Series over the columns
-            return {"kind": "series", "index": labels["columns"], "name": picked}
-        return {"kind": "frame", "index": picked, "columns": labels["columns"]}
-    if isinstance(key, (int, np.integer)):
+    row_one = isinstance(row_key, (int, np.integer))
+    if not frame:
+        return None if row_one else {"kind": "series", "index": rows, "name": labels["name"]}
+    col_one = isinstance(col_key, (int, np.integer))
+    if row_one and col_one:
         return None
-    return {"kind": "series", "index": picked, "name": labels["name"]}
+    if row_one:  # one row -> a Series over the columns, named by the row
+        return {"kind": "series", "index": cols, "name": rows}
+    if col_one:  # one column -> a Series over the rows, named by the column
+        return {"kind": "series", "index": rows, "name": cols}
+    return {"kind": "frame", "index": rows, "columns": cols}

@@ -489,6 +489,7 @@ class EncryptedVector:
     """
 
     __array_ufunc__ = None  # make numpy defer to our reflected operators (arr + enc)
+    __pandas_priority__ = 5000  # make pandas (>= 2.1) defer too (df + enc); DataFrame's own is 4000
 
     def __init__(self, context: SchemeContext, chunks: list[Any], shape: tuple[int, ...],
                  meta: dict[str, Any] | None = None) -> None:
@@ -556,7 +557,10 @@ class EncryptedVector:
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
         new = np.empty(self.size, dtype=np.int8).reshape(shape).shape  # numpy checks -1 and sizes
-        return EncryptedVector(self.context, self.chunks, new, self.meta)
+        out = EncryptedVector(self.context, self.chunks, new, self.meta)
+        if new == self.shape:
+            out.labels = self.labels
+        return out
 
     # ------------------------------------------------------------------ operand plumbing
     def _peer(self, other: "EncryptedVector", op: str) -> None:
@@ -583,34 +587,55 @@ class EncryptedVector:
     def _result_shape(self, other: Any) -> tuple[int, ...]:
         return self.shape
 
+    def _labels_with(self, other: Any, op: str) -> dict[str, Any] | None:
+        """pandas labels of ``self <op> other`` (checked before any ciphertext work; see
+        `_vector_numpy.combine_labels`)."""
+        right = other.labels if isinstance(other, EncryptedVector) else _vector_numpy.labels_of(other)
+        return _vector_numpy.combine_labels(self.labels, right, self.shape, scheme=self.scheme, op=op)
+
+    @staticmethod
+    def _labelled(out: "EncryptedVector", labels: dict[str, Any] | None) -> "EncryptedVector":
+        if labels is not None:
+            out.labels = labels
+        return out
+
     # ------------------------------------------------------------------ operators
     def __add__(self, other: Any) -> "EncryptedVector":
         if isinstance(other, EncryptedVector):
             self._peer(other, "addition")
-            return self.context._op_add(self, other)
-        return self.context._op_add_plain(self, self._plain(other, "addition"))
+            labels = self._labels_with(other, "addition")
+            return self._labelled(self.context._op_add(self, other), labels)
+        plain = self._plain(other, "addition")
+        labels = self._labels_with(other, "addition")
+        return self._labelled(self.context._op_add_plain(self, plain), labels)
 
     __radd__ = __add__
 
     def __sub__(self, other: Any) -> "EncryptedVector":
         if isinstance(other, EncryptedVector):
             self._peer(other, "subtraction")
-            return self.context._op_sub(self, other)
+            labels = self._labels_with(other, "subtraction")
+            return self._labelled(self.context._op_sub(self, other), labels)
         plain = self._plain(other, "subtraction")
-        return self.context._op_add_plain(self, -plain)
+        labels = self._labels_with(other, "subtraction")
+        return self._labelled(self.context._op_add_plain(self, -plain), labels)
 
     def __rsub__(self, other: Any) -> "EncryptedVector":
         plain = self._plain(other, "subtraction")
-        return self.context._op_add_plain(self.context._op_neg(self), plain)
+        labels = self._labels_with(other, "subtraction")
+        return self._labelled(self.context._op_add_plain(self.context._op_neg(self), plain), labels)
 
     def __neg__(self) -> "EncryptedVector":
-        return self.context._op_neg(self)
+        return self._labelled(self.context._op_neg(self), self.labels)
 
     def __mul__(self, other: Any) -> "EncryptedVector":
         if isinstance(other, EncryptedVector):
             self._peer(other, "multiplication")
-            return self.context._op_mul(self, other)
-        return self.context._op_mul_plain(self, self._plain(other, "multiplication"))
+            labels = self._labels_with(other, "multiplication")
+            return self._labelled(self.context._op_mul(self, other), labels)
+        plain = self._plain(other, "multiplication")
+        labels = self._labels_with(other, "multiplication")
+        return self._labelled(self.context._op_mul_plain(self, plain), labels)
 
     __rmul__ = __mul__
 
@@ -621,8 +646,14 @@ class EncryptedVector:
         plain = self._plain(other, "division")
         if np.any(np.asarray(plain) == 0):
             raise ParameterError(f"{self.scheme}: division by zero in the plaintext divisor.")
-        return self.context._op_mul_plain(self, 1.0 / np.asarray(plain, dtype=np.float64)
-                                          if isinstance(plain, np.ndarray) else 1.0 / plain)
+        labels = self._labels_with(other, "division")
+        return self._labelled(self.context._op_mul_plain(self, 1.0 / np.asarray(plain, dtype=np.float64)
+                                                         if isinstance(plain, np.ndarray) else 1.0 / plain), labels)
+
+    def __rtruediv__(self, other: Any) -> "EncryptedVector":
+        # x / enc (numpy and pandas defer here): a named error instead of Python's bare TypeError
+        raise self.context._unsupported(
+            "division by a ciphertext", "Divide by a plaintext, or approximate 1/x with he_ml.ml.approximate.")
 
     def sum(self, axis: int | None = None) -> "EncryptedVector":
         """Encrypted sum of all values (shape (1,)), or along one axis like ``numpy.sum``.
@@ -659,8 +690,14 @@ class EncryptedVector:
         return acc
 
     def dot(self, weights: Any) -> "EncryptedVector":
-        """Encrypted inner product with a plaintext vector of the same size: shape (1,)."""
+        """Encrypted inner product with a plaintext vector of the same size: shape (1,).
+
+        With pandas labels on both sides (a vector from `from_pandas` and a Series/DataFrame
+        of weights) the labels must match, as ``Series.dot`` requires; differing labels raise
+        `LabelMismatchError` (pandas would align them; reindex the weights first).
+        """
         w = self._plain(weights, "dot")
+        self._labels_with(weights, "dot")
         if not isinstance(w, np.ndarray):
             w = np.full(self.size, w)
         return self.context._op_dot(self, w)
@@ -692,9 +729,14 @@ class EncryptedVector:
     def from_pandas(cls, context: "SchemeContext", obj: Any) -> "EncryptedVector":
         """Encrypt a pandas DataFrame or Series and remember its index and columns.
 
-        The labels stay with this Python object (and its row selections and axis sums); they
-        are **not** part of ``to_bytes()``, so a server never learns column names or the index.
-        :meth:`to_pandas` rebuilds the DataFrame/Series after decryption.
+        The labels stay with this Python object and pass through what pandas would keep
+        them through: ``+``, ``-``, ``*``, ``/`` with scalars, numpy arrays, pandas objects and
+        other encrypted vectors, unary ``-``, positional indexing (like ``DataFrame.iloc``),
+        ``sum(axis=0|1)`` and ``mean(axis=...)`` (a Series over the other axis). Two labelled
+        operands must have identical labels (pandas would align them; he_ml raises
+        `LabelMismatchError` and says how to align). The labels are **not** part of
+        ``to_bytes()``, so a server never learns column names or the index. :meth:`to_pandas`
+        rebuilds the DataFrame/Series after decryption.
 
         Parameters
         ----------
@@ -725,8 +767,8 @@ class EncryptedVector:
         context : SchemeContext
             The key holder's context.
         like : pandas.DataFrame or pandas.Series, optional
-            Take the labels from this object instead (e.g. for ``enc * 2``, computed from a
-            vector made by `from_pandas`: operators return plain vectors).
+            Take the labels from this object instead (e.g. for a vector that was reshaped, or
+            encrypted with ``ctx.encrypt``).
 
         Raises
         ------
@@ -811,8 +853,10 @@ class EncryptedVector:
         """
         positions = _vector_numpy.positions(self, key)
         out = _vector_numpy.select(self, positions.reshape(-1), positions.shape)
-        if self.labels is not None and not isinstance(key, tuple):
-            out.labels = _vector_numpy.select_labels(self.labels, key)
+        if self.labels is not None:
+            labels = _vector_numpy.select_labels(self.labels, key)
+            if labels is not None and _vector_numpy.labels_fit(labels, out.shape):
+                out.labels = labels
         return out
 
     # ------------------------------------------------------------------ bytes and pickling

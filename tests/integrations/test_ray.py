@@ -284,3 +284,169 @@ def test_batch_encrypted_inference_over_a_dataset(cluster):
         decrypt_scores(pub, score_dataset(enc, pub, model))
     with pytest.raises(ShapeMismatchError, match="nope"):
         encrypt_dataset(ds, pub, ["nope"])
+
+
+# ----------------------------------------------------------------------------- memory per node, measured
+MEM_VALUES = 100_000  # one Paillier blob of 100,000 values: about 0.8 MB (B below)
+MEM_N = 32
+MEM_FAN_IN = 3
+
+
+def _ray_workers(cluster) -> dict[int, int]:
+    """pid -> node index of the cluster's Ray worker processes (``ray::IDLE``, ``ray::_leaf``, ...).
+
+    Workers rename themselves ``ray::<task>``; the node agents do too, and are left out. A node is
+    the process group of its ``ray start`` process (see `LocalCluster.pids`).
+    """
+    nodes = {p.pid: k for k, p in enumerate(cluster.processes)}
+    out = {}
+    for pid in cluster.pids():
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read()
+            node = nodes.get(os.getpgid(pid))
+        except OSError:
+            continue
+        if node is not None and cmd.startswith(b"ray::") and not cmd.startswith(
+                (b"ray::DashboardAgent", b"ray::RuntimeEnvAgent")):
+            out[pid] = node
+    return out
+
+
+def _private_bytes(pid: int) -> int:
+    """RssAnon: the process's private memory (heap), not the object store's shared pages."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    raise OSError(f"no RssAnon for {pid}")
+
+
+class _NodeMemorySampler:
+    """Samples, every ``period`` s, the summed private memory of each node's Ray workers.
+
+    Linux has no high-water mark for private memory alone (VmHWM includes the object store's
+    shared pages, which are bounded by ``--object-store-memory`` whatever tree_sum does), so the
+    driver samples RssAnon. A task holds its inputs for tens of milliseconds (one Paillier add of
+    a 0.8 MB blob takes ~20 ms on a quiet machine), far longer than the 2 ms period.
+    """
+
+    def __init__(self, cluster, period: float = 0.002) -> None:
+        import threading
+
+        self.cluster, self.period = cluster, period
+        self.peak: dict[int, int] = {}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def now(self) -> dict[int, int]:
+        total: dict[int, int] = {}
+        for pid, node in self._workers.items():
+            try:
+                total[node] = total.get(node, 0) + _private_bytes(pid)
+            except OSError:  # the process just exited
+                continue
+        return total
+
+    def __enter__(self) -> "_NodeMemorySampler":
+        self._workers = _ray_workers(self.cluster)
+        self.baseline = self.now()
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        last = time.monotonic()
+        while not self._stop.is_set():
+            if time.monotonic() - last > 0.5:  # pick up workers Ray started meanwhile
+                self._workers, last = _ray_workers(self.cluster), time.monotonic()
+            for node, value in self.now().items():
+                self.peak[node] = max(self.peak.get(node, 0), value)
+            self.samples += 1
+            time.sleep(self.period)
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def growth(self) -> dict[int, int]:
+        return {node: self.peak[node] - self.baseline.get(node, 0) for node in self.peak}
+
+
+def _fresh_workers(cluster, pub, path, **kw) -> None:
+    """End this cluster's idle Ray workers (by pid) and warm new ones up with a 12-blob sum (leaves
+    and combines on both nodes, so one-time imports and caches are not counted), so that every
+    measured run starts from workers in the same state."""
+    old = _ray_workers(cluster)
+    for pid in old:
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in old):
+        assert time.monotonic() < deadline, "killed Ray workers did not exit"
+        time.sleep(0.05)
+    tree_sum(pub, [path] * 12, **kw)
+
+
+def _measure_tree_sum(cluster, ctx, pub, path, grad, n, *, both_nodes=True, **kw) -> dict[int, int]:
+    """Per node: peak private memory of its Ray workers above their idle level during one sum."""
+    _fresh_workers(cluster, pub, path, **kw)
+    with _NodeMemorySampler(cluster) as sampler:
+        # the same blob file n times: n distinct ids, so n reads and n validated adds
+        result = tree_sum(pub, [path] * n, **kw)
+    assert result.count == n and (result.nodes == 2 or not both_nodes)
+    mean = GradientAggregator(ctx).decrypt(result.blob, count=n)
+    assert np.max(np.abs(mean - grad)) <= PAILLIER_TOL
+    assert sampler.samples >= 5 and set(sampler.peak) == {0, 1}
+    return sampler.growth()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="reads /proc (Linux)")
+def test_memory_per_node_does_not_grow_with_the_number_of_blobs(cluster, tmp_path):
+    """Peak private memory of each node's workers for N and 4N blobs of B bytes.
+
+    Allowance, from the code. A node here has one CPU, so it runs one task at a time.
+
+    * A combine task holds its ``fan_in`` input partials (Ray deserializes them before the task
+      starts): the streaming window, ``fan_in B``.
+    * Every task holds one partial, its running total (``B``), and the first blob it parsed,
+      which ``GradientAggregator`` keeps to check the layout of the next ones (``B``).
+    * Adding a blob parses it: its sections and its ciphertexts as integers, transiently ``2 B``.
+    * The result: the serialized total and Ray's pickled copy of it, ``2 B``.
+
+    So one task holds at most ``(fan_in + 6) B`` that scale with the blob size, plus a fixed
+    cost per task (Ray's task bookkeeping, Python objects) that does not: that part is measured
+    here with blobs of 10 values (B ~ 2 kB). Nothing depends on the number of blobs: the peak
+    for 4N blobs may exceed the peak for N blobs by at most one streaming window plus one
+    partial, ``(fan_in + 1) B`` (the N run may not have filled a window on the node with the
+    largest peak), whereas a sum that kept the blobs would need 3N B = 96 B more.
+    """
+    ctx = aggregation_context("paillier", max_clients=4 * MEM_N + 16, max_value=1.0,
+                              precision_bits=PRECISION_BITS)
+    pub = ctx.public_context()
+    client = GradientAggregator(pub, max_value=1.0)
+    kw = dict(batch_size=2, fan_in=MEM_FAN_IN, max_in_flight=6)
+    rng = np.random.default_rng(7)
+    tiny, grad = rng.uniform(-1, 1, size=10), rng.uniform(-1, 1, size=MEM_VALUES)
+    tiny_path, path = str(tmp_path / "tiny.blob"), str(tmp_path / "one.blob")
+    for p, g in ((tiny_path, tiny), (path, grad)):
+        with open(p, "wb") as f:
+            f.write(client.encrypt(g))
+    B = os.path.getsize(path)
+    fixed = max(_measure_tree_sum(cluster, ctx, pub, tiny_path, tiny, MEM_N, both_nodes=False, **kw).values())
+    allowance = fixed + (MEM_FAN_IN + 6) * B
+    growth = {n: _measure_tree_sum(cluster, ctx, pub, path, grad, n, **kw) for n in (MEM_N, 4 * MEM_N)}
+    print(f"\nblob B = {B} bytes; fixed per-task cost (10-value blobs) {fixed / 2**20:.2f} MiB; peak private "
+          f"memory per node above idle workers: "
+          + "; ".join(f"N={n}: " + ", ".join(f"node {k} {v / 2**20:.2f} MiB ({v / B:.2f} B)"
+                                             for k, v in sorted(g.items()))
+                      for n, g in growth.items()) + f"; allowance {allowance / 2**20:.2f} MiB")
+    assert allowance < 3 * MEM_N * B / 4  # the test can tell streaming from keeping the blobs
+    for n, per_node in growth.items():
+        assert max(per_node.values()) >= B  # the sampler sees the tasks: a node held at least one blob
+        for node, peak in per_node.items():
+            assert peak <= allowance, (f"node {node}, {n} blobs: {peak / 2**20:.2f} MiB > allowance "
+                                       f"{allowance / 2**20:.2f} MiB")
+    # 4N blobs take no more than N blobs beyond one window and one partial (compared on the node
+    # with the larger peak: which node runs the combines changes from run to run)
+    assert max(growth[4 * MEM_N].values()) <= max(growth[MEM_N].values()) + (MEM_FAN_IN + 1) * B
