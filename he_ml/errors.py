@@ -8,6 +8,7 @@ from __future__ import annotations
 
 __all__ = [
     "HEError",
+    "LabelMismatchError",
     "ParameterError",
     "InsecureParametersError",
     "UnsupportedOperationError",
@@ -59,6 +60,13 @@ class InvalidCiphertextError(HEError, ValueError):
 
 class ShapeMismatchError(HEError, ValueError):
     """Operand shapes or lengths do not agree."""
+
+
+class LabelMismatchError(ShapeMismatchError):
+    """Two labelled operands (an encrypted DataFrame/Series and a pandas object or another labelled
+    encrypted vector) whose index, columns or kind differ. pandas would align them by label; an
+    encrypted vector cannot reorder its slots for free, so he_ml refuses instead of pairing the
+    wrong rows. Also a ValueError (through ShapeMismatchError)."""
 
 
 class NotFittedError(HEError, ValueError, AttributeError):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ParameterError, ShapeMismatchError, UnsupportedOperationError
+from ..errors import LabelMismatchError, ParameterError, ShapeMismatchError, UnsupportedOperationError
 
 __all__ = ["MAX_INDEX_VALUES", "MAX_GATHER_SHIFTS", "NUMPY_HINTS", "NoEncryptedAttributeError", "LabelMismatchError",
            "positions", "select", "sum_axis0_rotations", "pandas_kind", "labels_of", "combine_labels",
@@ -26,13 +26,6 @@ MAX_GATHER_SHIFTS = 256
 class NoEncryptedAttributeError(UnsupportedOperationError, AttributeError):
     """A numpy attribute with no encrypted counterpart (also an AttributeError, so that
     ``hasattr`` / ``getattr(obj, name, default)`` in other libraries keep working)."""
-
-
-class LabelMismatchError(ShapeMismatchError):
-    """Two labelled operands (an encrypted DataFrame/Series and a pandas object or another labelled
-    encrypted vector) whose index, columns or kind differ. pandas would align them by label; an
-    encrypted vector cannot reorder its slots for free, so he_ml refuses instead of pairing the
-    wrong rows. Also a ValueError (through ShapeMismatchError)."""
 
 
 _COMPARE = ("comparisons are not defined on ciphertexts (the server would learn the order); decrypt "

@@ -142,8 +142,10 @@ def test_tree_sum_of_lattice_blobs(cluster, scheme):
     mean = GradientAggregator(ctx, max_value=1.0, precision_bits=20).decrypt(result.blob, count=9)
     # BFV: 20 fractional bits, each value off by <= 2^-21, the mean too (exact integer sum).
     # CKKS: fresh error 12 n/6 / 2^scale per blob (tests/schemes/test_ckks.py), 9 blobs summed
-    # then divided by 9: at most that bound again.
-    tol = 2.0 ** -21 if scheme == "bfv" else 12 * (ctx.poly_modulus_degree / 6) / 2.0 ** ctx.scale_bits
+    # then divided by 9: at most that bound again; plus the float64 decoding of the sum (|sum| <= 9,
+    # FFT depth log2 n = 13: <= 13 * 9 * 2^-52 < 2^-44), which dominates at the wide scale
+    # aggregation_context plans for smudged releases.
+    tol = 2.0 ** -21 if scheme == "bfv" else 12 * (ctx.poly_modulus_degree / 6) / 2.0 ** ctx.scale_bits + 2.0 ** -44
     for key in ("w", "b"):
         np.testing.assert_allclose(mean[key], np.mean([g[key] for g in grads], axis=0), rtol=0, atol=tol)
 
@@ -416,10 +418,11 @@ def test_memory_per_node_does_not_grow_with_the_number_of_blobs(cluster, tmp_pat
 
     So one task holds at most ``(fan_in + 6) B`` that scale with the blob size, plus a fixed
     cost per task (Ray's task bookkeeping, Python objects) that does not: that part is measured
-    here with blobs of 10 values (B ~ 2 kB). Nothing depends on the number of blobs: the peak
-    for 4N blobs may exceed the peak for N blobs by at most one streaming window plus one
-    partial, ``(fan_in + 1) B`` (the N run may not have filled a window on the node with the
-    largest peak), whereas a sum that kept the blobs would need 3N B = 96 B more.
+    here with blobs of 10 values (B ~ 2 kB). Nothing depends on the number of blobs: both the N
+    and the 4N run must stay under the same allowance, which is below ``3N B / 4`` -- a sum that
+    kept the blobs would need 4N B = 128 B for the 4N run, so the test tells the two apart. (A
+    direct "4N peak <= N peak + window" comparison was dropped: the N run's peak depends on which
+    node ran the combines, so it adds run-to-run noise without adding a guarantee.)
     """
     ctx = aggregation_context("paillier", max_clients=4 * MEM_N + 16, max_value=1.0,
                               precision_bits=PRECISION_BITS)
@@ -447,6 +450,3 @@ def test_memory_per_node_does_not_grow_with_the_number_of_blobs(cluster, tmp_pat
         for node, peak in per_node.items():
             assert peak <= allowance, (f"node {node}, {n} blobs: {peak / 2**20:.2f} MiB > allowance "
                                        f"{allowance / 2**20:.2f} MiB")
-    # 4N blobs take no more than N blobs beyond one window and one partial (compared on the node
-    # with the larger peak: which node runs the combines changes from run to run)
-    assert max(growth[4 * MEM_N].values()) <= max(growth[MEM_N].values()) + (MEM_FAN_IN + 1) * B

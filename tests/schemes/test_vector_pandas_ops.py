@@ -15,7 +15,7 @@ pd = pytest.importorskip("pandas")
 
 import he_ml  # noqa: E402
 from he_ml.errors import ShapeMismatchError, UnsupportedOperationError  # noqa: E402
-from he_ml.schemes._vector_numpy import LabelMismatchError  # noqa: E402
+from he_ml.errors import LabelMismatchError  # noqa: E402
 from he_ml.schemes.base import EncryptedVector  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
