@@ -1,0 +1,176 @@
+// AVX-512 IFMA tier of modexp_batch: 8 bases at once, one per 64-bit lane of a zmm register.
+//
+// Numbers are held in radix 2^52: limb j of the 8 lanes is one __m512i, so a K-limb number
+// for 8 bases is K registers' worth of memory. vpmadd52luq / vpmadd52huq multiply the low 52
+// bits of two lanes and add the low / high 52 bits of the 104-bit product to a 64-bit
+// accumulator: the 12 spare bits per accumulator absorb up to 4096 additions before a carry
+// must be propagated, so a whole Montgomery product runs without carry chains and carries are
+// resolved once at its end (the "redundant representation" of Gueron-Krasnov, ARITH 2016,
+// and Drucker-Gueron, ITNG 2019; the multi-buffer layout of Intel IPP-crypto's mbx RSA).
+//
+// Almost-Montgomery multiplication (AMM): R = 2^(52 K) with R > 4N, inputs in [0, 2N),
+// output (a b + y N) / R in [0, 2N) -- no conditional subtraction inside the exponentiation
+// (Gueron, "Efficient software implementations of modular exponentiation", J. Cryptogr. Eng.
+// 2012, Sect. 4). One leaves Montgomery form with AMM(x, 1), which lands in [0, N].
+//
+// Constant time in the exponent: fixed-window scan (w squarings and one multiplication per
+// window, also a zero one), table entries read by a masked blend over every entry.
+#include <immintrin.h>
+
+#include <cstring>
+#include <vector>
+
+#include "he_native/bigmod.hpp"
+
+namespace he_native {
+namespace bigmod_detail {
+
+namespace {
+
+using u64 = std::uint64_t;
+constexpr u64 kMask52 = (u64{1} << 52) - 1;
+
+/// 52-bit limb j of the little-endian 64-bit-word number x (bits beyond `words` are zero).
+inline u64 limb52(const u64* x, std::size_t words, std::size_t j) {
+    const std::size_t bit = 52 * j, w = bit / 64, s = bit % 64;
+    if (w >= words) return 0;
+    u64 v = x[w] >> s;
+    if (s > 12 && w + 1 < words) v |= x[w + 1] << (64 - s);
+    return v & kMask52;
+}
+
+struct Kernel {
+    std::size_t K;             // limbs of 52 bits, R = 2^(52 K) > 4 N
+    std::vector<u64> n52;      // modulus limbs (shared by the lanes: broadcast at use)
+    u64 n0;                    // -N^-1 mod 2^52
+    std::vector<__m512i> t;    // 2K accumulators
+
+    /// r = AMM(a, b) for 8 lanes; a, b, r: K normalized limbs (< 2^52), values < 2N.
+    /// r may alias a or b (the product is built in t first).
+    void amm(__m512i* r, const __m512i* a, const __m512i* b) {
+        const __m512i zero = _mm512_setzero_si512();
+        const __m512i n0v = _mm512_set1_epi64(static_cast<long long>(n0));
+        const __m512i mask = _mm512_set1_epi64(static_cast<long long>(kMask52));
+        const __m512i n_lo = _mm512_set1_epi64(static_cast<long long>(n52[0]));
+        __m512i* tt = t.data();
+        const u64* nn = n52.data();
+        for (std::size_t j = 0; j <= K; ++j) tt[j] = zero;  // rows read t_1 .. t_K before writing them
+        for (std::size_t i = 0; i < K; ++i) {
+            const __m512i bi = b[i];
+            // Position i: its value is complete once a_0 b_i is added; y makes it 0 mod 2^52.
+            __m512i x = _mm512_madd52lo_epu64(tt[i], a[0], bi);
+            const __m512i y = _mm512_madd52lo_epu64(zero, x, n0v);
+            x = _mm512_madd52lo_epu64(x, n_lo, y);
+            // Position i + 1 gets the carry of position i and the high halves of the j = 0 products.
+            __m512i cur = _mm512_add_epi64(tt[i + 1], _mm512_srli_epi64(x, 52));
+            cur = _mm512_madd52hi_epu64(cur, a[0], bi);
+            cur = _mm512_madd52hi_epu64(cur, n_lo, y);
+            for (std::size_t j = 1; j < K; ++j) {
+                const __m512i nj = _mm512_set1_epi64(static_cast<long long>(nn[j]));
+                cur = _mm512_madd52lo_epu64(cur, a[j], bi);
+                cur = _mm512_madd52lo_epu64(cur, nj, y);
+                tt[i + j] = cur;  // position i + j is complete for this row
+                // i + j + 1 < 2K; past the row's reach (j = K - 1) the slot is still unwritten (0)
+                __m512i nxt = (j + 1 < K) ? tt[i + j + 1] : zero;
+                nxt = _mm512_madd52hi_epu64(nxt, a[j], bi);
+                cur = _mm512_madd52hi_epu64(nxt, nj, y);
+            }
+            tt[i + K] = cur;
+        }
+        // Result (t_K .. t_{2K-1}) in redundant form: propagate the carries once.
+        __m512i c = zero;
+        for (std::size_t j = 0; j < K; ++j) {
+            const __m512i v = _mm512_add_epi64(tt[K + j], c);
+            r[j] = _mm512_and_si512(v, mask);
+            c = _mm512_srli_epi64(v, 52);
+        }
+    }
+};
+
+}  // namespace
+
+void modexp_batch_avx512ifma(const u64* bases, std::size_t count, std::size_t words, const u64* exponent,
+                             std::size_t exp_bits, const u64* modulus, u64* out) {
+    std::size_t mod_bits = 64 * words;
+    while (mod_bits > 0 && !((modulus[(mod_bits - 1) / 64] >> ((mod_bits - 1) % 64)) & 1)) --mod_bits;
+    Kernel k;
+    k.K = (mod_bits + 2 + 51) / 52;  // 52 K >= bits + 2, so R >= 4 * 2^bits > 4 N
+    const std::size_t K = k.K;
+    k.n52.resize(K);
+    for (std::size_t j = 0; j < K; ++j) k.n52[j] = limb52(modulus, words, j);
+    {
+        u64 inv = modulus[0];
+        for (int it = 0; it < 6; ++it) inv *= 2 - modulus[0] * inv;  // N^-1 mod 2^64
+        k.n0 = (0 - inv) & kMask52;
+    }
+    k.t.resize(2 * K + 1);
+
+    const unsigned w = window_bits(exp_bits);
+    const std::size_t entries = std::size_t{1} << w;
+    std::vector<u64> r2(words);
+    r_squared_mod(modulus, words, 52 * K, r2.data());
+    std::vector<__m512i> r2v(K), onev(K), table(entries * K), acc(K), sel(K);
+    for (std::size_t j = 0; j < K; ++j) {
+        r2v[j] = _mm512_set1_epi64(static_cast<long long>(limb52(r2.data(), words, j)));
+        onev[j] = _mm512_set1_epi64(j == 0 ? 1 : 0);
+    }
+    auto window = [&](std::size_t i) {  // bits [i w, i w + w) of the exponent; the position is public
+        u64 v = 0;
+        for (unsigned b = 0; b < w; ++b) {
+            const std::size_t bit = i * w + b;
+            if (bit < exp_bits) v |= ((exponent[bit / 64] >> (bit % 64)) & 1) << b;
+        }
+        return v;
+    };
+    auto select = [&](u64 v, __m512i* dst) {  // every entry read; the match kept by an opmask
+        const __m512i want = _mm512_set1_epi64(static_cast<long long>(v));
+        for (std::size_t j = 0; j < K; ++j) dst[j] = _mm512_setzero_si512();
+        for (std::size_t e = 0; e < entries; ++e) {
+            const __mmask8 m = _mm512_cmpeq_epi64_mask(_mm512_set1_epi64(static_cast<long long>(e)), want);
+            const __m512i* src = &table[e * K];
+            for (std::size_t j = 0; j < K; ++j) dst[j] = _mm512_mask_mov_epi64(dst[j], m, src[j]);
+        }
+    };
+    const std::size_t nwin = (exp_bits + w - 1) / w;
+    std::vector<u64> lanes(8 * K), res(8 * K);
+    for (std::size_t g = 0; g < count; g += 8) {
+        // Gather 8 bases into limb-major order: lanes[j * 8 + l] = limb j of base g + l.
+        for (std::size_t l = 0; l < 8; ++l) {
+            for (std::size_t j = 0; j < K; ++j) lanes[j * 8 + l] = limb52(bases + (g + l) * words, words, j);
+        }
+        __m512i* base1 = &table[K];
+        for (std::size_t j = 0; j < K; ++j) base1[j] = _mm512_loadu_si512(&lanes[j * 8]);
+        k.amm(&table[0], r2v.data(), onev.data());  // R mod N (Montgomery 1)
+        k.amm(base1, base1, r2v.data());              // base R mod N
+        for (std::size_t e = 2; e < entries; ++e) k.amm(&table[e * K], &table[(e - 1) * K], base1);
+        select(window(nwin - 1), acc.data());
+        for (std::size_t i = nwin - 1; i-- > 0;) {
+            for (unsigned s = 0; s < w; ++s) k.amm(acc.data(), acc.data(), acc.data());
+            select(window(i), sel.data());
+            k.amm(acc.data(), acc.data(), sel.data());
+        }
+        k.amm(acc.data(), acc.data(), onev.data());  // out of Montgomery form: in [0, N]
+        for (std::size_t j = 0; j < K; ++j) _mm512_storeu_si512(&res[j * 8], acc[j]);
+        // Back to 64-bit words, then subtract N from the one value that can equal it (base 0 mod N)
+        // by mask. The output is the public result; no branch on it anyway.
+        for (std::size_t l = 0; l < 8; ++l) {
+            u64* o = out + (g + l) * words;
+            std::memset(o, 0, words * sizeof(u64));
+            for (std::size_t j = 0; j < K; ++j) {
+                const u64 v = res[j * 8 + l];
+                const std::size_t bit = 52 * j, wi = bit / 64, s = bit % 64;
+                if (wi < words) o[wi] |= v << s;
+                if (s > 12 && wi + 1 < words) o[wi + 1] |= v >> (64 - s);
+            }
+            u64 diff_or = 0;
+            for (std::size_t j = 0; j < words; ++j) diff_or |= o[j] ^ modulus[j];
+            const u64 is_n = ((diff_or | (0 - diff_or)) >> 63) - 1;  // all ones iff o == N
+            for (std::size_t j = 0; j < words; ++j) o[j] &= ~is_n;
+        }
+    }
+    // Scrub the exponent-dependent state (table of base powers is not secret; acc is the result).
+    std::memset(static_cast<void*>(sel.data()), 0, K * sizeof(__m512i));
+}
+
+}  // namespace bigmod_detail
+}  // namespace he_native
