@@ -22,6 +22,12 @@
 
 #include "he_native/bigmod.hpp"
 
+// std::vector<__m512i> is 64-byte aligned (C++17 aligned new); GCC only notes that the type's
+// may_alias attribute does not take part in the template argument. GCC 12's avx512fintrin.h
+// trips -Wmaybe-uninitialized on its own _mm512_undefined placeholders.
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 namespace he_native {
 namespace bigmod_detail {
 
@@ -43,39 +49,73 @@ struct Kernel {
     std::size_t K;             // limbs of 52 bits, R = 2^(52 K) > 4 N
     std::vector<u64> n52;      // modulus limbs (shared by the lanes: broadcast at use)
     u64 n0;                    // -N^-1 mod 2^52
-    std::vector<__m512i> t;    // 2K accumulators
+    std::vector<__m512i> t;    // 2K + 2 accumulators
+    std::vector<__m512i> apad; // K + 4: a copy of amm's first operand between two zero limbs each side
+    std::vector<u64> npad;     // K + 4: the modulus limbs likewise
 
     /// r = AMM(a, b) for 8 lanes; a, b, r: K normalized limbs (< 2^52), values < 2N.
-    /// r may alias a or b (the product is built in t first).
+    /// r may alias a or b (a is copied and the product is built in t first).
+    ///
+    /// Operand scanning, two rows (b_i, b_{i+1}) per pass over the accumulators: position
+    /// i + j takes lo(a_j b_i), lo(n_j y_i), hi(a_{j-1} b_i), hi(n_{j-1} y_i) and the same for
+    /// row i + 1 shifted by one -- 8 multiply-adds per load/store of t, in one chain that starts
+    /// from its own load, so positions are independent and the loop is bound by the multiply-add
+    /// throughput rather than by loads, stores or the front end. a and n are padded with two
+    /// zero limbs on each side so every position runs the same 8 multiply-adds.
     void amm(__m512i* r, const __m512i* a, const __m512i* b) {
         const __m512i zero = _mm512_setzero_si512();
         const __m512i n0v = _mm512_set1_epi64(static_cast<long long>(n0));
         const __m512i mask = _mm512_set1_epi64(static_cast<long long>(kMask52));
-        const __m512i n_lo = _mm512_set1_epi64(static_cast<long long>(n52[0]));
         __m512i* tt = t.data();
-        const u64* nn = n52.data();
-        for (std::size_t j = 0; j <= K; ++j) tt[j] = zero;  // rows read t_1 .. t_K before writing them
-        for (std::size_t i = 0; i < K; ++i) {
-            const __m512i bi = b[i];
-            // Position i: its value is complete once a_0 b_i is added; y makes it 0 mod 2^52.
-            __m512i x = _mm512_madd52lo_epu64(tt[i], a[0], bi);
-            const __m512i y = _mm512_madd52lo_epu64(zero, x, n0v);
-            x = _mm512_madd52lo_epu64(x, n_lo, y);
-            // Position i + 1 gets the carry of position i and the high halves of the j = 0 products.
-            __m512i cur = _mm512_add_epi64(tt[i + 1], _mm512_srli_epi64(x, 52));
-            cur = _mm512_madd52hi_epu64(cur, a[0], bi);
-            cur = _mm512_madd52hi_epu64(cur, n_lo, y);
-            for (std::size_t j = 1; j < K; ++j) {
-                const __m512i nj = _mm512_set1_epi64(static_cast<long long>(nn[j]));
-                cur = _mm512_madd52lo_epu64(cur, a[j], bi);
-                cur = _mm512_madd52lo_epu64(cur, nj, y);
-                tt[i + j] = cur;  // position i + j is complete for this row
-                // i + j + 1 < 2K; past the row's reach (j = K - 1) the slot is still unwritten (0)
-                __m512i nxt = (j + 1 < K) ? tt[i + j + 1] : zero;
-                nxt = _mm512_madd52hi_epu64(nxt, a[j], bi);
-                cur = _mm512_madd52hi_epu64(nxt, nj, y);
+        __m512i* ap = apad.data() + 2;   // ap[-2..K+1], zero outside 0..K-1
+        const u64* np = npad.data() + 2;
+        for (std::size_t j = 0; j < K; ++j) ap[j] = a[j];
+        for (std::size_t j = 0; j < 2 * K + 2; ++j) tt[j] = zero;
+        auto bc = [np](std::ptrdiff_t j) { return _mm512_set1_epi64(static_cast<long long>(np[j])); };
+        std::size_t i = 0;
+        for (; i + 1 < K; i += 2) {
+            const __m512i b0 = b[i], b1 = b[i + 1];
+            // Position i: complete once a_0 b_i is in; y0 zeroes it mod 2^52.
+            __m512i x = _mm512_madd52lo_epu64(tt[i], ap[0], b0);
+            const __m512i y0 = _mm512_madd52lo_epu64(zero, x, n0v);
+            x = _mm512_madd52lo_epu64(x, bc(0), y0);
+            // Position i + 1: row i's terms, the carry, then a_0 b_{i+1}; y1 zeroes it.
+            __m512i x1 = _mm512_add_epi64(tt[i + 1], _mm512_srli_epi64(x, 52));
+            x1 = _mm512_madd52lo_epu64(x1, ap[1], b0);
+            x1 = _mm512_madd52lo_epu64(x1, bc(1), y0);
+            x1 = _mm512_madd52hi_epu64(x1, ap[0], b0);
+            x1 = _mm512_madd52hi_epu64(x1, bc(0), y0);
+            x1 = _mm512_madd52lo_epu64(x1, ap[0], b1);
+            const __m512i y1 = _mm512_madd52lo_epu64(zero, x1, n0v);
+            x1 = _mm512_madd52lo_epu64(x1, bc(0), y1);
+            tt[i + 2] = _mm512_add_epi64(tt[i + 2], _mm512_srli_epi64(x1, 52));
+            for (std::size_t j = 2; j < K + 2; ++j) {
+                const std::ptrdiff_t jj = static_cast<std::ptrdiff_t>(j);
+                const __m512i a0 = ap[jj], a1 = ap[jj - 1], a2 = ap[jj - 2];
+                const __m512i n_0 = bc(jj), n_1 = bc(jj - 1), n_2 = bc(jj - 2);
+                __m512i v = _mm512_madd52lo_epu64(tt[i + j], a0, b0);
+                v = _mm512_madd52lo_epu64(v, n_0, y0);
+                v = _mm512_madd52hi_epu64(v, a1, b0);
+                v = _mm512_madd52hi_epu64(v, n_1, y0);
+                v = _mm512_madd52lo_epu64(v, a1, b1);
+                v = _mm512_madd52lo_epu64(v, n_1, y1);
+                v = _mm512_madd52hi_epu64(v, a2, b1);
+                tt[i + j] = _mm512_madd52hi_epu64(v, n_2, y1);
             }
-            tt[i + K] = cur;
+        }
+        if (i < K) {  // odd K: the last row alone
+            const __m512i b0 = b[i];
+            __m512i x = _mm512_madd52lo_epu64(tt[i], ap[0], b0);
+            const __m512i y0 = _mm512_madd52lo_epu64(zero, x, n0v);
+            x = _mm512_madd52lo_epu64(x, bc(0), y0);
+            tt[i + 1] = _mm512_add_epi64(tt[i + 1], _mm512_srli_epi64(x, 52));
+            for (std::size_t j = 1; j < K + 1; ++j) {
+                const std::ptrdiff_t jj = static_cast<std::ptrdiff_t>(j);
+                __m512i v = _mm512_madd52lo_epu64(tt[i + j], ap[jj], b0);
+                v = _mm512_madd52lo_epu64(v, bc(jj), y0);
+                v = _mm512_madd52hi_epu64(v, ap[jj - 1], b0);
+                tt[i + j] = _mm512_madd52hi_epu64(v, bc(jj - 1), y0);
+            }
         }
         // Result (t_K .. t_{2K-1}) in redundant form: propagate the carries once.
         __m512i c = zero;
@@ -103,7 +143,10 @@ void modexp_batch_avx512ifma(const u64* bases, std::size_t count, std::size_t wo
         for (int it = 0; it < 6; ++it) inv *= 2 - modulus[0] * inv;  // N^-1 mod 2^64
         k.n0 = (0 - inv) & kMask52;
     }
-    k.t.resize(2 * K + 1);
+    k.t.resize(2 * K + 2);
+    k.apad.assign(K + 4, _mm512_setzero_si512());
+    k.npad.assign(K + 4, 0);
+    for (std::size_t j = 0; j < K; ++j) k.npad[j + 2] = k.n52[j];
 
     const unsigned w = window_bits(exp_bits);
     const std::size_t entries = std::size_t{1} << w;
