@@ -125,6 +125,83 @@ struct Kernel {
             c = _mm512_srli_epi64(v, 52);
         }
     }
+
+    /// r = AMM(a, a) with the symmetric half skipped: the cross products a_i a_j (i < j) once,
+    /// doubled, plus the squares a_i^2, then the Montgomery reduction -- K^2 + 2K^2 multiply-adds
+    /// instead of 4K^2 (the squaring of Drucker-Gueron 2019, Sect. 3). Both passes take two
+    /// rows at a time like amm. Same contract as amm; r may alias a.
+    void asqr(__m512i* r, const __m512i* a) {
+        const __m512i zero = _mm512_setzero_si512();
+        const __m512i n0v = _mm512_set1_epi64(static_cast<long long>(n0));
+        const __m512i mask = _mm512_set1_epi64(static_cast<long long>(kMask52));
+        __m512i* tt = t.data();
+        __m512i* ap = apad.data() + 2;
+        const u64* np = npad.data() + 2;
+        for (std::size_t j = 0; j < K; ++j) ap[j] = a[j];
+        for (std::size_t j = 0; j < 2 * K + 2; ++j) tt[j] = zero;
+        auto bc = [np](std::ptrdiff_t j) { return _mm512_set1_epi64(static_cast<long long>(np[j])); };
+        // Cross products, rows i and i + 1: row i puts lo(a_i a_j) at i + j and hi at i + j + 1 for
+        // j > i. Positions 2i+1 .. 2i+3 hold the rows' first terms; from 2i+4 on every position
+        // takes the same four (a_K = a_{K+1} = 0 by the padding).
+        for (std::size_t i = 0; i + 1 < K; i += 2) {
+            const __m512i a0 = ap[i], a1 = ap[i + 1];
+            tt[2 * i + 1] = _mm512_madd52lo_epu64(tt[2 * i + 1], a1, a0);
+            __m512i v = _mm512_madd52lo_epu64(tt[2 * i + 2], ap[i + 2], a0);
+            tt[2 * i + 2] = _mm512_madd52hi_epu64(v, a1, a0);
+            v = _mm512_madd52lo_epu64(tt[2 * i + 3], ap[i + 3], a0);
+            v = _mm512_madd52hi_epu64(v, ap[i + 2], a0);
+            tt[2 * i + 3] = _mm512_madd52lo_epu64(v, ap[i + 2], a1);
+            for (std::size_t j = i + 4; j < K + 2; ++j) {
+                __m512i w = _mm512_madd52lo_epu64(tt[i + j], ap[j], a0);
+                w = _mm512_madd52hi_epu64(w, ap[j - 1], a0);
+                w = _mm512_madd52lo_epu64(w, ap[j - 1], a1);
+                tt[i + j] = _mm512_madd52hi_epu64(w, ap[j - 2], a1);
+            }
+        }
+        // Double, add the squares a_i^2 (lo at 2i, hi at 2i + 1).
+        for (std::size_t i = 0; i < K; ++i) {
+            const __m512i ai = ap[i];
+            tt[2 * i] = _mm512_madd52lo_epu64(_mm512_slli_epi64(tt[2 * i], 1), ai, ai);
+            tt[2 * i + 1] = _mm512_madd52hi_epu64(_mm512_slli_epi64(tt[2 * i + 1], 1), ai, ai);
+        }
+        // Montgomery reduction, two rows per pass (y_i zeroes position i mod 2^52).
+        std::size_t i = 0;
+        for (; i + 1 < K; i += 2) {
+            __m512i x = tt[i];
+            const __m512i y0 = _mm512_madd52lo_epu64(zero, x, n0v);
+            x = _mm512_madd52lo_epu64(x, bc(0), y0);
+            __m512i x1 = _mm512_add_epi64(tt[i + 1], _mm512_srli_epi64(x, 52));
+            x1 = _mm512_madd52lo_epu64(x1, bc(1), y0);
+            x1 = _mm512_madd52hi_epu64(x1, bc(0), y0);
+            const __m512i y1 = _mm512_madd52lo_epu64(zero, x1, n0v);
+            x1 = _mm512_madd52lo_epu64(x1, bc(0), y1);
+            tt[i + 2] = _mm512_add_epi64(tt[i + 2], _mm512_srli_epi64(x1, 52));
+            for (std::size_t j = 2; j < K + 2; ++j) {
+                const std::ptrdiff_t jj = static_cast<std::ptrdiff_t>(j);
+                __m512i w = _mm512_madd52lo_epu64(tt[i + j], bc(jj), y0);
+                w = _mm512_madd52hi_epu64(w, bc(jj - 1), y0);
+                w = _mm512_madd52lo_epu64(w, bc(jj - 1), y1);
+                tt[i + j] = _mm512_madd52hi_epu64(w, bc(jj - 2), y1);
+            }
+        }
+        if (i < K) {  // odd K: the last row alone
+            __m512i x = tt[i];
+            const __m512i y0 = _mm512_madd52lo_epu64(zero, x, n0v);
+            x = _mm512_madd52lo_epu64(x, bc(0), y0);
+            tt[i + 1] = _mm512_add_epi64(tt[i + 1], _mm512_srli_epi64(x, 52));
+            for (std::size_t j = 1; j < K + 1; ++j) {
+                const std::ptrdiff_t jj = static_cast<std::ptrdiff_t>(j);
+                const __m512i w = _mm512_madd52lo_epu64(tt[i + j], bc(jj), y0);
+                tt[i + j] = _mm512_madd52hi_epu64(w, bc(jj - 1), y0);
+            }
+        }
+        __m512i c = zero;
+        for (std::size_t j = 0; j < K; ++j) {
+            const __m512i v = _mm512_add_epi64(tt[K + j], c);
+            r[j] = _mm512_and_si512(v, mask);
+            c = _mm512_srli_epi64(v, 52);
+        }
+    }
 };
 
 }  // namespace
@@ -188,7 +265,7 @@ void modexp_batch_avx512ifma(const u64* bases, std::size_t count, std::size_t wo
         for (std::size_t e = 2; e < entries; ++e) k.amm(&table[e * K], &table[(e - 1) * K], base1);
         select(window(nwin - 1), acc.data());
         for (std::size_t i = nwin - 1; i-- > 0;) {
-            for (unsigned s = 0; s < w; ++s) k.amm(acc.data(), acc.data(), acc.data());
+            for (unsigned s = 0; s < w; ++s) k.asqr(acc.data(), acc.data());
             select(window(i), sel.data());
             k.amm(acc.data(), acc.data(), sel.data());
         }
