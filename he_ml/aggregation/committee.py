@@ -573,6 +573,9 @@ def partial_decrypt(share: KeyShare, total: bytes, *, processes: int = 1) -> Par
     if not isinstance(total, (bytes, bytearray, memoryview)):
         raise ParameterError(f"total must be the bytes of a total blob; got {type(total).__name__}.")
     total = bytes(total)
+    if isinstance(processes, bool) or not isinstance(processes, int) or not 1 <= processes <= 1024:
+        raise ParameterError(f"processes must be an int in [1, 1024] (os.cpu_count() uses every core); "
+                             f"got {processes!r}.")
     from ..schemes._format import unpack_blob
 
     blob = unpack_blob(total)

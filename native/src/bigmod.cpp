@@ -143,11 +143,13 @@ unsigned window_bits(std::size_t exp_bits) {
 }
 
 void r_squared_mod(const u64* n, std::size_t words, std::size_t r_bits, u64* out) {
-    // x <- 1, then 2 r_bits doublings mod n: x = 2^(2 r_bits) mod n. 2x < 2n, so one
-    // conditional subtraction per doubling (selected by mask) keeps x in [0, n).
+    // x <- 2^(bits - 1) (< n: n is odd with its top bit there), then 2 r_bits - bits + 1
+    // doublings mod n: x = 2^(2 r_bits) mod n. 2x < 2n, so one conditional subtraction per
+    // doubling (selected by mask) keeps x in [0, n).
+    const std::size_t bits = bit_length(n, words);
     std::vector<u64> x(words, 0), d(words);
-    x[0] = 1;
-    for (std::size_t it = 0; it < 2 * r_bits; ++it) {
+    x[(bits - 1) / 64] = u64{1} << ((bits - 1) % 64);
+    for (std::size_t it = bits - 1; it < 2 * r_bits; ++it) {
         u64 top = x[words - 1] >> 63;
         for (std::size_t j = words; j-- > 1;) x[j] = (x[j] << 1) | (x[j - 1] >> 63);
         x[0] <<= 1;

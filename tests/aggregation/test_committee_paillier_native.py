@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from he_ml.aggregation import GradientAggregator, combine, partial_decrypt
+from he_ml.errors import ParameterError
 from he_ml.aggregation import committee_paillier as cp
 from he_ml.aggregation.committee import insecure_tiny_committee
 from he_ml.native.bigmod import backends
@@ -48,3 +49,12 @@ def test_committee_round_with_process_pool(committee):
     got = combine(pub, total, parts)
     # fixed point with 24 fractional bits: each value rounds by <= 2^-25, 4 clients
     assert np.max(np.abs(got - data.sum(axis=0))) <= 4 * 2.0 ** -25
+
+
+def test_processes_must_be_a_positive_int(committee):
+    agg = GradientAggregator(committee.public_context())
+    total = agg.sum([agg.encrypt(np.zeros(3))])
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ParameterError, match="processes must be an int"):
+            partial_decrypt(committee.shares[0], total, processes=bad)
+    assert len(partial_decrypt(committee.shares[0], total, processes=1).to_bytes()) > 0
