@@ -89,10 +89,13 @@ struct Kernel {
             const __m512i y1 = _mm512_madd52lo_epu64(zero, x1, n0v);
             x1 = _mm512_madd52lo_epu64(x1, bc(0), y1);
             tt[i + 2] = _mm512_add_epi64(tt[i + 2], _mm512_srli_epi64(x1, 52));
+            // a_{j-1}, a_{j-2}, n_{j-1}, n_{j-2} rotate through registers: one load and one
+            // broadcast per position (the loop is otherwise bound by loads, not multiply-adds)
+            __m512i a1 = ap[1], a2 = ap[0], n_1 = bc(1), n_2 = bc(0);
+#pragma GCC unroll 3
             for (std::size_t j = 2; j < K + 2; ++j) {
                 const std::ptrdiff_t jj = static_cast<std::ptrdiff_t>(j);
-                const __m512i a0 = ap[jj], a1 = ap[jj - 1], a2 = ap[jj - 2];
-                const __m512i n_0 = bc(jj), n_1 = bc(jj - 1), n_2 = bc(jj - 2);
+                const __m512i a0 = ap[jj], n_0 = bc(jj);
                 __m512i v = _mm512_madd52lo_epu64(tt[i + j], a0, b0);
                 v = _mm512_madd52lo_epu64(v, n_0, y0);
                 v = _mm512_madd52hi_epu64(v, a1, b0);
@@ -101,6 +104,10 @@ struct Kernel {
                 v = _mm512_madd52lo_epu64(v, n_1, y1);
                 v = _mm512_madd52hi_epu64(v, a2, b1);
                 tt[i + j] = _mm512_madd52hi_epu64(v, n_2, y1);
+                a2 = a1;
+                a1 = a0;
+                n_2 = n_1;
+                n_1 = n_0;
             }
         }
         if (i < K) {  // odd K: the last row alone
@@ -151,11 +158,16 @@ struct Kernel {
             v = _mm512_madd52lo_epu64(tt[2 * i + 3], ap[i + 3], a0);
             v = _mm512_madd52hi_epu64(v, ap[i + 2], a0);
             tt[2 * i + 3] = _mm512_madd52lo_epu64(v, ap[i + 2], a1);
+            __m512i a_1 = ap[i + 3], a_2 = ap[i + 2];  // a_{j-1}, a_{j-2}, rotated through registers
+#pragma GCC unroll 3
             for (std::size_t j = i + 4; j < K + 2; ++j) {
-                __m512i w = _mm512_madd52lo_epu64(tt[i + j], ap[j], a0);
-                w = _mm512_madd52hi_epu64(w, ap[j - 1], a0);
-                w = _mm512_madd52lo_epu64(w, ap[j - 1], a1);
-                tt[i + j] = _mm512_madd52hi_epu64(w, ap[j - 2], a1);
+                const __m512i a_0 = ap[j];
+                __m512i w = _mm512_madd52lo_epu64(tt[i + j], a_0, a0);
+                w = _mm512_madd52hi_epu64(w, a_1, a0);
+                w = _mm512_madd52lo_epu64(w, a_1, a1);
+                tt[i + j] = _mm512_madd52hi_epu64(w, a_2, a1);
+                a_2 = a_1;
+                a_1 = a_0;
             }
         }
         // Double, add the squares a_i^2 (lo at 2i, hi at 2i + 1).
@@ -176,12 +188,16 @@ struct Kernel {
             const __m512i y1 = _mm512_madd52lo_epu64(zero, x1, n0v);
             x1 = _mm512_madd52lo_epu64(x1, bc(0), y1);
             tt[i + 2] = _mm512_add_epi64(tt[i + 2], _mm512_srli_epi64(x1, 52));
+            __m512i n_1 = bc(1), n_2 = bc(0);  // n_{j-1}, n_{j-2}, rotated through registers
+#pragma GCC unroll 3
             for (std::size_t j = 2; j < K + 2; ++j) {
-                const std::ptrdiff_t jj = static_cast<std::ptrdiff_t>(j);
-                __m512i w = _mm512_madd52lo_epu64(tt[i + j], bc(jj), y0);
-                w = _mm512_madd52hi_epu64(w, bc(jj - 1), y0);
-                w = _mm512_madd52lo_epu64(w, bc(jj - 1), y1);
-                tt[i + j] = _mm512_madd52hi_epu64(w, bc(jj - 2), y1);
+                const __m512i n_0 = bc(static_cast<std::ptrdiff_t>(j));
+                __m512i w = _mm512_madd52lo_epu64(tt[i + j], n_0, y0);
+                w = _mm512_madd52hi_epu64(w, n_1, y0);
+                w = _mm512_madd52lo_epu64(w, n_1, y1);
+                tt[i + j] = _mm512_madd52hi_epu64(w, n_2, y1);
+                n_2 = n_1;
+                n_1 = n_0;
             }
         }
         if (i < K) {  // odd K: the last row alone
@@ -242,13 +258,16 @@ void modexp_batch_avx512ifma(const u64* bases, std::size_t count, std::size_t wo
         }
         return v;
     };
+    std::vector<__mmask8> hit(entries);
     auto select = [&](u64 v, __m512i* dst) {  // every entry read; the match kept by an opmask
         const __m512i want = _mm512_set1_epi64(static_cast<long long>(v));
-        for (std::size_t j = 0; j < K; ++j) dst[j] = _mm512_setzero_si512();
         for (std::size_t e = 0; e < entries; ++e) {
-            const __mmask8 m = _mm512_cmpeq_epi64_mask(_mm512_set1_epi64(static_cast<long long>(e)), want);
-            const __m512i* src = &table[e * K];
-            for (std::size_t j = 0; j < K; ++j) dst[j] = _mm512_mask_mov_epi64(dst[j], m, src[j]);
+            hit[e] = _mm512_cmpeq_epi64_mask(_mm512_set1_epi64(static_cast<long long>(e)), want);
+        }
+        for (std::size_t j = 0; j < K; ++j) {  // limb by limb: the selection stays in a register
+            __m512i acc_j = _mm512_setzero_si512();
+            for (std::size_t e = 0; e < entries; ++e) acc_j = _mm512_mask_mov_epi64(acc_j, hit[e], table[e * K + j]);
+            dst[j] = acc_j;
         }
     };
     const std::size_t nwin = (exp_bits + w - 1) / w;
@@ -288,8 +307,10 @@ void modexp_batch_avx512ifma(const u64* bases, std::size_t count, std::size_t wo
             for (std::size_t j = 0; j < words; ++j) o[j] &= ~is_n;
         }
     }
-    // Scrub the exponent-dependent state (table of base powers is not secret; acc is the result).
+    // Best-effort scrub of the window-dependent state (a compiler may drop stores to memory that
+    // is freed next; the table of base powers and the result are not secret).
     std::memset(static_cast<void*>(sel.data()), 0, K * sizeof(__m512i));
+    std::memset(static_cast<void*>(hit.data()), 0, entries * sizeof(__mmask8));
 }
 
 }  // namespace bigmod_detail
