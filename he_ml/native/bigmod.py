@@ -99,8 +99,8 @@ def powmod_many(bases: Sequence[Any], exponent: Any, modulus: Any, *, exponent_b
     backend : {"auto", "avx512ifma", "gmpy2", "reference"}, default "auto"
         ``"auto"`` is :func:`backend`.
     threads : int, optional
-        Native paths: threads running groups of 8 bases with the GIL released. Default
-        ``os.cpu_count()``.
+        Native paths: threads running groups of 8 bases with the GIL released. Default: the
+        number of CPUs this process may run on (``os.sched_getaffinity``, else ``os.cpu_count()``).
     processes : int, default 1
         gmpy2 path: with more than one, the bases are split over that many worker processes
         (start method ``mp_context``; with ``"spawn"``, a script that calls this at import
@@ -168,8 +168,8 @@ def powmod_many(bases: Sequence[Any], exponent: Any, modulus: Any, *, exponent_b
         return []
     if backend == "gmpy2":
         return _gmpy2_many(values, e, n, processes, mp_context, secret_exponent)
-    if threads is None:
-        threads = os.cpu_count() or 1
+    if threads is None:  # the CPUs this process may run on (affinity / cgroup cpusets), else all
+        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 1024:
         raise ParameterError(f"threads must be an int in [1, 1024]; got {threads!r}.")
     return _native_many(values, e, max(ebits, 1), n, backend, threads)
