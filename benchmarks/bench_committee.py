@@ -11,6 +11,12 @@ sums, a 3-of-5 committee decrypts. Measured in one process, medians over ``--rep
 * **baseline (same run)** -- a single key holder's ``GradientAggregator.decrypt`` of the same
   workload with the same parameters (Paillier: CRT decryption with p, q; BFV/CKKS: SEAL's
   Decryptor plus decoding).
+* **Paillier share-decryption variants** (the member's ``c^(2 Delta s_i) mod n^2`` over every
+  ciphertext of the total, the whole cost of a Paillier partial decryption): GMP serial
+  (``gmpy2.powmod``, the variable-time path used before), GMP constant-time serial
+  (``powmod_sec``), GMP in ``os.cpu_count()`` processes, the AVX-512 IFMA kernel in one thread
+  and in ``os.cpu_count()`` threads (:mod:`he_ml.native.bigmod`); wall and CPU seconds per
+  member and per ciphertext, each with its ratio to the single-key CRT decryption of the same run.
 * **native vs SEAL, per ciphertext** (BFV/CKKS) -- the native core's work for one sub-key
   (``ntt_rns`` of c1 for BFV, ``pointwise_mul_rns`` with the sub-key, ``intt_rns`` or the
   noise ``ntt_rns``) against ``sa.Decryptor.decrypt`` of the same ciphertext: the polynomial
@@ -50,6 +56,15 @@ def _median(fn, repeats):
         out = fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), out
+
+
+def _median_cpu(fn, repeats):
+    cpus = []
+    for _ in range(repeats):
+        c0 = time.process_time()
+        fn()
+        cpus.append(time.process_time() - c0)
+    return statistics.median(cpus)
 
 
 def bench_scheme(scheme, clients, values, repeats, key_bits):
@@ -97,7 +112,57 @@ def bench_scheme(scheme, clients, values, repeats, key_bits):
            "plan": committee.plan}
     if scheme != "paillier":
         row.update(_native_vs_seal(scheme, ctx, base_total, share, repeats * 5))
+    else:
+        row["baseline_decrypt_cpu_s"] = _median_cpu(lambda: kh.decrypt(base_total), repeats)
+        row["variants"] = _paillier_variants(share, total, max(1, repeats // 2 if repeats > 2 else repeats), t_base,
+                                             row["baseline_decrypt_cpu_s"])
     return row
+
+
+def _paillier_variants(share, total, repeats, t_base, t_base_cpu):
+    """Times of the member's exponentiations alone, per backend and parallelism (same run)."""
+    import gmpy2
+
+    from he_ml.aggregation import committee_paillier as cp
+    from he_ml.aggregation.committee import _paillier_total_chunks
+    from he_ml.native import bigmod
+
+    n = int(share._payload["n"])
+    n2 = n * n
+    chunks = [int(c) for c in _paillier_total_chunks(total, gmpy2.mpz(n))]
+    e = 2 * cp.delta(share.members) * int(share._payload["s"])
+    ebits = cp.partial_exponent_bits(n, share.members)
+    cores = os.cpu_count() or 1
+    want = [int(gmpy2.powmod(c, e, n2)) for c in chunks[:2]]
+    variants = [("GMP serial (powmod, variable time)", lambda: [gmpy2.powmod(c, e, n2) for c in chunks]),
+                ("GMP serial (powmod_sec, constant time)",
+                 lambda: bigmod.powmod_many(chunks, e, n2, exponent_bits=ebits, backend="gmpy2")),
+                (f"GMP parallel ({cores} processes, powmod_sec)",
+                 lambda: bigmod.powmod_many(chunks, e, n2, exponent_bits=ebits, backend="gmpy2", processes=cores))]
+    if "avx512ifma" in bigmod.backends():
+        variants += [("IFMA (1 thread)",
+                      lambda: bigmod.powmod_many(chunks, e, n2, exponent_bits=ebits, backend="avx512ifma", threads=1)),
+                     (f"IFMA parallel ({cores} threads)",
+                      lambda: bigmod.powmod_many(chunks, e, n2, exponent_bits=ebits, backend="avx512ifma",
+                                                 threads=cores))]
+    out = []
+    for label, fn in variants:
+        walls, cpus = [], []
+        for _ in range(repeats):
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            res = fn()
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+        assert [int(x) for x in res[:2]] == want, label
+        wall = statistics.median(walls)
+        # process_time counts this process's threads, not the worker processes of the GMP pool
+        cpu = statistics.median(cpus) if "processes" not in label else float("nan")
+        out.append({"variant": label, "member_wall_s": wall, "member_cpu_s": cpu,
+                    "per_ciphertext_ms": 1e3 * wall / len(chunks), "ratio_vs_single_key": wall / t_base,
+                    "per_ciphertext_cpu_ms": 1e3 * cpu / len(chunks), "cpu_ratio_vs_single_key": cpu / t_base_cpu,
+                    "ciphertexts": len(chunks), "exponent_bits": ebits, "repeats": repeats})
+    return out
 
 
 def _native_vs_seal(scheme, ctx, total, share, repeats):
@@ -145,8 +210,11 @@ def main(argv=None):
     values = args.values or (2000 if args.quick else 10_000)
     repeats = args.repeats or (3 if args.quick else 5)
     key_bits = 2048 if args.quick else 3072
+    load_before = os.getloadavg()
     rows = [bench_scheme(s, clients, values, repeats, key_bits) for s in args.schemes.split(",")]
-    print(f"\ncommittee 3-of-5, {clients} clients x {values} values; CPU: {cpu_model()} ({os.cpu_count()} cores)")
+    load_after = os.getloadavg()
+    print(f"\ncommittee 3-of-5, {clients} clients x {values} values; CPU: {cpu_model()} ({os.cpu_count()} cores); "
+          f"load average {load_before[0]:.1f} before, {load_after[0]:.1f} after")
     hdr = (f"{'scheme':9} {'keygen s':>9} {'partial s':>10} {'combine s':>10} {'baseline s':>11} "
            f"{'ratio':>7} {'part MB':>8} {'max err':>9}")
     print(hdr)
@@ -161,10 +229,27 @@ def main(argv=None):
             print(f"{r['scheme']}: native core per sub-key and ciphertext {r['native_per_subkey_per_ct_ms']:.3f} ms "
                   f"vs SEAL decrypt {r['seal_decrypt_per_ct_ms']:.3f} ms (x{r['native_vs_seal']:.2f}, "
                   f"{r['native_backend']}); RNS export {r['rns_export_per_ct_ms']:.3f} ms")
+    for r in rows:
+        if "variants" in r:
+            v0 = r["variants"][0]
+            print(f"\npaillier {key_bits}: member share decryption = {v0['ciphertexts']} exponentiations mod n^2 "
+                  f"({2 * key_bits} bits) with a {v0['exponent_bits']}-bit exponent; single-key CRT decrypt "
+                  f"{r['baseline_decrypt_s']:.3f} s, {r['baseline_decrypt_cpu_s']:.3f} CPU-s (same run)")
+            h = (f"{'variant':44} {'member s':>9} {'CPU s':>7} {'ms / ct':>8} {'CPU ms/ct':>10} {'vs 1-key':>9} "
+                 f"{'CPU vs 1-key':>13}")
+            print(h)
+            print("-" * len(h))
+            for v in r["variants"]:
+                print(f"{v['variant']:44} {v['member_wall_s']:9.3f} {v['member_cpu_s']:7.2f} "
+                      f"{v['per_ciphertext_ms']:8.2f} {v['per_ciphertext_cpu_ms']:10.2f} "
+                      f"{v['ratio_vs_single_key']:9.1f} {v['cpu_ratio_vs_single_key']:13.1f}")
+            print("CPU s: this process's CPU time (all its threads; the GMP pool's workers are not counted: nan). "
+                  "vs 1-key: member time / single-key CRT decrypt time.")
     if args.save:
         RESULTS.mkdir(exist_ok=True)
         out = {"benchmark": NAME, "cpu": cpu_model(), "cpu_count": os.cpu_count(), "platform": platform.platform(),
                "quick": args.quick, "note": "shared machine (2 cores, several concurrent jobs): timings are noisy",
+               "load_average_before": load_before, "load_average_after": load_after,
                "rows": rows}
         (RESULTS / f"{NAME}.json").write_text(json.dumps(out, indent=2, default=float))
         print(f"wrote {RESULTS / (NAME + '.json')}")

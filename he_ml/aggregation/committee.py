@@ -527,7 +527,7 @@ def _parse_total(pub: SchemeContext, total: bytes) -> Any:
     return parsed
 
 
-def partial_decrypt(share: KeyShare, total: bytes) -> PartialDecryption:
+def partial_decrypt(share: KeyShare, total: bytes, *, processes: int = 1) -> PartialDecryption:
     """A member's partial decryption of a total (bytes from ``GradientAggregator.sum``).
 
     Parameters
@@ -537,6 +537,11 @@ def partial_decrypt(share: KeyShare, total: bytes) -> PartialDecryption:
     total : bytes
         The total blob. Only its public header is trusted for the layout; the partial is
         bound to ``SHA-256(total)``.
+    processes : int, default 1
+        Paillier without AVX-512 IFMA: split the exponentiations over this many worker
+        processes (``os.cpu_count()`` uses every core; started with "spawn", so a script
+        needs the ``if __name__ == "__main__":`` guard). With IFMA the exponentiations
+        already run in one thread per core and this is ignored. BFV/CKKS: ignored.
 
     Returns
     -------
@@ -553,7 +558,9 @@ def partial_decrypt(share: KeyShare, total: bytes) -> PartialDecryption:
     Notes
     -----
     Paillier: ``c^(2 Delta s_i) mod n^2`` per ciphertext; reveals nothing beyond the
-    plaintext of the total (Damgard-Jurik Thm. 4.1). BFV/CKKS: ``c1 r_A + e_A`` per sub-key,
+    plaintext of the total (Damgard-Jurik Thm. 4.1). Computed by
+    :func:`he_ml.native.bigmod.powmod_many` (AVX-512 IFMA when present, else GMP), constant
+    time in the share. BFV/CKKS: ``c1 r_A + e_A`` per sub-key,
     ``e_A`` uniform on ``[-2^b, 2^b)`` with ``b`` from the committee's plan, deterministic
     in (sub-key, committee, total): statistical distance ``<= 2^-40`` from a simulation that
     knows only the total's plaintext, for honestly produced totals. A partial decryption of a
@@ -566,6 +573,9 @@ def partial_decrypt(share: KeyShare, total: bytes) -> PartialDecryption:
     if not isinstance(total, (bytes, bytearray, memoryview)):
         raise ParameterError(f"total must be the bytes of a total blob; got {type(total).__name__}.")
     total = bytes(total)
+    if isinstance(processes, bool) or not isinstance(processes, int) or not 1 <= processes <= 1024:
+        raise ParameterError(f"processes must be an int in [1, 1024] (os.cpu_count() uses every core); "
+                             f"got {processes!r}.")
     from ..schemes._format import unpack_blob
 
     blob = unpack_blob(total)
@@ -581,11 +591,11 @@ def partial_decrypt(share: KeyShare, total: bytes) -> PartialDecryption:
         from . import committee_paillier as cp
 
         n = gmpy2.mpz(share._payload["n"])
-        n2 = n * n
         chunks = _paillier_total_chunks(total, n)
         return PartialDecryption("paillier", share.member, share.committee_id, digest,
-                                 [int(cp.partial_exponentiate(c, share._payload["s"], share.members, n2))
-                                  for c in chunks], share.members, share.threshold)
+                                 cp.partial_exponentiate_many(chunks, share._payload["s"], share.members, int(n),
+                                                              processes=processes),
+                                 share.members, share.threshold)
     from ..schemes.seal_rns import ciphertext_to_rns
     from . import committee_lattice as cl
 

@@ -471,6 +471,8 @@ std::vector<std::string> compiled_tiers() {
 
 }  // namespace
 
+void register_bigmod(nb::module_& m);  // native/bindings/bigmod.cpp
+
 NB_MODULE(_native, m) {
     m.doc() = "Raw binding of the he_native C++ NTT core; use he_ml.native instead.";
     m.attr("__version__") = HE_ML_VERSION;
@@ -566,4 +568,5 @@ NB_MODULE(_native, m) {
     m.def("cpu_features", &cpu_features, "CPU features detected at load (cpuid/xgetbv).");
     m.def("psi", [](u64 n, u64 q) { return he_native::get_ntt_tables(n, q)->psi; }, "n"_a, "q"_a,
           "The smallest primitive 2n-th root of unity mod q used by the transforms.");
+    register_bigmod(m);
 }
