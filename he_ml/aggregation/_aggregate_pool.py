@@ -1,21 +1,6 @@
 """Multi-process ``sum`` for :mod:`he_ml.aggregation.aggregator`.
 
-What lives where (the aggregator is split along its seams):
-
-* :mod:`he_ml.aggregation.aggregator` -- the public API: :class:`~he_ml.aggregation.aggregator.GradientAggregator`
-  (configuration checks, client side ``encrypt``, server side ``add`` / ``sum`` / ``result``,
-  key holder ``decrypt``); its module docstring describes the blob format and hostile blobs;
-* :mod:`he_ml.aggregation._aggregate_layout` -- updates as flat vectors: ``flatten_update`` /
-  ``unflatten_update`` (arrays and dicts of arrays), the declared ``layout`` and its
-  normalisation, ``AGGREGATE_LAYOUT_VERSION``;
-* :mod:`he_ml.aggregation._aggregate_validate` -- validation of received blobs (server and key
-  holder): the ``_BlobValidation`` mixin of ``GradientAggregator`` (``_parse`` and the
-  checks of bounds, counts, encodings and Paillier units), :class:`Rejection`, the
-  ``on_invalid`` policies;
-* :mod:`he_ml.aggregation._aggregate_pool` -- the multi-process ``sum`` (worker initialiser,
-  per-batch partial totals);
-* :mod:`he_ml.aggregation._aggregate_params` -- :func:`aggregation_context` and
-  ``aggregation_hint``: the smallest parameters per scheme for a workload.
+One piece of :mod:`he_ml.aggregation.aggregator`; the map of what lives where is in its module docstring.
 
 Everything here is re-exported by :mod:`he_ml.aggregation.aggregator`; import it from there.
 """

@@ -1,19 +1,6 @@
 """The DP configuration of :mod:`he_ml.aggregation.dp`: grid and noise calibration.
 
-What lives where (the DP module is split along its seams):
-
-* :mod:`he_ml.aggregation.dp` -- the public API (every name below is importable from it) and
-  the noise: the CSPRNG primitives, the exact discrete Laplace / Gaussian samplers (reference
-  and vectorised, Canonne, Kamath & Steinke 2020) and the mechanisms that apply them
-  (:func:`~he_ml.aggregation.dp.privatize_client_update`,
-  :func:`~he_ml.aggregation.dp.add_central_noise`); its module docstring explains the grid;
-* :mod:`he_ml.aggregation._dp_clip` -- validation of updates and L2 clipping by the global
-  norm (:func:`clip_l2`);
-* :mod:`he_ml.aggregation._dp_config` -- :class:`DPConfig`: the grid, the calibration of the
-  noise to ``(clip_norm, noise_multiplier)`` per client (distributed) or at the key holder
-  (central), and the grid limits;
-* :mod:`he_ml.aggregation._dp_accounting` -- :class:`PrivacyReport`, :func:`epsilon` and
-  :func:`noise_multiplier_for` on top of Google's ``dp-accounting``.
+One piece of :mod:`he_ml.aggregation.dp`; the map of what lives where is in its module docstring.
 
 Everything here is re-exported by :mod:`he_ml.aggregation.dp`; import it from there.
 """

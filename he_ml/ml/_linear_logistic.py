@@ -1,17 +1,6 @@
 """Encrypted binary logistic regression (the classification family of :mod:`he_ml.ml.linear`).
 
-What lives where (the linear models are split per family):
-
-* :mod:`he_ml.ml.linear` -- the public API and the regression family:
-  :class:`~he_ml.ml.linear.EncryptedLinearRegression`; re-exports everything below; its module
-  docstring explains the logit range and the client-aided refresh;
-* :mod:`he_ml.ml._linear_logistic` -- the classification family:
-  :class:`EncryptedLogisticRegression` (sigmoid interval calibration, ``predict_proba``,
-  training with the polynomial sigmoid);
-* :mod:`he_ml.ml._linear_base` -- what both families share: the constants,
-  :class:`ClientAidedRefresh`, and ``_EncryptedLinearModel`` (parameter checks, encrypted
-  scoring on every scheme, the training context, block-layout mini-batch gradient descent on
-  CKKS and its plaintext twin).
+One piece of :mod:`he_ml.ml.linear`; the map of what lives where is in its module docstring.
 
 Import from :mod:`he_ml.ml.linear` (or :mod:`he_ml.ml`).
 """

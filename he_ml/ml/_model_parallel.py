@@ -1,19 +1,6 @@
 """Process parallelism of :mod:`he_ml.ml.model`: a linear stage split over forked workers.
 
-What lives where (the throughput interpreter is split along its seams):
-
-* :mod:`he_ml.ml.model` -- the public API: :class:`~he_ml.ml.model.EncryptedModel`
-  (descriptors, calibration, the encrypted interpreter, scores to labels / probabilities, the
-  error report) and :class:`~he_ml.ml.model.ErrorReport`; its module docstring explains the
-  layout, depth, margins and parallelism;
-* :mod:`he_ml.ml._model_lowering` -- calibration of the IR (:func:`build_activation`,
-  :func:`calibrate_layers`) and its lowering to fused linear / activation stages, with the
-  stages' float twin;
-* :mod:`he_ml.ml._model_parallel` -- one linear stage split by output neuron over forked
-  workers (``n_jobs``);
-* :mod:`he_ml.ml._model_planning` -- the planner: ``EncryptedModel.context`` and the magnitude
-  and depth requirements it sizes CKKS, BFV and Paillier from (the ``_ModelPlanning`` mixin);
-* :mod:`he_ml.ml._model_bounds` -- CKKS's public magnitude bounds, tracked stage by stage.
+One piece of :mod:`he_ml.ml.model`; the map of what lives where is in its module docstring.
 
 Everything here is re-exported by :mod:`he_ml.ml.model`; import it from there.
 """

@@ -1,15 +1,6 @@
 """Argument validation and fitting for :mod:`he_ml.ml.polynomial`.
 
-What lives where (the polynomial package is split along its seams):
-
-* :mod:`he_ml.ml.polynomial` -- the public API: :func:`~he_ml.ml.polynomial.approximate`,
-  :class:`~he_ml.ml.polynomial.PolynomialApproximation`, the constants;
-* :mod:`he_ml.ml._poly_plan` -- the evaluation plan and its noise propagation;
-* :mod:`he_ml.ml._poly_fit` (this module) -- validation of ``degree`` / ``interval`` /
-  ``method`` / ``input_scaling`` / the function, parity detection, and the three fits on the
-  mapped variable ``t`` in ``[-1, 1]``: weighted least squares, Chebyshev interpolation and the
-  Remez exchange (minimax) with local refinement of every extremum (see the "Fitting" section
-  of :mod:`he_ml.ml.polynomial` and its references [Remez34]_, [ATAP]_).
+One piece of :mod:`he_ml.ml.polynomial`; the map of what lives where is in its module docstring.
 
 Everything here is re-exported by :mod:`he_ml.ml.polynomial`; import it from there.
 """

@@ -1,17 +1,6 @@
 """Evaluation plans for :mod:`he_ml.ml.polynomial`: the depth-optimal straight-line program.
 
-What lives where (the polynomial package is split along its seams):
-
-* :mod:`he_ml.ml.polynomial` -- the public API: :func:`~he_ml.ml.polynomial.approximate`,
-  :class:`~he_ml.ml.polynomial.PolynomialApproximation` (error measurement, encrypted
-  evaluation, input checks), :class:`~he_ml.ml.polynomial.IntervalCheck`, the constants;
-* :mod:`he_ml.ml._poly_plan` (this module) -- :class:`EvaluationPlan`, the straight-line
-  program over one input register (baby step ``{1, u}``, power-of-two giant steps, see the
-  "Encrypted evaluation and depth" section of :mod:`he_ml.ml.polynomial`), the fold
-  decision's representability test and the first-order CKKS noise propagation
-  (``noise_gain``);
-* :mod:`he_ml.ml._poly_fit` -- argument validation and the fits (least squares, Chebyshev
-  interpolation, Remez minimax).
+One piece of :mod:`he_ml.ml.polynomial`; the map of what lives where is in its module docstring.
 
 Everything here is re-exported by :mod:`he_ml.ml.polynomial`; import it from there.
 """

@@ -74,6 +74,21 @@ hold copies of the outputs (and zeros), nothing about the weights beyond what th
 reveal.  CKKS decryptions leak noise, which can matter against an adversary who receives
 decryptions of chosen computations (Li–Micciancio 2021); here only the key holder decrypts.
 
+What lives where (the latency layout is split along its seams):
+
+* :mod:`he_ml.ml.latency` -- the public API: :class:`~he_ml.ml.latency.LatencyModel` (stage
+  assembly, parameter / context planning, encrypted evaluation) and
+  :func:`~he_ml.ml.latency.encrypt_sample`; its module docstring describes the layouts, the
+  diagonal method and the threat model;
+* :mod:`he_ml.ml._latency_lowering` -- size limits, :func:`galois_element`, and the lowering of
+  IR layers (``Dense``, ``Conv2d``, ``AvgPool2d``, ``Flatten``) to dense matrices
+  (:func:`dense_matrix`);
+* :mod:`he_ml.ml._latency_stages` -- slot layouts and stage records, the placement of weights on
+  generalized diagonals (contiguous "hybrid" or scattered output), the baby-step giant-step
+  choice per fused affine group, and the activation stages;
+* :mod:`he_ml.ml._latency_bounds` -- the CKKS noise allowance and the bound-only replay
+  (``_PlanContext``, ``_Tracked``) that ``LatencyModel.context`` uses to plan the modulus chain.
+
 References
 ----------
 .. [HS14] S. Halevi, V. Shoup, "Algorithms in HElib", CRYPTO 2014, section 4.1 (diagonal

@@ -37,6 +37,19 @@ bootstrapping, so when the weights run out of levels the key holder refreshes th
 (it owns the model) but never the training data in the clear beyond what it encrypted.
 `training_context` builds a CKKS context with exactly the depth and the rotation keys
 (declared up front, generated once) that `fit` needs.
+
+What lives where (the linear models are split per family):
+
+* :mod:`he_ml.ml.linear` -- the public API and the regression family:
+  :class:`~he_ml.ml.linear.EncryptedLinearRegression`; re-exports everything below; its module
+  docstring explains the logit range and the client-aided refresh;
+* :mod:`he_ml.ml._linear_logistic` -- the classification family:
+  :class:`EncryptedLogisticRegression` (sigmoid interval calibration, ``predict_proba``,
+  training with the polynomial sigmoid);
+* :mod:`he_ml.ml._linear_base` -- what both families share: the constants,
+  :class:`ClientAidedRefresh`, and ``_EncryptedLinearModel`` (parameter checks, encrypted
+  scoring on every scheme, the training context, block-layout mini-batch gradient descent on
+  CKKS and its plaintext twin).
 """
 from __future__ import annotations
 

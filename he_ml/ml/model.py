@@ -53,6 +53,21 @@ bytes (results are bit-identical). Measured on a 400 -> 40 -> 10 network: the CP
 process drops from 4.6 s to 2.4 s, the worker takes 2.3 s; on an idle 2-core machine that
 halves the wall time of such stages (on our shared, fully loaded test machine the wall time did
 not improve: no core was free).
+
+What lives where (the throughput interpreter is split along its seams):
+
+* :mod:`he_ml.ml.model` -- the public API: :class:`~he_ml.ml.model.EncryptedModel`
+  (descriptors, calibration, the encrypted interpreter, scores to labels / probabilities, the
+  error report) and :class:`~he_ml.ml.model.ErrorReport`; its module docstring explains the
+  layout, depth, margins and parallelism;
+* :mod:`he_ml.ml._model_lowering` -- calibration of the IR (:func:`build_activation`,
+  :func:`calibrate_layers`) and its lowering to fused linear / activation stages, with the
+  stages' float twin;
+* :mod:`he_ml.ml._model_parallel` -- one linear stage split by output neuron over forked
+  workers (``n_jobs``);
+* :mod:`he_ml.ml._model_planning` -- the planner: ``EncryptedModel.context`` and the magnitude
+  and depth requirements it sizes CKKS, BFV and Paillier from (the ``_ModelPlanning`` mixin);
+* :mod:`he_ml.ml._model_bounds` -- CKKS's public magnitude bounds, tracked stage by stage.
 """
 from __future__ import annotations
 

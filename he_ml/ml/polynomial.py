@@ -102,6 +102,17 @@ error below 0.09 and keeps the class: ``p(x) > 1/2`` exactly for ``x > 0``::
     >>> approximate("sigmoid", 3, (-8, 8)).max_error < 0.09
     True
 
+What lives where (the polynomial package is split along its seams):
+
+* :mod:`he_ml.ml.polynomial` -- the public API: :func:`~he_ml.ml.polynomial.approximate`,
+  :class:`~he_ml.ml.polynomial.PolynomialApproximation`, the constants;
+* :mod:`he_ml.ml._poly_plan` -- the evaluation plan and its noise propagation;
+* :mod:`he_ml.ml._poly_fit` (this module) -- validation of ``degree`` / ``interval`` /
+  ``method`` / ``input_scaling`` / the function, parity detection, and the three fits on the
+  mapped variable ``t`` in ``[-1, 1]``: weighted least squares, Chebyshev interpolation and the
+  Remez exchange (minimax) with local refinement of every extremum (see the "Fitting" section
+  of :mod:`he_ml.ml.polynomial` and its references [Remez34]_, [ATAP]_).
+
 References
 ----------
 .. [Remez34] E. Remez, "Sur la determination des polynomes d'approximation de
