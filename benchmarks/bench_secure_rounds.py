@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -286,6 +287,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="20 clients x 2,000 values, 1 repeat, 2048-bit Paillier")
     ap.add_argument("--save", action="store_true")
     args = ap.parse_args(argv)
+    load_before = os.getloadavg()[0]
     if args.quick:
         args.clients, args.values, args.repeats = 20, 2000, 1
     n, d = args.clients, args.values
@@ -376,7 +378,8 @@ def main(argv=None) -> int:
                 "graphs": {f"{f:g}": {"neighbors": g[0], "threshold": g[1], "how": g[2]} for f, g in graphs.items()},
                 "corrupt": args.corrupt, "sigma": args.sigma, "eta": args.eta, "repeats": args.repeats,
                 "flower_repeats": args.flower_repeats or args.repeats,
-                "paillier_key_bits": key_bits, "timing": "process_time (CPU seconds), shared noisy machine",
+                "paillier_key_bits": key_bits, "timing": "process_time (CPU seconds)",
+                "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
         path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=1))
         print(f"saved {path}")
