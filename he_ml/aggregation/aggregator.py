@@ -418,8 +418,8 @@ class GradientAggregator(_BlobValidation):
 
         The blob is validated completely before it touches the total (see :meth:`sum` for the
         list); a bad blob is refused itself and never poisons the total, so the blobs after it
-        are unaffected. Memory stays bounded: only the running total, this blob and the first blob (kept to check
-        that later blobs share its layout) are held.
+        are unaffected. Memory stays bounded: only the running total, this blob and the first
+        blob (kept to check that later blobs share its layout) are held.
 
         Parameters
         ----------
