@@ -71,7 +71,9 @@ The server holds the public context (public, relinearization and the listed rota
 and the plaintext model; it learns nothing about the sample beyond its size (CKKS IND-CPA,
 128-bit parameters).  The client learns the decrypted outputs; the other slots of the result
 hold copies of the outputs (and zeros), nothing about the weights beyond what the outputs
-reveal.  CKKS decryptions leak noise, which can matter against an adversary who receives
+reveal.  Because of those copies the result is marked ``padding_dirty``: ``sum``/``mean`` on it
+(or on anything computed from it) first zero the other slots with one plaintext
+multiplication, and refuse with advice when no level is left for it.  CKKS decryptions leak noise, which can matter against an adversary who receives
 decryptions of chosen computations (Li–Micciancio 2021); here only the key holder decrypts.
 
 What lives where (the latency layout is split along its seams):
@@ -654,7 +656,10 @@ class LatencyModel:
                 f"model.context(input_abs_max={b:g}) (or X_calibration containing such samples), or scale "
                 f"the inputs down. Details: {e}") from e
         # the stated bound covers every slot, so it also bounds the outputs (first n_outputs slots)
-        return EncryptedVector(ctx, x.chunks, (self.n_outputs,), dict(x.meta))
+        out = EncryptedVector(ctx, x.chunks, (self.n_outputs,), dict(x.meta))
+        # the other slots hold copies of the outputs: reductions (sum, mean) zero them first
+        out.padding_dirty = True
+        return out
 
     @staticmethod
     def _apply_linear(s: _LinearStage, x: Any) -> Any:

@@ -550,7 +550,7 @@ class EncryptedVector:
         UnsupportedOperationError
             For schemes without bound tracking (Paillier tracks its own slot bounds).
         """
-        return self.context._with_bound(self, bound)
+        return self._carry_padding(self.context._with_bound(self, bound), self)
 
     def reshape(self, *shape) -> "EncryptedVector":
         """Same ciphertexts, another shape with the same number of values."""
@@ -560,7 +560,7 @@ class EncryptedVector:
         out = EncryptedVector(self.context, self.chunks, new, self.meta)
         if new == self.shape:
             out.labels = self.labels
-        return out
+        return self._carry_padding(out, self)
 
     # ------------------------------------------------------------------ operand plumbing
     def _peer(self, other: "EncryptedVector", op: str) -> None:
@@ -604,10 +604,10 @@ class EncryptedVector:
         if isinstance(other, EncryptedVector):
             self._peer(other, "addition")
             labels = self._labels_with(other, "addition")
-            return self._labelled(self.context._op_add(self, other), labels)
+            return self._carry_padding(self._labelled(self.context._op_add(self, other), labels), self, other)
         plain = self._plain(other, "addition")
         labels = self._labels_with(other, "addition")
-        return self._labelled(self.context._op_add_plain(self, plain), labels)
+        return self._carry_padding(self._labelled(self.context._op_add_plain(self, plain), labels), self)
 
     __radd__ = __add__
 
@@ -615,27 +615,28 @@ class EncryptedVector:
         if isinstance(other, EncryptedVector):
             self._peer(other, "subtraction")
             labels = self._labels_with(other, "subtraction")
-            return self._labelled(self.context._op_sub(self, other), labels)
+            return self._carry_padding(self._labelled(self.context._op_sub(self, other), labels), self, other)
         plain = self._plain(other, "subtraction")
         labels = self._labels_with(other, "subtraction")
-        return self._labelled(self.context._op_add_plain(self, -plain), labels)
+        return self._carry_padding(self._labelled(self.context._op_add_plain(self, -plain), labels), self)
 
     def __rsub__(self, other: Any) -> "EncryptedVector":
         plain = self._plain(other, "subtraction")
         labels = self._labels_with(other, "subtraction")
-        return self._labelled(self.context._op_add_plain(self.context._op_neg(self), plain), labels)
+        return self._carry_padding(
+            self._labelled(self.context._op_add_plain(self.context._op_neg(self), plain), labels), self)
 
     def __neg__(self) -> "EncryptedVector":
-        return self._labelled(self.context._op_neg(self), self.labels)
+        return self._carry_padding(self._labelled(self.context._op_neg(self), self.labels), self)
 
     def __mul__(self, other: Any) -> "EncryptedVector":
         if isinstance(other, EncryptedVector):
             self._peer(other, "multiplication")
             labels = self._labels_with(other, "multiplication")
-            return self._labelled(self.context._op_mul(self, other), labels)
+            return self._carry_padding(self._labelled(self.context._op_mul(self, other), labels), self, other)
         plain = self._plain(other, "multiplication")
         labels = self._labels_with(other, "multiplication")
-        return self._labelled(self.context._op_mul_plain(self, plain), labels)
+        return self._carry_padding(self._labelled(self.context._op_mul_plain(self, plain), labels), self)
 
     __rmul__ = __mul__
 
@@ -647,8 +648,9 @@ class EncryptedVector:
         if np.any(np.asarray(plain) == 0):
             raise ParameterError(f"{self.scheme}: division by zero in the plaintext divisor.")
         labels = self._labels_with(other, "division")
-        return self._labelled(self.context._op_mul_plain(self, 1.0 / np.asarray(plain, dtype=np.float64)
-                                                         if isinstance(plain, np.ndarray) else 1.0 / plain), labels)
+        return self._carry_padding(self._labelled(self.context._op_mul_plain(
+            self, 1.0 / np.asarray(plain, dtype=np.float64) if isinstance(plain, np.ndarray) else 1.0 / plain),
+            labels), self)
 
     def __rtruediv__(self, other: Any) -> "EncryptedVector":
         # x / enc (numpy and pandas defer here): a named error instead of Python's bare TypeError
@@ -674,6 +676,8 @@ class EncryptedVector:
         UnsupportedOperationError
             If the scheme cannot move values between slots for this layout (BFV, Paillier).
         """
+        if self.padding_dirty:
+            return self._clean_padding("sum").sum(axis)
         if axis is None or (self.ndim <= 1 and axis in (0, -1)):
             return self.context._op_sum(self)
         k = self._normalize_axis(axis)
@@ -720,6 +724,35 @@ class EncryptedVector:
         if steps == 0:
             return self
         return self.context._op_rotate(self, steps)
+
+    # ------------------------------------------------------------------ padding
+    #: True when the unused slots after the values may hold non-zeros (the latency layout's
+    #: outputs carry copies of themselves there). Whole-vector reductions then mask first; kept
+    #: locally like ``labels`` and carried through every operator (conservatively).
+    padding_dirty: bool = False
+
+    @staticmethod
+    def _carry_padding(out: "EncryptedVector", *sources: Any) -> "EncryptedVector":
+        if any(isinstance(s, EncryptedVector) and s.padding_dirty for s in sources):
+            out.padding_dirty = True
+        return out
+
+    def _clean_padding(self, what: str) -> "EncryptedVector":
+        """This vector with zeros in its unused slots (one plaintext multiplication by ones: the
+        encoded ones vector is zero past ``size``), so slot reductions count only the values."""
+        if not self.padding_dirty:
+            return self
+        try:
+            out = self.context._op_mul_plain(self, np.ones(self.size))
+        except HEError as e:
+            raise self.context._unsupported(
+                f"{what} of a vector whose unused slots hold copies of its values (a latency-layout "
+                f"output)",
+                f"Zeroing those slots needs one more level than is left ({e.__class__.__name__}). Decrypt "
+                f"the outputs (ctx.decrypt) and reduce them in plaintext, or plan the model's context with "
+                f"one more level.") from e
+        out.labels = self.labels
+        return out
 
     # ------------------------------------------------------------------ pandas
     #: pandas labels of a vector made by `from_pandas` (kept locally, never serialized).
@@ -857,7 +890,7 @@ class EncryptedVector:
             labels = _vector_numpy.select_labels(self.labels, key)
             if labels is not None and _vector_numpy.labels_fit(labels, out.shape):
                 out.labels = labels
-        return out
+        return self._carry_padding(out, self)
 
     # ------------------------------------------------------------------ bytes and pickling
     def to_bytes(self, *, sign_with: Any = None) -> bytes:

@@ -468,3 +468,53 @@ def test_inputs_above_the_planned_bound_are_refused_and_the_advice_works(rng):
     ctx4 = m.context(input_abs_max=4.0)
     out = ctx4.decrypt(m.decision_function(m.encrypt(ctx4, x)))
     assert np.max(np.abs(out - (W @ x) ** 2)) <= _error_bound(m, ctx4, x[None])
+
+
+# ------------------------------------------------------- outputs whose padding holds copies
+def _latency_output(rng, ctx=None):
+    W, b = rng.normal(size=(5, 40)) * 0.05, rng.normal(size=5) * 0.1
+    m = LatencyModel([Dense(W, b)], (40,))
+    if ctx is None:  # a context with levels to spare (the planned one has none)
+        ctx = he_ml.CKKS("inference", rotations="sum")
+        ctx.enable_rotations(m.rotation_steps)
+    x = rng.uniform(-1, 1, 40)
+    return m, ctx, x, m.decision_function(m.encrypt(ctx.public_context(), x)), W @ x + b
+
+
+def test_reductions_of_a_latency_output_ignore_the_copies_in_its_padding(rng):
+    """The latency layout leaves copies of the outputs in the other slots; sum/mean must not count them.
+
+    Tolerance: each output is within the model's error bound e; the reduction adds the mask
+    product's rounding (one fresh unit f per slot) and log2(slots) rotate-and-add steps of one
+    key-switching unit r each, for every one of the 5 outputs: 5 (e + f) + log2(slots) r.
+    """
+    m, ctx, x, out, ref = _latency_output(rng)
+    assert out.padding_dirty
+    f, r = _units(ctx)
+    tol = 5 * (_error_bound(m, ctx, x[None]) + f) + math.log2(ctx.slot_count) * r
+    assert tol < 1e-2  # meaningful: counting the copies errs by O(1) on these values
+    # the hazard is real: a plain slot-sum of these ciphertexts counts the copies
+    raw = ctx.decrypt(ctx._op_sum(out))[0]
+    assert abs(raw - ref.sum()) > 100 * tol
+    assert abs(ctx.decrypt(out.sum())[0] - ref.sum()) <= tol
+    assert abs(ctx.decrypt(out.mean())[0] - ref.mean()) <= tol / 5 + f
+    # carried through arithmetic, indexing and reshapes (conservatively: masking twice is harmless)
+    derived = (2.0 * out + 1.0)[0:5].reshape(5).with_bound(10.0)
+    assert derived.padding_dirty
+    assert abs(ctx.decrypt(derived.sum())[0] - (2 * ref + 1).sum()) <= 2 * tol + 5 * f
+    # dot multiplies by zero-padded weights first: already exact without masking
+    w = np.arange(5.0)
+    assert abs(ctx.decrypt(out.dot(w))[0] - ref @ w) <= float(np.sum(w)) * tol
+
+
+def test_reducing_a_latency_output_without_a_spare_level_is_refused_with_advice_that_works(rng):
+    W = rng.normal(size=(5, 40)) * 0.05
+    m = LatencyModel([Dense(W, np.zeros(5))], (40,))
+    ctx = m.context(input_abs_max=1.0)  # planned to the last level: nothing left for the mask
+    x = rng.uniform(-1, 1, 40)
+    out = m.decision_function(m.encrypt(ctx.public_context(), x))
+    with pytest.raises(UnsupportedOperationError, match="Decrypt the outputs"):
+        out.sum()
+    # the advice: decrypt, then reduce in plaintext
+    tol = 5 * _error_bound(m, ctx, x[None])
+    assert abs(float(np.sum(ctx.decrypt(out))) - float(np.sum(W @ x))) <= tol
