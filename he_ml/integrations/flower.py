@@ -615,7 +615,9 @@ class MaskedFedAvg(FedAvg):
     average once per round id, with the survivors' signatures as evidence). A node that claims
     another's client id is dropped by the protocol when identities are used (its signatures fail);
     nodes claiming the same id are all left out of the round. Round ids are
-    ``"<run id>/masked/<server round>"``. ``self.last_result`` keeps the latest
+    ``"<run id>/masked/<server round>"``. A round that ends with fewer survivors than the threshold
+    is void: it is logged, the global model is kept, and its metrics say ``aborted``; the next
+    round starts afresh. ``self.last_result`` keeps the latest
     :class:`~he_ml.aggregation.masking.MaskedResult` (``self.last_round_id`` its round id); train
     metrics report ``survivors`` and
     ``dropped`` per round.
@@ -678,7 +680,15 @@ class MaskedFedAvg(FedAvg):
         setup = RoundSetup.create(f"{run_id}/masked/{server_round}", sorted(ids), self.threshold, self.neighbors)
         server = MaskedServer(self.public_context, setup, **self._party)
         content = RecordDict({"arrays": arrays, "config": ConfigRecord({**dict(config), "server-round": server_round})})
-        result = run_masked_round(grid, ids, server, train_content=content, timeout=timeout)
+        try:
+            result = run_masked_round(grid, ids, server, train_content=content, timeout=timeout)
+        except SecretKeyMissingError as e:  # fewer survivors than the threshold: the round is void
+            from flwr.common.logger import log
+            from logging import WARNING
+
+            log(WARNING, "he_ml masked round %s aborted, the global model is kept: %s", setup.round_id, e)
+            self.last_result, self.last_round_id = None, setup.round_id
+            return None, MetricRecord({"survivors": 0, "dropped": len(ids), "aborted": 1})
         self.last_result, self.last_round_id = result, setup.round_id
         if self.public_context is None:
             value = result.value if isinstance(result.value, dict) else {"update": result.value}
@@ -698,6 +708,7 @@ class MaskedFedAvg(FedAvg):
         train_config = ConfigRecord() if train_config is None else train_config
         evaluate_config = ConfigRecord() if evaluate_config is None else evaluate_config
         result = Result()
+        result.arrays = initial_arrays  # the global model so far, also when every round is void
         if evaluate_fn:
             res = evaluate_fn(0, initial_arrays)
             if res is not None:

@@ -176,3 +176,26 @@ def test_masked_fedavg_refuses_a_secret_context_or_a_missing_key_holder():
         MaskedFedAvg(ctx)
     with pytest.raises(ParameterError, match="needs key_holder"):
         MaskedFedAvg(ctx.public_context())
+
+
+def test_masked_fedavg_keeps_the_model_when_a_round_loses_too_many_clients():
+    """3 of 5 clients vanish at masked_input with threshold 4: the round cannot unmask anything."""
+    from he_ml.integrations.flower import MaskedFedAvg
+
+    partitions, _ = example.load_partitions(N)
+    ctx = aggregation_context("bfv", max_clients=N, max_value=example.MAX_VALUE, precision_bits=24)
+    kh = KeyHolder(ctx, identities=PUBS, min_clients=3, max_value=example.MAX_VALUE, precision_bits=24)
+    grid = StagedGrid(masked_app(ctx.public_context().to_bytes(), partitions, kh.public_key), N,
+                      drop={"masked_input": {1, 2, 3}})
+    strategy = MaskedFedAvg(ctx.public_context(), key_holder=kh, threshold=4, max_value=example.MAX_VALUE,
+                            precision_bits=24, fraction_evaluate=0.0)
+    d = partitions[0][0].shape[1]
+    init = {"w": np.full(d, 0.5), "b": np.zeros(1)}
+    result = strategy.start(grid=grid, initial_arrays=arrays_to_record(init), num_rounds=2)
+    assert strategy.last_result is None
+    for rnd in (1, 2):
+        assert dict(result.train_metrics_clientapp[rnd]) == {"survivors": 0, "dropped": N, "aborted": 1}
+    assert kh.totals_decrypted == 0  # nothing reached the key holder
+    kept = record_to_arrays(result.arrays)
+    np.testing.assert_array_equal(kept["w"], init["w"])
+    np.testing.assert_array_equal(kept["b"], init["b"])
