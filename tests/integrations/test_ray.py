@@ -416,13 +416,21 @@ def test_memory_per_node_does_not_grow_with_the_number_of_blobs(cluster, tmp_pat
     * Adding a blob parses it: its sections and its ciphertexts as integers, transiently ``2 B``.
     * The result: the serialized total and Ray's pickled copy of it, ``2 B``.
 
-    So one task holds at most ``(fan_in + 6) B`` that scale with the blob size, plus a fixed
-    cost per task (Ray's task bookkeeping, Python objects) that does not: that part is measured
-    here with blobs of 10 values (B ~ 2 kB). Nothing depends on the number of blobs: both the N
-    and the 4N run must stay under the same allowance, which is below ``3N B / 4`` -- a sum that
-    kept the blobs would need 4N B = 128 B for the 4N run, so the test tells the two apart. (A
-    direct "4N peak <= N peak + window" comparison was dropped: the N run's peak depends on which
-    node ran the combines, so it adds run-to-run noise without adding a guarantee.)
+    So one task holds about ``(fan_in + 6) B`` of live data that scales with the blob size, plus a
+    fixed cost per task (Ray's task bookkeeping, Python objects), measured here with blobs of 10
+    values (B ~ 2 kB). The sampled private memory is higher than the live data (4-12 B per node
+    was measured: glibc keeps freed arenas mapped, and parsing, gmpy2 and Ray's serialization
+    make transient copies), so the test asserts what streaming guarantees rather than that
+    estimate:
+
+    * **no growth with the number of blobs**: the peak for 4N blobs exceeds the peak for N blobs
+      by at most one more streaming window and partial, ``(fan_in + 1) B`` (both runs have full
+      combine windows: 32 blobs in batches of 2 give 16 leaves, combined 3 at a time), plus
+      ``2 B`` because the 2 ms sampler can miss a transient copy (parse or pickle) in the shorter
+      run -- measured differences were 0.1-2.1 B; a sum that kept blobs would grow by ``3N B / 2``
+      = 48 B per node;
+    * **far from keeping the blobs**: every node stays under ``3N B / 4`` = 24 B, whereas keeping
+      the 4N blobs would take 128 B (64 B per node if split evenly).
     """
     ctx = aggregation_context("paillier", max_clients=4 * MEM_N + 16, max_value=1.0,
                               precision_bits=PRECISION_BITS)
@@ -437,16 +445,19 @@ def test_memory_per_node_does_not_grow_with_the_number_of_blobs(cluster, tmp_pat
             f.write(client.encrypt(g))
     B = os.path.getsize(path)
     fixed = max(_measure_tree_sum(cluster, ctx, pub, tiny_path, tiny, MEM_N, both_nodes=False, **kw).values())
-    allowance = fixed + (MEM_FAN_IN + 6) * B
+    window = fixed + (MEM_FAN_IN + 3) * B  # one more window and partial, + 2 B sampling slack (below)
+    ceiling = 3 * MEM_N * B / 4
     growth = {n: _measure_tree_sum(cluster, ctx, pub, path, grad, n, **kw) for n in (MEM_N, 4 * MEM_N)}
     print(f"\nblob B = {B} bytes; fixed per-task cost (10-value blobs) {fixed / 2**20:.2f} MiB; peak private "
           f"memory per node above idle workers: "
           + "; ".join(f"N={n}: " + ", ".join(f"node {k} {v / 2**20:.2f} MiB ({v / B:.2f} B)"
                                              for k, v in sorted(g.items()))
-                      for n, g in growth.items()) + f"; allowance {allowance / 2**20:.2f} MiB")
-    assert allowance < 3 * MEM_N * B / 4  # the test can tell streaming from keeping the blobs
+                      for n, g in growth.items()))
     for n, per_node in growth.items():
         assert max(per_node.values()) >= B  # the sampler sees the tasks: a node held at least one blob
         for node, peak in per_node.items():
-            assert peak <= allowance, (f"node {node}, {n} blobs: {peak / 2**20:.2f} MiB > allowance "
-                                       f"{allowance / 2**20:.2f} MiB")
+            assert peak <= ceiling, (f"node {node}, {n} blobs: {peak / B:.1f} B > {ceiling / B:.0f} B: the sum "
+                                     f"holds blobs instead of streaming them")
+    small, large = max(growth[MEM_N].values()), max(growth[4 * MEM_N].values())
+    assert large <= small + window, (f"{4 * MEM_N} blobs peaked at {large / B:.1f} B against {small / B:.1f} B for "
+                                     f"{MEM_N}: memory grows with the number of blobs")
