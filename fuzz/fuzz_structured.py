@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import mmap
 import os
 import random
 import re
@@ -47,6 +48,7 @@ import resource
 import select
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -434,6 +436,22 @@ def _rss_kib(field: str) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _rss_pair() -> tuple[int, int]:
+    """(VmHWM, VmRSS) in KiB from one read of /proc/self/status."""
+    hwm = rss = 0
+    try:
+        with open("/proc/self/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"VmHWM:"):
+                    hwm = int(line.split()[1])
+                elif line.startswith(b"VmRSS:"):
+                    rss = int(line.split()[1])
+                    break
+    except OSError:
+        rss = hwm = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return hwm, rss
+
+
 def _reset_peak() -> bool:
     """Reset VmHWM (peak RSS) so the next reading is this input's own peak (Linux >= 4.0)."""
     try:
@@ -502,10 +520,19 @@ def _load_targets():
     return targets, all_seeds
 
 
+# The input a worker is on, in a 16-byte file the parent maps too: parser position in the
+# worker's list, input index, state (-1 before the first input, 1 running, 0 finished). A
+# crash or hang is blamed on it without a per-input "started" message on the pipe.
+_MARK = struct.Struct("<iqi")
+
+
 def worker(parsers: list[str], start: int, seed: int, stop: int, time_budget: float,
-           memory_budget_mib: int) -> int:
+           memory_budget_mib: int, marker: str) -> int:
     """Runs inputs [start, stop) of parsers[0], then [0, stop) of each following parser."""
     from he_ml.errors import HEError
+
+    with open(marker, "r+b") as f:
+        mark = mmap.mmap(f.fileno(), _MARK.size)
 
     targets, all_seeds = _load_targets()
     mutators = {}
@@ -518,8 +545,9 @@ def worker(parsers: list[str], start: int, seed: int, stop: int, time_budget: fl
     next(iter(mutators.values())).seal_bombs()  # built before the limit and the clock
     for m in mutators.values():
         m._seal_bombs = next(iter(mutators.values()))._seal_bombs
-    # The protocol gets its own copy of stdout; anything the parsers print goes to stderr.
-    proto = os.fdopen(os.dup(1), "w", buffering=1)
+    # The protocol gets its own copy of stdout (one unbuffered write per input, so nothing
+    # is lost if the next input crashes); anything the parsers print goes to stderr.
+    proto_fd = os.dup(1)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
     # Hard cap on address space: what the process maps now plus the memory budget and a
@@ -529,16 +557,13 @@ def worker(parsers: list[str], start: int, seed: int, stop: int, time_budget: fl
     limit = vm_now + (memory_budget_mib + 1024) * 2 ** 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     signal.signal(signal.SIGALRM, _alarm)
-    rss_start = _rss_kib("VmRSS")
-    out = proto
+    rss_start = base = _rss_kib("VmRSS")
     for k, name in enumerate(parsers):
         parse = targets[name][0]
         mutator = mutators[name]
         for i in range(start if k == 0 else 0, stop):
             data = mutator.make(i, seed)
-            out.write(f"S {name} {i}\n")
-            out.flush()
-            base = _rss_kib("VmRSS")
+            _MARK.pack_into(mark, 0, k, i, 1)
             peak_ok = _reset_peak()
             signal.setitimer(signal.ITIMER_REAL, max(time_budget * 5, 5.0))
             c0, w0 = time.process_time(), time.perf_counter()
@@ -560,16 +585,19 @@ def worker(parsers: list[str], start: int, seed: int, stop: int, time_budget: fl
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
             cpu, wall = time.process_time() - c0, time.perf_counter() - w0
-            peak = _rss_kib("VmHWM") if peak_ok else _rss_kib("VmRSS")
+            _MARK.pack_into(mark, 0, k, i, 0)
+            hwm, rss = _rss_pair()
+            peak = hwm if peak_ok else rss
             grown_mib = max(0, peak - base) / 1024
-            out.write(json.dumps({"p": name, "i": i, "o": outcome, "cpu": round(cpu, 4),
-                                  "wall": round(wall, 4), "mib": round(grown_mib, 1),
-                                  "peak_mib": round(peak / 1024, 1), "err": err}) + "\n")
-            out.flush()
+            os.write(proto_fd, (json.dumps({"p": name, "i": i, "o": outcome, "cpu": round(cpu, 4),
+                                            "wall": round(wall, 4), "mib": round(grown_mib, 1),
+                                            "peak_mib": round(peak / 1024, 1), "err": err})
+                                + "\n").encode())
+            base = rss  # what this input left is the next one's starting point
             # Memory an input left behind (e.g. in a cache) would shrink the next inputs'
             # headroom under RLIMIT_AS: past half the budget, exit and let a fresh worker
             # continue with the next input.
-            if (_rss_kib("VmRSS") - rss_start) / 1024 > memory_budget_mib / 2:
+            if (rss - rss_start) / 1024 > memory_budget_mib / 2:
                 return 0
     return 0
 
@@ -662,42 +690,65 @@ def run_all(names: list[str], args, mutators: dict[str, Mutator],
         if start >= args.iterations:
             pos, start = pos + 1, 0
             continue
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker",
+        marker = tempfile.NamedTemporaryFile(prefix="fuzz-mark-")
+        marker.write(_MARK.pack(0, 0, -1))
+        marker.flush()
+        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--marker", marker.name,
                "--seed", str(args.seed), "--start", str(start), "--stop", str(args.iterations),
                "--time-budget", str(args.time_budget), "--memory-budget", str(args.memory_budget)]
-        for name in names[pos:]:
+        worker_names = names[pos:]
+        for name in worker_names:
             cmd += ["--parser", name]
         errfile = tempfile.TemporaryFile("w+")  # the worker's stderr (tail shown on a crash)
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errfile, env=env)
         reader = _LineReader(proc.stdout.fileno())
-        in_flight: tuple[str, int] | None = None
+        mark = mmap.mmap(marker.fileno(), _MARK.size)
         last_done: tuple[str, int] | None = None
-        started_at = time.perf_counter()
+        pending: dict[str, int] = {}
         t_parser = time.perf_counter()
         while True:
-            timeout = 300.0 if in_flight is None else hang_after  # start-up: imports, contexts
+            k, idx, state = _MARK.unpack_from(mark, 0)
+            timeout = 300.0 if state < 0 else hang_after  # start-up: imports, contexts
             line = reader.readline(timeout)
             if line is None or not line:
+                k, idx, state = _MARK.unpack_from(mark, 0)
+                if line is None and state == 0:  # between inputs, e.g. a busy machine: wait on
+                    continue
                 if line is None:  # hang: kill the worker, blame the input in flight
                     proc.kill()
                 rc = proc.wait()
+                # lines written just before the exit
+                rest = b""
+                while True:
+                    chunk = os.read(proc.stdout.fileno(), 1 << 16)
+                    if not chunk:
+                        break
+                    rest += chunk
+                reader.buf += rest
+                for extra in reader.buf.decode().splitlines():
+                    last_done = _record(json.loads(extra), reports, args, mutators, pending)
+                reader.buf = b""
+                for pname, n in pending.items():
+                    advance(pname, n)
+                pending.clear()
                 errfile.seek(0)
                 err = errfile.read()[-3000:]
-                if in_flight is None:
+                k, idx, state = _MARK.unpack_from(mark, 0)
+                if state != 1:
                     if line == "" and rc == 0 and last_done is not None:
                         # finished, or left to shed memory: continue after the last input
                         pos, start = names.index(last_done[0]), last_done[1] + 1
                         break
                     raise SystemExit(f"the fuzz worker failed before its first input (exit {rc}):"
                                      f"\n{err}")
-                name, idx = in_flight
+                name = worker_names[k]
                 rep = reports[name]
                 rep.inputs += 1
                 rep.seconds += time.perf_counter() - t_parser
                 if line is None:
                     rep.outcomes["HANG"] += 1
                     rep.fail(f"{name}: Hang (no answer in {hang_after:.0f} s)", idx,
-                             f"killed after {time.perf_counter() - started_at:.0f} s",
+                             f"killed after {hang_after:.0f} s without an answer",
                              mutators[name], args.seed)
                 else:
                     rep.outcomes["CRASH"] += 1
@@ -708,47 +759,54 @@ def run_all(names: list[str], args, mutators: dict[str, Mutator],
                 advance(name, 1)
                 pos, start = names.index(name), idx + 1
                 break
-            if line.startswith("S "):
-                _, name, idx_s = line.split()
-                in_flight = (name, int(idx_s))
-                started_at = time.perf_counter()
-                continue
             res = json.loads(line)
-            name, idx = res["p"], res["i"]
-            rep = reports[name]
-            rep.inputs += 1
+            rep = reports[res["p"]]
             rep.seconds += time.perf_counter() - t_parser
             t_parser = time.perf_counter()
-            in_flight = None
-            last_done = (name, idx)
-            outcome = res["o"]
-            over = []
-            if res["cpu"] > args.time_budget:
-                over.append(f"over time budget: {res['cpu']:.2f} s CPU > {args.time_budget} s")
-            if res["mib"] > args.memory_budget:
-                over.append(f"over memory budget: RSS grew {res['mib']:.0f} MiB > "
-                            f"{args.memory_budget} MiB")
-            if res["cpu"] > rep.slowest[0]:
-                rep.slowest = (res["cpu"], idx)
-            if res["peak_mib"] > rep.peak_mib[0]:
-                rep.peak_mib = (res["peak_mib"], idx)
-            if res["mib"] > rep.max_growth_mib[0]:
-                rep.max_growth_mib = (res["mib"], idx)
-            if outcome.startswith("BUG:"):
-                rep.outcomes[outcome] += 1
-                rep.fail(_signature(name, outcome, res["err"]), idx, res["err"], mutators[name],
-                         args.seed)
-            elif over:
-                rep.outcomes["OVER_BUDGET"] += 1
-                kind = "OverTime" if "time" in over[0] else "OverMemory"
-                rep.fail(f"{name}: {kind} (then {outcome})", idx, "; ".join(over),
-                         mutators[name], args.seed)
-            else:
-                rep.outcomes[outcome] += 1
-            advance(name, 1)
+            last_done = _record(res, reports, args, mutators, pending)
+            if pending[res["p"]] >= 64:
+                advance(res["p"], pending.pop(res["p"]))
+        for pname, n in pending.items():
+            advance(pname, n)
+        mark.close()
+        marker.close()
         proc.stdout.close()
         errfile.close()
     return reports
+
+
+def _record(res: dict, reports: dict[str, ParserReport], args, mutators: dict[str, Mutator],
+            pending: dict[str, int]) -> tuple[str, int]:
+    """Account one worker result line; returns (parser, index)."""
+    name, idx = res["p"], res["i"]
+    rep = reports[name]
+    rep.inputs += 1
+    outcome = res["o"]
+    over = []
+    if res["cpu"] > args.time_budget:
+        over.append(f"over time budget: {res['cpu']:.2f} s CPU > {args.time_budget} s")
+    if res["mib"] > args.memory_budget:
+        over.append(f"over memory budget: RSS grew {res['mib']:.0f} MiB > "
+                    f"{args.memory_budget} MiB")
+    if res["cpu"] > rep.slowest[0]:
+        rep.slowest = (res["cpu"], idx)
+    if res["peak_mib"] > rep.peak_mib[0]:
+        rep.peak_mib = (res["peak_mib"], idx)
+    if res["mib"] > rep.max_growth_mib[0]:
+        rep.max_growth_mib = (res["mib"], idx)
+    if outcome.startswith("BUG:"):
+        rep.outcomes[outcome] += 1
+        rep.fail(_signature(name, outcome, res["err"]), idx, res["err"], mutators[name],
+                 args.seed)
+    elif over:
+        rep.outcomes["OVER_BUDGET"] += 1
+        kind = "OverTime" if "time" in over[0] else "OverMemory"
+        rep.fail(f"{name}: {kind} (then {outcome})", idx, "; ".join(over),
+                 mutators[name], args.seed)
+    else:
+        rep.outcomes[outcome] += 1
+    pending[name] = pending.get(name, 0) + 1
+    return name, idx
 
 
 def replay(spec: str, seed: int) -> int:
@@ -786,13 +844,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write the report to this file")
     ap.add_argument("--replay", metavar="PARSER:INDEX", help="run one input in-process, with traceback")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--marker", help=argparse.SUPPRESS)
     ap.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     ap.add_argument("--stop", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
     if args.worker:
         return worker(args.parsers, args.start, args.seed, args.stop, args.time_budget,
-                      args.memory_budget)
+                      args.memory_budget, args.marker)
     if args.replay:
         return replay(args.replay, args.seed)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import struct
 import threading
 import zlib
@@ -212,6 +213,8 @@ _PARSE_STATE = threading.local()
 
 
 def _parse_int(text: str) -> int:
+    if len(text) <= 19:
+        return int(text)
     digits = len(text) - (text[:1] == "-")
     if digits > limit("json_int_digits_max"):
         raise _MetadataError(f"an integer of {digits} digits exceeds the {limit('json_int_digits_max')}-digit limit")
@@ -239,23 +242,56 @@ def _parse_constant(name: str) -> float:
 _DECODER = json.JSONDecoder(parse_int=_parse_int, parse_float=_parse_float, parse_constant=_parse_constant)
 
 
-def _check_shape_of_json(value: Any) -> None:
-    """Iterative walk: nesting depth and number of values within the limits."""
+_CONTAINERS = frozenset((dict, list))
+
+
+def _check_shape_of_json(value: Any, check_floats: bool = False) -> None:
+    """Level-by-level walk: nesting depth and number of values within the limits.
+
+    Scalars are counted with ``len`` and their types looked at with C-level ``map``/``set``,
+    so a 100,000-element list of numbers costs a few milliseconds, not a Python call each.
+    With ``check_floats`` (the fast decoder, which has no float hook), a float that
+    overflowed to infinity is refused here instead.
+    """
     max_depth, max_nodes = limit("json_depth_max"), limit("json_nodes_max")
-    nodes = 0
-    stack = [(value, 1)]
-    while stack:
-        v, depth = stack.pop()
-        nodes += 1
-        if nodes > max_nodes:
-            raise _MetadataError(f"more than {max_nodes} JSON values")
-        if isinstance(v, (dict, list)):
-            if depth > max_depth:
-                raise _MetadataError(f"nesting deeper than {max_depth} levels")
-            children = v.values() if isinstance(v, dict) else v
-            if nodes + len(children) > max_nodes:
+    nodes = 1
+    level = [value] if type(value) in _CONTAINERS else []
+    if check_floats and type(value) is float and math.isinf(value):
+        raise _MetadataError("a number overflows a double")
+    depth = 1
+    while level:
+        if depth > max_depth:
+            raise _MetadataError(f"nesting deeper than {max_depth} levels")
+        below = []
+        for v in level:
+            children = list(v.values()) if type(v) is dict else v
+            nodes += len(children)
+            if nodes > max_nodes:
                 raise _MetadataError(f"more than {max_nodes} JSON values")
-            stack.extend((c, depth + 1) for c in children)
+            kinds = set(map(type, children))
+            if kinds & _CONTAINERS:
+                below.extend(c for c in children if type(c) in _CONTAINERS)
+            if check_floats and float in kinds and any(math.isinf(c) for c in children if type(c) is float):
+                raise _MetadataError("a number overflows a double")
+        level = below
+        depth += 1
+
+
+# Text that may need the hooked decoder: a digit run of 20 or more, i.e. an integer beyond
+# int64 (whose conversion is quadratic and counted) or a number literal over 64 characters
+# (which must hold such a run). Anything else parses with the C decoder's own int/float,
+# whose cost is linear; a float that overflows to infinity is refused by the walk instead.
+# A run inside a string only sends the header down the slower, exact path. The test runs at
+# C speed: digits become "0", everything else " ", then bytes' substring search.
+_CLASSES = bytes(48 if 48 <= c <= 57 else 32 for c in range(256))
+_LONG_RUN = b"0" * 20
+
+
+def _needs_hooks(raw: bytes) -> bool:
+    return _LONG_RUN in raw.translate(_CLASSES)
+
+
+_FAST_DECODER = json.JSONDecoder(parse_constant=_parse_constant)
 
 
 def parse_metadata(raw: bytes) -> dict[str, Any]:
@@ -273,8 +309,12 @@ def parse_metadata(raw: bytes) -> dict[str, Any]:
     _PARSE_STATE.big_ints_left = limit("json_big_ints_max")
     try:
         text = raw.decode("utf-8")
-        metadata = _DECODER.decode(text)
-        _check_shape_of_json(metadata)
+        if _needs_hooks(raw):
+            metadata = _DECODER.decode(text)
+            _check_shape_of_json(metadata)
+        else:
+            metadata = _FAST_DECODER.decode(text)
+            _check_shape_of_json(metadata, check_floats=True)
     except _MetadataError as e:
         raise _bad(f"metadata refused: {e}") from None
     except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError, OverflowError) as e:

@@ -584,3 +584,43 @@ def test_cross_scheme_context_is_a_mismatch(small_ckks):
                        [ckks_mod._seal_to_bytes(bfv_parms), b"", b"", b""])
     with pytest.raises((ContextMismatchError, InvalidCiphertextError)):
         he_ml.load_context(forged)
+
+
+def test_metadata_fast_path_gives_the_hooked_decoders_answers():
+    """Headers without a 20-digit run parse with the C decoder's own int/float; the answer
+    (value or refusal) must be the same as the hooked, limit-counting decoder's."""
+    from he_ml.schemes import _format as fmt
+
+    def hooked(raw: bytes):
+        fmt._PARSE_STATE.big_ints_left = limit("json_big_ints_max")
+        try:
+            value = fmt._DECODER.decode(raw.decode())
+            fmt._check_shape_of_json(value)
+            return value
+        except (fmt._MetadataError, ValueError, RecursionError):
+            return "refused"
+
+    def public(raw: bytes):
+        try:
+            return fmt.parse_metadata(raw)
+        except InvalidCiphertextError:
+            return "refused"
+
+    cases = [b'{"a":1e400}', b'{"a":[1,2,-1e999,3]}', b'{"a":{"b":1E+309}}', b'{"a":1.7976931348623157e308}',
+             b'{"a":' + b"[" * 33 + b"]" * 33 + b"}", b'{"a":' + b"[" * 31 + b"]" * 31 + b"}",
+             b'{"a":[' + b",".join([b"1099511627776"] * 5000) + b"]}", b'{"a":-9223372036854775808}',
+             b'{"a":"x1e999","b":5e-324,"c":[{"d":[0.5,true,null]}]}', b'{"a":Infinity}', b'{"a":-NaN}',
+             b'{"a":1.' + b"0" * 70 + b"}", b'{"a":' + b"9" * 19 + b"}", b'{"a":' + b"9" * 20 + b"}"]
+    rng = np.random.default_rng(7)
+    for _ in range(200):  # random nests of numbers near the double range and int64
+        vals = [float(f"{m:.6f}e{k}") for m, k in zip(rng.standard_normal(5), rng.integers(-320, 310, 5))]
+        ints = [int(x) for x in rng.integers(-2 ** 62, 2 ** 62, 3)]
+        cases.append(json.dumps({"f": vals, "i": ints, "n": [[vals[:2]], {"k": ints[:1]}]}).encode())
+    routed = 0
+    for raw in cases:
+        routed += not fmt._needs_hooks(raw)
+        if raw.count(b"[") <= 32:  # the hooked decoder itself refuses deep nests the same way
+            assert public(raw) == hooked(raw), raw[:60]
+    assert public(cases[0]) == "refused" and public(cases[4]) == "refused"
+    assert public(cases[5]) != "refused"
+    assert routed >= 200  # the random cases took the fast path
