@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import operator
 import secrets
 from collections.abc import Iterable, Sequence
 
@@ -77,20 +78,23 @@ def split(secret: int, xs: Sequence[int], threshold: int) -> dict[int, int]:
         raise ParameterError(f"threshold must be an int in [1, {len(xs)}] (the number of share holders); "
                              f"got {threshold!r}.")
     coeffs = [secret] + [secrets.randbelow(PRIME) for _ in range(threshold - 1)]
-    top = coeffs[::-1]
-    out = {}
-    for x in xs:
-        # Horner with lazy reduction: x < 2**31, so each step adds 31 bits to a 257-bit value;
-        # reducing every _LAZY steps keeps the operands below ~760 bits (exact: same value mod p)
-        acc = 0
-        for i, c in enumerate(top, 1):
-            acc = acc * x + c
-            if i % _LAZY == 0:
-                acc %= PRIME
-        out[x] = acc % PRIME
-    return out
+    # f(x) = sum_j c_j (x^j mod p): the powers depend only on (x, threshold) -- the same few ids
+    # recur across a round's clients -- so they are cached, and each share is one C-level
+    # sum of products and one reduction.
+    powers = _powers_cached if threshold <= 128 else _powers
+    return {x: sum(map(operator.mul, coeffs, powers(x, threshold))) % PRIME for x in xs}
 
 
+def _powers(x: int, count: int) -> tuple[int, ...]:
+    """``(x^0, x^1, ..., x^(count-1)) mod p`` (cached for thresholds up to 128: at most 2048
+    tuples of <= 128 field elements, ~16 MB)."""
+    out = [1] * count
+    for j in range(1, count):
+        out[j] = out[j - 1] * x % PRIME
+    return tuple(out)
+
+
+_powers_cached = functools.lru_cache(maxsize=2048)(_powers)
 _LAZY = 16
 
 

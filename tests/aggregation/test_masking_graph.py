@@ -20,14 +20,26 @@ BFV_T = 1073692673  # aggregation_context("bfv", ...)'s plain modulus (30 bits)
 
 
 # ------------------------------------------------------------------------------------------ mask domains
-def _reference_prime(key: bytes, t: int, size: int, limbs: int) -> list[int]:
-    """Each value: the little-endian 32*limbs-bit keystream word mod t, in plain Python integers."""
-    w = 4 * limbs
-    raw = md.keystream(key).update(bytes(w * size))
-    return [int.from_bytes(raw[i * w:(i + 1) * w], "little") % t for i in range(size)]
+def _reference_prime(key: bytes, t: int, size: int) -> list[int]:
+    """Rejection sampling in plain Python: word i (32-bit, or 64-bit for t > 2**32, little-endian)
+    cut to bit_length(t) bits is kept if < t; rejected positions, in order, take the next kept
+    words of the continuing keystream."""
+    wb = 4 if t.bit_length() <= 32 else 8
+    low = (1 << t.bit_length()) - 1
+    ks = md.keystream(key)
+    raw = ks.update(bytes(wb * size))
+    vals = [int.from_bytes(raw[i * wb:(i + 1) * wb], "little") & low for i in range(size)]
+
+    def more():
+        while True:
+            v = int.from_bytes(ks.update(bytes(wb)), "little") & low
+            if v < t:
+                return v
+
+    return [v if v < t else more() for v in vals]
 
 
-@pytest.mark.parametrize("t", [BFV_T, 65537, 12289, 2**61 - 1])
+@pytest.mark.parametrize("t", [BFV_T, 65537, 12289, 257, 2**61 - 1, 2**40 + 15])
 def test_prime_domain_lazy_sum_equals_masks_reduced_one_by_one(t):
     rng = random.Random(5)
     dom = md.PrimeDomain(t, 300)
@@ -38,17 +50,22 @@ def test_prime_domain_lazy_sum_equals_masks_reduced_one_by_one(t):
         dom.accumulate(acc, k, s)
     expected = [0] * 300
     for k, s in zip(keys, signs):
-        expected = [(e + s * v) % t for e, v in zip(expected, _reference_prime(k, t, 300, dom.limbs))]
+        expected = [(e + s * v) % t for e, v in zip(expected, _reference_prime(k, t, 300))]
     assert dom.finish(acc).tolist() == expected
-    assert dom.expand(keys[0]).tolist() == _reference_prime(keys[0], t, 300, dom.limbs)
+    assert dom.expand(keys[0]).tolist() == _reference_prime(keys[0], t, 300)
 
 
-@pytest.mark.parametrize("t", [3, 12289, BFV_T, 2**40 + 15, 2**61 - 1])
-def test_prime_domain_words_leave_80_bits_of_margin(t):
-    # statistical distance of (word mod t) from uniform is <= t / 2**(32 L) <= 2**-80
-    dom = md.PrimeDomain(t, 1)
-    assert 32 * dom.limbs >= t.bit_length() + md.PRIME_MARGIN_BITS
-    assert Fraction(t, 2 ** (32 * dom.limbs)) <= Fraction(1, 2**80)
+def test_prime_domain_rejects_words_at_or_above_t():
+    # t = 257 is a 9-bit prime: about half of the 9-bit cuts are >= t and must be replaced
+    t, size = 257, 4096
+    key = secrets.token_bytes(32)
+    raw = md.keystream(key).update(bytes(4 * size))
+    cuts = np.frombuffer(raw, dtype="<u4") & 511
+    assert (cuts >= t).sum() > size // 3  # the refill path really runs
+    out = md.PrimeDomain(t, size).expand(key)
+    assert out.max() < t
+    kept = cuts < t
+    assert np.array_equal(out[kept], cuts[kept])  # kept words stay where they were
 
 
 def test_prime_domain_masks_are_uniform_mod_t():
