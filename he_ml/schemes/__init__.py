@@ -77,9 +77,12 @@ def load_context(data: bytes, *, allow_insecure: bool = False, verify_key: Any =
     """
     from .signing import open_blob
 
-    data = open_blob(data, verify_key)
-    blob = unpack_blob(data)
-    ctx = _scheme_class(blob.scheme).from_bytes(data, allow_insecure=allow_insecure)
+    if not isinstance(allow_insecure, bool):
+        from ..errors import ParameterError
+
+        raise ParameterError(f"allow_insecure must be True or False; got {allow_insecure!r}.")
+    blob = unpack_blob(open_blob(data, verify_key))
+    ctx = _scheme_class(blob.scheme)._from_unpacked(blob, allow_insecure=allow_insecure)
     if fingerprint is not None and ctx.fingerprint != bytes(fingerprint):
         from ..errors import ContextMismatchError
 

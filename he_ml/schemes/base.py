@@ -253,9 +253,12 @@ class SchemeContext(abc.ABC):
         """
         if not isinstance(allow_insecure, bool):
             raise ParameterError(f"allow_insecure must be True or False; got {allow_insecure!r}.")
-        data = open_blob(data, verify_key)
-        blob = unpack_blob(data).expect(kind=(Kind.PUBLIC_CONTEXT, Kind.SECRET_CONTEXT),
-                                        scheme=cls.name, what="context blob")
+        return cls._from_unpacked(unpack_blob(open_blob(data, verify_key)), allow_insecure=allow_insecure)
+
+    @classmethod
+    def _from_unpacked(cls, blob: Any, *, allow_insecure: bool = False) -> "SchemeContext":
+        """`from_bytes` after the container is parsed (``load_context`` parses it only once)."""
+        blob = blob.expect(kind=(Kind.PUBLIC_CONTEXT, Kind.SECRET_CONTEXT), scheme=cls.name, what="context blob")
         cls._check_backend_versions(blob, "context blob")
         try:
             ctx = cls._from_context_payload(blob, allow_insecure=allow_insecure)

@@ -646,8 +646,9 @@ class _SEALContext(SchemeContext):
         cert_vk, eval_sig, cert_sk = cls._parse_keycert(meta, sections[5] if secret else None)
         extra = meta.get("extra")
         elts = meta.get("galois_elts")
+        # (a list longer than galois_keys_max is refused by name in _load_parms_within_limits)
         if not isinstance(extra, dict) or not isinstance(elts, list) or not all(
-                isinstance(e, int) and not isinstance(e, bool) for e in elts):
+                isinstance(e, int) and not isinstance(e, bool) for e in elts[:limit("galois_keys_max") + 1]):
             raise InvalidCiphertextError(f"{cls.name}: context blob metadata is malformed.")
         # meta.get("allow_insecure") of older blobs is ignored: the opt-in is the caller's alone.
         preset = meta.get("preset")
