@@ -38,6 +38,17 @@ def _parsers() -> list[str]:
     return sorted(targets)
 
 
+def _commit() -> str:
+    """The checkout's commit, with "+dirty" when tracked files under he_ml/ differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=HERE.parent, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "he_ml"], cwd=HERE.parent).returncode != 0
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def _done() -> dict[str, dict[int, dict]]:
     out: dict[str, dict[int, dict]] = {}
     for f in sorted(OUT.glob("*-s*.json")):
@@ -49,19 +60,30 @@ def _done() -> dict[str, dict[int, dict]]:
     return out
 
 
-def summary() -> tuple[str, bool]:
+def _descends(code: str | None, since: str) -> bool:
+    """Whether a chunk's recorded commit contains ``since`` (chunks without a record: no)."""
+    if not code or code == "unknown":
+        return False
+    return subprocess.run(["git", "merge-base", "--is-ancestor", since, code.split("+")[0]], cwd=HERE.parent,
+                          capture_output=True).returncode == 0
+
+
+def summary(since: str | None = None) -> tuple[str, bool]:
     rows, failed = [], False
     for name, chunks in sorted(_done().items()):
         inputs = sum(c["parsers"][name]["inputs"] for c in chunks.values())
+        recent = sum(c["parsers"][name]["inputs"] for c in chunks.values()
+                     if since and _descends(c.get("code"), since))
         fails = sum(c["parsers"][name]["failures"] for c in chunks.values())
         cpu = sum(c["parsers"][name]["seconds"] for c in chunks.values())
         slowest = max(c["parsers"][name]["slowest"]["cpu_s"] for c in chunks.values())
         growth = max(c["parsers"][name]["max_growth_mib"]["mib"] for c in chunks.values())
         failed |= fails > 0
-        rows.append(f"| {name} | {inputs:,} | {len(chunks)} | {fails} | {slowest:.3f} | {growth:.0f} | "
-                    f"{1000 * cpu / max(inputs, 1):.2f} |")
-    head = ("| parser | inputs | chunks (seeds) | failures | slowest input (CPU s) | max RSS growth (MiB) "
-            "| wall ms / input |\n|---|---:|---:|---:|---:|---:|---:|")
+        rows.append(f"| {name} | {inputs:,} |" + (f" {recent:,} |" if since else "")
+                    + f" {len(chunks)} | {fails} | {slowest:.3f} | {growth:.0f} | {1000 * cpu / max(inputs, 1):.2f} |")
+    head = ("| parser | inputs |" + (f" of them on {since} or later |" if since else "")
+            + " chunks (seeds) | failures | slowest input (CPU s) | max RSS growth (MiB) | wall ms / input |\n"
+            + "|---|---:|" + ("---:|" if since else "") + "---:|---:|---:|---:|---:|")
     return head + "\n" + "\n".join(rows), failed
 
 
@@ -71,10 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--chunk", type=int, default=50_000, help="inputs per chunk (default 50,000)")
     ap.add_argument("--parser", action="append", dest="parsers", help="only these parsers (repeatable)")
     ap.add_argument("--summary", action="store_true", help="print the totals so far and exit")
+    ap.add_argument("--since", metavar="COMMIT",
+                    help="with --summary: also count the inputs of chunks run on COMMIT or a later commit")
     args = ap.parse_args(argv)
     OUT.mkdir(exist_ok=True)
     if args.summary:
-        table, failed = summary()
+        table, failed = summary(args.since)
         print(table)
         return 1 if failed else 0
     names = args.parsers or _parsers()
@@ -88,12 +112,16 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             part = out.with_suffix(".part")
             t0 = time.time()
+            code = _commit()
             rc = subprocess.call([sys.executable, str(HERE / "fuzz_structured.py"), "--parser", name,
                                   "--iterations", str(args.chunk), "--seed", str(seed), "--json", str(part)],
                                  env=dict(os.environ))
             if not part.exists():  # interrupted before the report: rerun this chunk next time
                 print(f"long_run: {name} seed {seed} ended without a report (rc {rc}); stopping", file=sys.stderr)
                 return 2
+            report = json.loads(part.read_text())
+            report["code"] = code  # the commit the chunk ran on (he_ml is imported at its start)
+            part.write_text(json.dumps(report, indent=1) + "\n")
             part.rename(out)
             failed |= rc != 0
             print(f"long_run: {name} seed {seed}: {args.chunk} inputs in {time.time() - t0:.0f} s, rc {rc}",
