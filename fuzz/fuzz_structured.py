@@ -557,13 +557,14 @@ def worker(parsers: list[str], start: int, seed: int, stop: int, time_budget: fl
     limit = vm_now + (memory_budget_mib + 1024) * 2 ** 20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     signal.signal(signal.SIGALRM, _alarm)
-    rss_start = base = _rss_kib("VmRSS")
+    rss_start = _rss_kib("VmRSS")
     for k, name in enumerate(parsers):
         parse = targets[name][0]
         mutator = mutators[name]
         for i in range(start if k == 0 else 0, stop):
             data = mutator.make(i, seed)
             _MARK.pack_into(mark, 0, k, i, 1)
+            base = _rss_pair()[1]  # after make(): the input's own bytes are not the parser's growth
             peak_ok = _reset_peak()
             signal.setitimer(signal.ITIMER_REAL, max(time_budget * 5, 5.0))
             c0, w0 = time.process_time(), time.perf_counter()
@@ -593,7 +594,6 @@ def worker(parsers: list[str], start: int, seed: int, stop: int, time_budget: fl
                                             "wall": round(wall, 4), "mib": round(grown_mib, 1),
                                             "peak_mib": round(peak / 1024, 1), "err": err})
                                 + "\n").encode())
-            base = rss  # what this input left is the next one's starting point
             # Memory an input left behind (e.g. in a cache) would shrink the next inputs'
             # headroom under RLIMIT_AS: past half the budget, exit and let a fresh worker
             # continue with the next input.

@@ -166,7 +166,7 @@ def unpack_blob(data: bytes | bytearray | memoryview) -> Blob:
     if data[:4] != MAGIC:
         raise _bad(f"magic must be {MAGIC!r}; got {data[:4]!r}")
     crc_stored = _U32.unpack_from(data, total - 4)[0]
-    if zlib.crc32(data[:-4]) & 0xFFFFFFFF != crc_stored:
+    if zlib.crc32(memoryview(data)[:-4]) & 0xFFFFFFFF != crc_stored:  # a view: no copy of a large blob
         raise _bad("checksum mismatch")
     magic, version, kind_id, scheme_id, fp, meta_len = _HEAD.unpack_from(data, 0)
     if version != FORMAT_VERSION:
