@@ -72,8 +72,14 @@ class RawJSON(str):
     """JSON text inserted verbatim by :func:`to_json_text`."""
 
 
+_SCALARS = frozenset((int, float, str, bool, type(None)))  # exact types: RawJSON (a str subclass) is not one
+
+
 def to_json_text(obj: Any) -> str:
     """Compact, key-sorted JSON like ``pack_blob`` writes, plus :class:`RawJSON` pieces."""
+    if type(obj) in (list, tuple, dict) and set(map(type, obj.values() if type(obj) is dict else obj)) <= _SCALARS:
+        # no RawJSON and nothing nested: the stdlib writes the same bytes (NaN, Infinity included) in one call
+        return json.dumps(obj, separators=(",", ":"), sort_keys=True)
     if isinstance(obj, RawJSON):
         return str(obj)
     if isinstance(obj, dict):
