@@ -69,7 +69,8 @@ fuzz-short:
 ## fuzz: the long, repeatable fuzz run (one million inputs per parser; the structured run resumes)
 fuzz: install-test
 	$(BIN)/python fuzz/fuzz_blobs.py --iterations 1000000 --seed 1
-	$(BIN)/python fuzz/long_run.py --target 1000000
+	for i in $$(seq $$(nproc)); do $(BIN)/python fuzz/long_run.py --target 1000000 & done; wait
+	$(BIN)/python fuzz/long_run.py --summary
 
 ## test-versions: the fast suite on every Python in PY_VERSIONS, each in its own .venv-<version>
 ## (fails with a clear message if pyenv has no such interpreter)

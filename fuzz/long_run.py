@@ -11,9 +11,11 @@ sitting. This driver runs ``fuzz_structured.py`` in chunks of ``--chunk`` inputs
 breadth-first (every parser gets its next chunk before any gets a second one), each chunk with
 its own seed (``1001 + k`` for the k-th chunk), so the inputs of different chunks differ and any
 input stays replayable with ``fuzz_structured.py --seed S --replay PARSER:INDEX``. A finished
-chunk leaves its JSON report in ``fuzz/long/`` (``PARSER-sSEED.json``); an interrupted chunk
-leaves nothing and is rerun, so the run can be stopped (Ctrl-C, end of a session) and resumed
-at any time. The exit code is 1 if any chunk reported a failure.
+chunk leaves its JSON report in ``fuzz/long/`` (``PARSER-sSEED.json``, with the commit it ran on);
+an interrupted chunk leaves nothing and is rerun, so the run can be stopped (Ctrl-C, end of a
+session) and resumed at any time. Start one process per core: each claims the chunk it runs
+(``PARSER-sSEED.claim`` holds its pid; a dead claimant's chunk is taken over), so they share the
+work. The exit code is 1 if any chunk reported a failure.
 """
 from __future__ import annotations
 
@@ -36,6 +38,29 @@ def _parsers() -> list[str]:
 
     targets, _ = fuzz_structured._load_targets()
     return sorted(targets)
+
+
+def _claim(path: Path) -> bool:
+    """Claim a chunk for this process (a file holding its pid, created exclusively), so several
+    long_run processes -- one per core -- share the chunks. A claim whose process is gone (killed)
+    is taken over."""
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                pid = int(path.read_text() or "0")
+                os.kill(pid, 0)
+                return False  # alive: its chunk
+            except (ValueError, ProcessLookupError, FileNotFoundError):
+                path.unlink(missing_ok=True)  # stale: the claimant died
+                continue
+            except PermissionError:
+                return False
+        with os.fdopen(fd, "w") as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
 
 
 def _commit() -> str:
@@ -111,14 +136,22 @@ def main(argv: list[str] | None = None) -> int:
             if out.exists():
                 continue
             part = out.with_suffix(".part")
+            claim = out.with_suffix(".claim")
+            if not _claim(claim):
+                continue  # another long_run process is running this chunk
             t0 = time.time()
             code = _commit()
-            rc = subprocess.call([sys.executable, str(HERE / "fuzz_structured.py"), "--parser", name,
-                                  "--iterations", str(args.chunk), "--seed", str(seed), "--json", str(part)],
-                                 env=dict(os.environ))
-            if not part.exists():  # interrupted before the report: rerun this chunk next time
-                print(f"long_run: {name} seed {seed} ended without a report (rc {rc}); stopping", file=sys.stderr)
-                return 2
+            try:
+                part.unlink(missing_ok=True)
+                rc = subprocess.call([sys.executable, str(HERE / "fuzz_structured.py"), "--parser", name,
+                                      "--iterations", str(args.chunk), "--seed", str(seed), "--json", str(part)],
+                                     env=dict(os.environ))
+                if not part.exists():  # interrupted before the report: rerun this chunk next time
+                    print(f"long_run: {name} seed {seed} ended without a report (rc {rc}); stopping",
+                          file=sys.stderr)
+                    return 2
+            finally:
+                claim.unlink(missing_ok=True)
             report = json.loads(part.read_text())
             report["code"] = code  # the commit the chunk ran on (he_ml is imported at its start)
             part.write_text(json.dumps(report, indent=1) + "\n")
