@@ -94,7 +94,9 @@ def _aggregation_parameters(scheme: str, *, max_clients: int, max_value: float, 
             or not 1 <= precision_bits <= 52:
         raise ParameterError(f"precision_bits must be an int in [1, 52]; got {precision_bits!r}.")
     scheme = str(scheme).lower()
-    growth = math.log2(max_clients * float(max_value))  # magnitude bits of the largest possible sum
+    # magnitude bits of the largest possible sum, as a sum of logs: the product of a huge max_value
+    # (a hostile blob's declared bound, 1e308) and the client count overflows to inf
+    growth = math.log2(max_clients) + math.log2(float(max_value))
     if scheme == "paillier":
         return "Paillier", dict(key_bits=key_bits, preset="sum", precision_bits=int(precision_bits),
                                 max_value=float(max_value), max_additions=int(max_clients))

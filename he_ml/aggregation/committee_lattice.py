@@ -52,6 +52,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+import numbers
 import secrets
 import struct
 from dataclasses import asdict, dataclass
@@ -164,6 +165,11 @@ def plan_lattice(scheme: str, members: int, threshold: int, *, max_clients: int 
     ParameterError
         If no chain fits (the message gives the shortfall).
     """
+    if isinstance(max_clients, bool) or not isinstance(max_clients, numbers.Integral) or max_clients < 1:
+        raise ParameterError(f"max_clients must be a positive int; got {max_clients!r}.")
+    if isinstance(max_value, bool) or not isinstance(max_value, numbers.Real) or not 0 < max_value < math.inf:
+        raise ParameterError(f"max_value must be a positive finite number (one client's largest |value|); "
+                             f"got {max_value!r}.")
     subkeys = math.comb(members, threshold - 1)
     lam = int(smudging_security)
     if not 20 <= lam <= 128:
@@ -181,7 +187,7 @@ def plan_lattice(scheme: str, members: int, threshold: int, *, max_clients: int 
                       ciphertext_noise_bits=math.log2(b_ct), smudging_bits=b, total_noise_bits=total_bits)
         if scheme == "ckks":
             want = 10 if precision_bits is None else int(precision_bits)
-            value_bits = max(0, math.ceil(math.log2(max_clients * float(max_value))))
+            value_bits = max(0, math.ceil(math.log2(max_clients) + math.log2(float(max_value))))
             scale_bits = q_bits - 2 - value_bits  # |sum| * 2^scale < Q / 4
             tail = slot_error_bound(n, b, b_ct, lam, terms=subkeys)
             prec = scale_bits - math.log2(tail)
@@ -191,7 +197,7 @@ def plan_lattice(scheme: str, members: int, threshold: int, *, max_clients: int 
             shortfall = f"n={n}: {prec:.1f} bits of precision after smudging < {want}"
         elif scheme == "bfv":
             frac = 20 if precision_bits is None else int(precision_bits)
-            t_bits = max(18, 2 + math.ceil(math.log2(max_clients * float(max_value)) + frac))
+            t_bits = max(18, 2 + math.ceil(math.log2(max_clients) + math.log2(float(max_value)) + frac))
             margin = (q_bits - t_bits - 1) - (total_bits + 1)  # need total < Q / (2t), 1 bit spare
             if t_bits <= 60 and margin >= 0:
                 return LatticePlan(**common, margin_bits=margin, plain_modulus_bits=t_bits,

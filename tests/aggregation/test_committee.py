@@ -321,3 +321,12 @@ def test_paillier_extra_part_cross_checks():
     parts[3].chunks[0] = parts[3].chunks[0] * parts[3].chunks[0] % n2
     with pytest.raises(InvalidCiphertextError):
         combine(pub, total, parts)
+
+
+@pytest.mark.parametrize("bad", [dict(max_value=0.0), dict(max_value=float("inf")), dict(max_value=float("nan")),
+                                 dict(max_clients=0), dict(max_clients=2.5)])
+def test_plan_lattice_refuses_bad_sizes_with_parameter_error(bad):
+    # were ValueError (math domain) or OverflowError (ceil of inf) from inside the planner
+    with pytest.raises(ParameterError, match="max_value|max_clients"):
+        cl.plan_lattice("ckks", 3, 2, **bad)
+    assert cl.plan_lattice("bfv", 3, 2, max_clients=np.int64(100), max_value=np.float32(1.0)).max_clients == 100

@@ -293,3 +293,19 @@ def test_pinned_layout_protects_the_round_from_an_odd_first_blob(bfv):
     for bad in ({"w": "x"}, {1: (2,)}, (-1,), "abc", {}):
         with pytest.raises(ParameterError, match="layout must be"):
             GradientAggregator(pub, layout=bad)
+
+
+def test_ckks_blob_declaring_a_bound_near_the_double_limit_is_refused(ckks):
+    """Fuzz finding (ckks.aggregate, seed 1012 #27088): bound = 1e308 with count = 65536 made the
+    overflow hint compute log2(65536 * 1e308) = log2(inf) and raise OverflowError from add()."""
+    pub = ckks.public_context()
+    blob = GradientAggregator(pub, max_value=MAX_VALUE).encrypt(updates(1, seed=3)[0])
+    meta = unpack_blob(blob).metadata
+    hostile = repack(blob, meta=dict(meta, count=65536, encoding=dict(meta["encoding"], bound=1e308)))
+    for server in (GradientAggregator(pub), GradientAggregator(pub, max_value=MAX_VALUE)):
+        with pytest.raises(he_ml.errors.HEError):
+            server.add(hostile)
+    # the hint such a refusal carries names a plan that exists (no overflow on the way)
+    from he_ml.aggregation._aggregate_params import aggregation_hint
+
+    assert aggregation_hint("ckks", max_clients=65536, max_value=1e308).startswith(("aggregation_context(", "fewer"))
