@@ -98,6 +98,9 @@ def _aggregation_parameters(scheme: str, *, max_clients: int, max_value: float, 
     # (a hostile blob's declared bound, 1e308) and the client count overflows to inf
     growth = math.log2(max_clients) + math.log2(float(max_value))
     if scheme == "paillier":
+        if math.log2(float(max_value)) + precision_bits >= 1024:  # the packed encoding's fixed point
+            raise ParameterError(f"paillier: max_value={float(max_value):g} at {precision_bits} fractional bits "
+                                 f"exceeds a double; lower max_value or precision_bits.")
         return "Paillier", dict(key_bits=key_bits, preset="sum", precision_bits=int(precision_bits),
                                 max_value=float(max_value), max_additions=int(max_clients))
     if scheme == "bfv":

@@ -249,7 +249,9 @@ class PackedEncoding:
         except OverflowError:  # an integer beyond the double range
             mv_ok = False
         need(mv_ok, f"max_value must be a positive finite number; got {mv!r:.60}.")
-        need(math.isfinite(math.ldexp(float(mv), int(self.precision_bits))),
+        # mv * 2**p is finite iff frexp's exponent e (mv = m 2**e, m in [0.5, 1)) has e + p <= 1024;
+        # math.ldexp itself raises OverflowError instead of returning inf
+        need(math.frexp(float(mv))[1] + int(self.precision_bits) <= 1024,
              f"max_value * 2**precision_bits must be a finite double; got max_value={mv!r:.30} with "
              f"precision_bits={self.precision_bits}. Lower one of them.")
         need(self.layout in LAYOUTS, f"layout must be one of {LAYOUTS}; got {self.layout!r}.")

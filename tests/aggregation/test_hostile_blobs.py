@@ -305,7 +305,10 @@ def test_ckks_blob_declaring_a_bound_near_the_double_limit_is_refused(ckks):
     for server in (GradientAggregator(pub), GradientAggregator(pub, max_value=MAX_VALUE)):
         with pytest.raises(he_ml.errors.HEError):
             server.add(hostile)
-    # the hint such a refusal carries names a plan that exists (no overflow on the way)
+    # the refusal's hint no longer suggests a context that cannot be built (a Paillier one with
+    # max_value * 2**24 beyond a double raised OverflowError when followed)
     from he_ml.aggregation._aggregate_params import aggregation_hint
 
-    assert aggregation_hint("ckks", max_clients=65536, max_value=1e308).startswith(("aggregation_context(", "fewer"))
+    assert aggregation_hint("ckks", max_clients=65536, max_value=1e308).startswith("fewer clients per total")
+    with pytest.raises(ParameterError):
+        aggregation_context("paillier", max_clients=65536, max_value=1e308, precision_bits=24)

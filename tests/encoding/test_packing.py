@@ -198,3 +198,14 @@ def test_decode_rejects_digits_beyond_the_vector():
     m = lay.pack([1, 2, 3])
     with pytest.raises(EncodingOverflowError, match="non-zero digits beyond its 2 values"):
         enc.decode_chunks([m], 2, 0)
+
+
+@pytest.mark.parametrize("max_value,bits,ok", [(1e308, 24, False), (2.0 ** 1000, 24, False),
+                                                (2.0 ** 1000, 23, True), (1e300, 24, True)])
+def test_max_value_times_fixed_point_beyond_a_double_is_a_parameter_error(max_value, bits, ok):
+    # max_value * 2**precision_bits overflowing a double raised OverflowError (math.ldexp) before
+    if ok:
+        PackedEncoding(usable_bits=3070, max_value=max_value, precision_bits=bits)
+    else:
+        with pytest.raises(ParameterError, match="finite double"):
+            PackedEncoding(usable_bits=3070, max_value=max_value, precision_bits=bits)
