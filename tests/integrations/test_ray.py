@@ -383,10 +383,21 @@ def _fresh_workers(cluster, pub, path, **kw) -> None:
     for pid in old:
         os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 30
-    while any(os.path.exists(f"/proc/{p}") and open(f"/proc/{p}/stat").read().split()[2] != "Z" for p in old):
+    def alive(pid: int) -> bool:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split()[2] != "Z"
+        except OSError:
+            return False
+
+    while any(alive(p) for p in old):
         assert time.monotonic() < deadline, "killed Ray workers did not exit"
         time.sleep(0.05)
-    tree_sum(pub, [path] * 12, **kw)
+    # A node starts a worker only when a task is leased to it, and a short sum may finish on node 0
+    # before node 1's new worker is up: warm up until both nodes have run leaves and hold a worker.
+    deadline = time.monotonic() + 60
+    while not (tree_sum(pub, [path] * 12, **kw).nodes == 2 and set(_ray_workers(cluster).values()) == {0, 1}):
+        assert time.monotonic() < deadline, "node 1 ran no task within 60 s of warm-up sums"
 
 
 def _measure_tree_sum(cluster, ctx, pub, path, grad, n, *, both_nodes=True, **kw) -> dict[int, int]:
