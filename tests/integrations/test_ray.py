@@ -402,10 +402,15 @@ def _fresh_workers(cluster, pub, path, **kw) -> None:
 
 def _measure_tree_sum(cluster, ctx, pub, path, grad, n, *, both_nodes=True, **kw) -> dict[int, int]:
     """Per node: peak private memory of its Ray workers above their idle level during one sum."""
-    _fresh_workers(cluster, pub, path, **kw)
-    with _NodeMemorySampler(cluster) as sampler:
-        # the same blob file n times: n distinct ids, so n reads and n validated adds
-        result = tree_sum(pub, [path] * n, **kw)
+    for _attempt in range(3):
+        _fresh_workers(cluster, pub, path, **kw)
+        with _NodeMemorySampler(cluster) as sampler:
+            # the same blob file n times: n distinct ids, so n reads and n validated adds
+            result = tree_sum(pub, [path] * n, **kw)
+        # Ray's scheduler may still keep a whole sum on node 0 (a precondition of the per-node
+        # measurement, not the property under test): measure again from fresh workers.
+        if result.nodes == 2 or not both_nodes:
+            break
     assert result.count == n and (result.nodes == 2 or not both_nodes)
     mean = GradientAggregator(ctx).decrypt(result.blob, count=n)
     assert np.max(np.abs(mean - grad)) <= PAILLIER_TOL
